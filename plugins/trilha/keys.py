@@ -1,0 +1,104 @@
+"""Validation of object keys, project names and prefixes, in one place.
+
+Real INMET names carry spaces and accents (``INMET_SE_SP_A701_SAO PAULO - MIRANTE_...CSV``), so
+Unicode and spaces are kept. What is refused is what could escape a prefix or confuse a reader:
+``..`` and ``.`` segments, absolute paths, backslashes, control characters, empty names and keys
+longer than S3 allows.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from trilha.exceptions import InvalidKeyError, InvalidProjectError
+
+#: S3's limit is 1024 bytes of UTF-8 for a whole key.
+MAX_KEY_BYTES = 1024
+
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
+
+
+def validate_key(key: str, *, what: str = "object key") -> str:
+    """Return ``key`` unchanged if it is a safe object key, else raise :class:`InvalidKeyError`.
+
+    :param key: the key, relative to a bucket, with ``/`` separators.
+    :param what: how to name the key in the error message (for example ``"reception key"``).
+    """
+    if not isinstance(key, str) or key == "":
+        raise InvalidKeyError(f"{what}: expected a non-empty string, got {key!r}")
+    if _has_control(key):
+        raise InvalidKeyError(f"{what} {key!r}: control characters are not allowed")
+    if key.startswith("/"):
+        raise InvalidKeyError(f"{what} {key!r}: expected a relative key, got an absolute path")
+    if "\\" in key:
+        raise InvalidKeyError(f"{what} {key!r}: backslashes are not allowed; use '/' separators")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise InvalidKeyError(
+            f"{what} {key[:60]!r}...: expected at most {MAX_KEY_BYTES} bytes of UTF-8, "
+            f"got {len(key.encode('utf-8'))}"
+        )
+    segments = key.split("/")
+    for segment in segments[:-1] if key.endswith("/") else segments:
+        if segment in ("", ".", ".."):
+            raise InvalidKeyError(
+                f"{what} {key!r}: empty, '.' or '..' path segments are not allowed"
+            )
+    return key
+
+
+def validate_relative_name(name: str, *, what: str = "file name") -> str:
+    """Validate a key that names a file (so it must not end with ``/``)."""
+    validate_key(name, what=what)
+    if name.endswith("/"):
+        raise InvalidKeyError(f"{what} {name!r}: expected a file name, got a folder (ends with '/')")
+    return name
+
+
+def validate_key_prefix(prefix: str | None, *, what: str = "key prefix") -> str:
+    """Validate an optional listing prefix; empty means 'everything'."""
+    if not prefix:
+        return ""
+    validate_key(prefix, what=what)
+    return prefix
+
+
+def validate_project_prefix(prefix: str) -> str:
+    """A project prefix becomes the first segment of every stored key, so it is kept plain ASCII."""
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+        raise InvalidProjectError(
+            f"project prefix {prefix!r}: expected 1-63 characters of lowercase a-z, 0-9, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return prefix
+
+
+def validate_project_name(name: str) -> str:
+    """A project name is free text for people (stored literally via bind parameters), but bounded."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidProjectError(f"project name: expected a non-empty name, got {name!r}")
+    if len(name) > 200:
+        raise InvalidProjectError(f"project name {name[:40]!r}...: expected at most 200 characters")
+    if _has_control(name):
+        raise InvalidProjectError(f"project name {name!r}: control characters are not allowed")
+    return name
+
+
+def validate_bucket(bucket: str) -> str:
+    """S3 bucket naming rules (3-63 lowercase letters, digits, dots and hyphens)."""
+    if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
+        raise InvalidKeyError(
+            f"bucket name {bucket!r}: expected 3-63 characters of a-z, 0-9, '.' or '-'"
+        )
+    return bucket
+
+
+def join_key(*parts: str) -> str:
+    """Join key parts with single slashes and validate the result."""
+    key = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+    return validate_key(key)
