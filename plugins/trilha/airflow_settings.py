@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,8 +31,16 @@ from trilha import config
 from trilha.exceptions import SettingsError
 
 CONN_FIELDS = {
-    "conn_id", "conn_type", "conn_host", "conn_schema", "conn_login", "conn_password", "conn_port",
-    "conn_extra", "conn_description", "conn_uri",
+    "conn_id",
+    "conn_type",
+    "conn_host",
+    "conn_schema",
+    "conn_login",
+    "conn_password",
+    "conn_port",
+    "conn_extra",
+    "conn_description",
+    "conn_uri",
 }
 POOL_FIELDS = {"pool_name", "pool_slot", "pool_description", "include_deferred"}
 VARIABLE_FIELDS = {"variable_name", "variable_value"}
@@ -178,7 +187,8 @@ def with_environment_overrides(settings: Settings, environ: dict[str, str] | Non
 
 
 def _airflow_cli(args: list[str]) -> None:
-    airflow = str(Path(sys.executable).parent / "airflow")
+    local = Path(sys.executable).parent / "airflow"
+    airflow = str(local) if local.exists() else (shutil.which("airflow") or "airflow")
     res = subprocess.run([airflow, *args], capture_output=True, text=True, check=False)  # noqa: S603
     if res.returncode != 0:
         # Airflow's CLI prints the failing entry; pass its last lines on, never the file itself.
@@ -202,8 +212,9 @@ def apply_settings(settings: Settings) -> dict[str, int]:
         if conns:
             _airflow_cli(["connections", "import", "--overwrite", str(files["connections"][0])])
         if settings.variables:
-            _airflow_cli(["variables", "import", "--action-on-existing-key", "overwrite",
-                          str(files["variables"][0])])
+            _airflow_cli(
+                ["variables", "import", "--action-on-existing-key", "overwrite", str(files["variables"][0])]
+            )
         if settings.pools:
             _airflow_cli(["pools", "import", str(files["pools"][0])])
     return {
@@ -214,15 +225,19 @@ def apply_settings(settings: Settings) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trilha.airflow_settings", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m trilha.airflow_settings", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--file", type=Path, default=None)
     parser.add_argument("--check", action="store_true", help="validate only; apply nothing")
     args = parser.parse_args(argv)
     try:
         settings = with_environment_overrides(load_settings(args.file))
         if args.check:
-            print(f"ok: {len(settings.connections)} connections, {len(settings.variables)} variables, "
-                  f"{len(settings.pools)} pools")
+            print(
+                f"ok: {len(settings.connections)} connections, {len(settings.variables)} variables, "
+                f"{len(settings.pools)} pools"
+            )
             return 0
         counts = apply_settings(settings)
     except SettingsError as err:

@@ -33,9 +33,7 @@ MONGO_RUN_COLLECTION = "run_log"
 
 def default_buckets() -> dict[str, str]:
     """Bucket names, with ``TRILHA_BUCKET_<NAME>`` environment overrides (used by the local stack)."""
-    return {
-        key: os.environ.get("TRILHA_" + key.upper(), value) for key, value in DEFAULT_BUCKETS.items()
-    }
+    return {key: os.environ.get("TRILHA_" + key.upper(), value) for key, value in DEFAULT_BUCKETS.items()}
 
 
 def repo_root() -> Path:

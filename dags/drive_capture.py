@@ -1,0 +1,58 @@
+"""
+### drive_capture
+
+Captures new files from a **Google Drive folder** (recursively, shared drives too) or a **local or
+synced folder** into the reception bucket, under the project's prefix.
+
+* `source`: a Drive folder id, or an absolute local path (an rclone mount of Drive works too).
+  Empty means the Variable `trilha_capture_source`; when that is empty too, the run is skipped.
+* `project`: the project whose prefix the files land under; `project_prefix` creates it when new.
+* `key_prefix`: only files whose path under the source starts with this.
+
+Content already captured (same sha256, or Drive md5 when Drive has no sha256) is skipped **before
+any byte moves**. Google Docs/Sheets/Slides are exported (PDF/XLSX/PDF). Each captured file is
+registered in `reception_audit` and claimed in `raw.data_files`. Emits `trilha_reception`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag
+
+from trilha.assets import DEFAULT_ARGS, RECEPTION, SQL_SEARCHPATH, START_DATE, TAGS, bucket
+from trilha.operators.ingest import CaptureOperator
+
+
+@dag(
+    dag_id="drive_capture",
+    schedule="@hourly",
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=[*TAGS, "ingestion"],
+    default_args=DEFAULT_ARGS,
+    template_searchpath=SQL_SEARCHPATH,
+    params={
+        "source": Param("", type="string", description="Drive folder id or absolute local path."),
+        "project": Param("inmet", type="string", minLength=1, description="Project name."),
+        "project_prefix": Param(
+            "",
+            type="string",
+            description="Prefix for a new project (a-z, 0-9, '_' or '-'); empty if it exists.",
+        ),
+        "key_prefix": Param("", type="string", description="Only capture paths starting with this."),
+    },
+)
+def drive_capture() -> None:
+    CaptureOperator(
+        task_id="capture",
+        source="{{ params.source or var.value.get('trilha_capture_source', '') }}",
+        project="{{ params.project }}",
+        project_prefix="{{ params.project_prefix }}",
+        key_prefix="{{ params.key_prefix }}",
+        reception_bucket=bucket("reception"),
+        outlets=[RECEPTION],
+    )
+
+
+drive_capture()

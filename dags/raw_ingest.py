@@ -1,0 +1,62 @@
+"""
+### raw_ingest
+
+Registers every object of the reception bucket, once. Each object not yet registered (by key and
+ETag) is streamed **once**, computing sha256 and md5 in the same pass, and recorded in
+`reception_audit` (bucket, key, size, upload time, checksums, source): a record that outlives the
+object. Its content is claimed in the uniqueness inventory `raw.data_files`; an object whose content
+was claimed before is marked `duplicate` with the sha256 it duplicates.
+
+* `landing_dir`: a local landing directory to ingest first (empty: the Variable `trilha_landing_dir`).
+  Uniqueness is checked *before* uploading, so duplicate bytes never travel.
+* `key_prefix`: only register objects whose key starts with this.
+
+Empty files and unsafe keys are registered as `rejected` with the reason. Runs when
+`drive_capture` emits `trilha_reception`, and every hour. Emits `trilha_raw_registered`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag
+
+from trilha.assets import (
+    DEFAULT_ARGS,
+    RAW_REGISTERED,
+    RECEPTION,
+    SQL_SEARCHPATH,
+    START_DATE,
+    TAGS,
+    bucket,
+    on_asset_or_cron,
+)
+from trilha.operators.ingest import RawIngestOperator
+
+
+@dag(
+    dag_id="raw_ingest",
+    schedule=on_asset_or_cron(RECEPTION, "15 * * * *"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=[*TAGS, "ingestion"],
+    default_args=DEFAULT_ARGS,
+    template_searchpath=SQL_SEARCHPATH,
+    params={
+        "key_prefix": Param("", type="string", description="Only register keys starting with this."),
+        "landing_dir": Param("", type="string", description="Local landing directory to ingest first."),
+        "landing_prefix": Param("", type="string", description="Reception key prefix for landing files."),
+    },
+)
+def raw_ingest() -> None:
+    RawIngestOperator(
+        task_id="register",
+        key_prefix="{{ params.key_prefix }}",
+        landing_dir="{{ params.landing_dir or var.value.get('trilha_landing_dir', '') }}",
+        landing_prefix="{{ params.landing_prefix }}",
+        reception_bucket=bucket("reception"),
+        outlets=[RAW_REGISTERED],
+    )
+
+
+raw_ingest()

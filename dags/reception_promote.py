@@ -1,0 +1,66 @@
+"""
+### reception_promote
+
+Promotes registered reception objects into `storage-unique/<project prefix>/` (the seed-004 pipeline).
+
+* `project`: the project (from `projects_registry`); `project_prefix` creates it when new.
+* `key_prefix`: reception keys to promote; empty means the project's prefix.
+
+For each object, the **double check**: a `storage_audit` row *and* an object physically present in
+storage with the same sha256 means skip (duplicate). Otherwise a **server-side copy**, verified
+(size, md5 ETag, sha256 metadata), and only then the `storage_audit` row. The same name with
+different content becomes a new version (`name__v2.ext`, recorded in `meta.version_history`), never
+an overwrite. Reports copied / duplicates / failed. Runs on `trilha_raw_registered` and hourly;
+emits `trilha_stored_raw`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag
+
+from trilha.assets import (
+    DEFAULT_ARGS,
+    RAW_REGISTERED,
+    SQL_SEARCHPATH,
+    START_DATE,
+    STORED_RAW,
+    TAGS,
+    bucket,
+    on_asset_or_cron,
+)
+from trilha.operators.ingest import PromoteOperator
+
+
+@dag(
+    dag_id="reception_promote",
+    schedule=on_asset_or_cron(RAW_REGISTERED, "30 * * * *"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=[*TAGS, "ingestion"],
+    default_args=DEFAULT_ARGS,
+    template_searchpath=SQL_SEARCHPATH,
+    params={
+        "project": Param("inmet", type="string", minLength=1, description="Project name."),
+        "project_prefix": Param(
+            "",
+            type="string",
+            description="Prefix for a new project (a-z, 0-9, '_' or '-'); empty if it exists.",
+        ),
+        "key_prefix": Param("", type="string", description="Reception key prefix; empty = project prefix."),
+    },
+)
+def reception_promote() -> None:
+    PromoteOperator(
+        task_id="promote",
+        project="{{ params.project or var.value.get('trilha_default_project', 'inmet') }}",
+        project_prefix="{{ params.project_prefix }}",
+        key_prefix="{{ params.key_prefix }}",
+        reception_bucket=bucket("reception"),
+        storage_bucket=bucket("storage"),
+        outlets=[STORED_RAW],
+    )
+
+
+reception_promote()

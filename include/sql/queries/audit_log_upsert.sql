@@ -1,0 +1,9 @@
+-- One row per task try: written as 'running' at start and updated at the end, failures included.
+INSERT INTO meta.audit_log (dag_id, run_id, task_id, map_index, try_number, status, counters, problems, error,
+                            started_at, ended_at, duration_s)
+VALUES (%(dag_id)s, %(run_id)s, %(task_id)s, %(map_index)s, %(try_number)s, %(status)s,
+        %(counters)s::jsonb, %(problems)s::jsonb, %(error)s, %(started_at)s, %(ended_at)s, %(duration_s)s)
+ON CONFLICT (dag_id, run_id, task_id, map_index, try_number) DO UPDATE
+SET status = EXCLUDED.status, counters = EXCLUDED.counters, problems = EXCLUDED.problems, error = EXCLUDED.error,
+    ended_at = EXCLUDED.ended_at, duration_s = EXCLUDED.duration_s
+RETURNING id

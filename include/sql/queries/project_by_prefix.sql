@@ -1,0 +1,1 @@
+SELECT id, name, prefix, created_at FROM projects_registry WHERE prefix = %(prefix)s

@@ -1,0 +1,43 @@
+"""The Assets that chain Trilha's DAGs (data-aware scheduling), and the defaults every DAG shares.
+
+A DAG that changes a layer emits that layer's asset; the next DAG is scheduled on it, with a cron
+fallback so a missed event never leaves data waiting for long. Light on purpose: DAG files import this
+at parse time.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+
+RECEPTION = Asset(name="trilha_reception", uri="s3://recepcao-raw/")
+RAW_REGISTERED = Asset(name="trilha_raw_registered", uri="postgres://audit-store:5432/trilha/public/reception_audit")
+STORED_RAW = Asset(name="trilha_stored_raw", uri="s3://storage-unique/")
+STAGED = Asset(name="trilha_staged", uri="s3://staging-data/")
+CURATED = Asset(name="trilha_curated", uri="s3://curated-data/")
+DATASETS = Asset(name="trilha_datasets", uri="s3://datasets/")
+
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+SQL_SEARCHPATH = [str(Path(__file__).resolve().parents[2] / "include" / "sql")]
+
+DEFAULT_ARGS = {
+    "owner": "trilha",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+}
+TAGS = ["trilha"]
+
+
+def on_asset_or_cron(asset: Asset, cron: str) -> AssetOrTimeSchedule:
+    """Run when ``asset`` is updated, and on ``cron`` (UTC) as a fallback."""
+    return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[asset])
+
+
+def bucket(name: str) -> str:
+    """A templated bucket name: the Airflow Variable ``trilha_bucket_<name>``, else the seeds' default."""
+    from trilha.config import DEFAULT_BUCKETS
+
+    default = DEFAULT_BUCKETS[f"bucket_{name}"]
+    return "{{ var.value.get('trilha_bucket_" + name + "', '" + default + "') }}"

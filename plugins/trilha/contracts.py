@@ -1,0 +1,494 @@
+"""Schema contracts as data (``include/contracts/<dataset>.yaml``) and their vectorized validation.
+
+A contract says, per dataset, which columns exist, their Arrow type, unit, whether they may be null,
+their plausible range or allowed values, and the key that identifies a row. :func:`validate` splits
+a staged table into the rows that honour the contract and a quarantine table of the rows that do
+not, each with every reason it failed ("air_temp_c: expected -40..60 °C, got 75.3"). Nothing is
+dropped silently: ``ok.num_rows + quarantine.num_rows == table.num_rows``.
+
+YAML format::
+
+    dataset: inmet_hourly
+    version: 1
+    description: free text
+    key: [wmo_code, observed_at]
+    extra_columns: allow          # or "forbid": a column the contract does not list fails the file
+    columns:
+      - name: air_temp_c
+        type: float64             # string, float64, int64, int32, bool, date32, timestamp[us, tz=UTC]...
+        unit: °C
+        nullable: true            # default true
+        required: true            # default true: the column must be present
+        min: -40                  # inclusive bounds, optional
+        max: 60
+        allowed: [N, NE, CO, SE, S]   # optional, strings
+        pattern: "^[A-Z][0-9]{3}$"    # optional regular expression (RE2), strings
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
+import pyarrow.compute as pc  # noqa: TID253
+import yaml
+
+from trilha.exceptions import ParseError, TrilhaError
+
+#: Columns whose name starts with this prefix are bookkeeping (``_line_number``), not data.
+INTERNAL_PREFIX = "_"
+LINE_NUMBER_COLUMN = "_line_number"
+CONTRACTS_ENV = "TRILHA_CONTRACTS_DIR"
+DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "include" / "contracts"
+
+_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "large_string": pa.large_string(),
+    "float64": pa.float64(),
+    "float32": pa.float32(),
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "int16": pa.int16(),
+    "bool": pa.bool_(),
+    "date32": pa.date32(),
+}
+_TIMESTAMP_RE = re.compile(r"^timestamp\[(s|ms|us|ns)(?:,\s*tz=([^\]]+))?\]$")
+_COLUMN_KEYS = {
+    "name",
+    "type",
+    "unit",
+    "nullable",
+    "required",
+    "min",
+    "max",
+    "allowed",
+    "pattern",
+    "description",
+}
+_CONTRACT_KEYS = {"dataset", "version", "description", "key", "extra_columns", "columns"}
+_NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+
+
+class ContractError(TrilhaError, ValueError):
+    """A contract file is missing or malformed; the message names the file and the entry."""
+
+
+def arrow_type(name: str) -> pa.DataType:
+    """The Arrow type for a contract type name (``float64``, ``timestamp[us, tz=UTC]``...)."""
+    if name in _TYPES:
+        return _TYPES[name]
+    match = _TIMESTAMP_RE.match(name.strip())
+    if match:
+        return pa.timestamp(match.group(1), tz=match.group(2).strip() if match.group(2) else None)
+    raise ValueError(f"expected a type among {sorted(_TYPES)} or timestamp[unit, tz=...], got {name!r}")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a contract."""
+
+    name: str
+    type: str
+    unit: str | None = None
+    nullable: bool = True
+    required: bool = True
+    min: float | str | None = None
+    max: float | str | None = None
+    allowed: tuple[str, ...] | None = None
+    pattern: str | None = None
+    description: str | None = None
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        return arrow_type(self.type)
+
+    def range_text(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        if self.min is not None and self.max is not None:
+            return f"{_fmt(self.min)}..{_fmt(self.max)}{unit}"
+        if self.min is not None:
+            return f">= {_fmt(self.min)}{unit}"
+        return f"<= {_fmt(self.max)}{unit}"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The declared schema of a dataset (see the module docstring for the YAML format)."""
+
+    dataset: str
+    version: int
+    columns: tuple[ColumnSpec, ...]
+    key_columns: tuple[str, ...]
+    extra_columns: str = "allow"
+    description: str = ""
+    source: str = ""
+
+    def column(self, name: str) -> ColumnSpec:
+        for spec in self.columns:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"contract {self.dataset} v{self.version}: expected a column {name!r}, got none")
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the contract's columns, in contract order."""
+        return pa.schema([pa.field(c.name, c.arrow_type, nullable=c.nullable) for c in self.columns])
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _contract_from_mapping(raw: Any, source: str) -> Contract:
+    if not isinstance(raw, dict):
+        raise ContractError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    unknown = set(raw) - _CONTRACT_KEYS
+    if unknown:
+        raise ContractError(f"{source}: expected keys among {sorted(_CONTRACT_KEYS)}, got {sorted(unknown)}")
+    for required in ("dataset", "version", "columns"):
+        if required not in raw:
+            raise ContractError(f"{source}: expected a '{required}' entry, got none")
+    extra = raw.get("extra_columns", "allow")
+    if extra not in ("allow", "forbid"):
+        raise ContractError(f"{source}: extra_columns: expected 'allow' or 'forbid', got {extra!r}")
+    columns: list[ColumnSpec] = []
+    for index, entry in enumerate(raw["columns"] or []):
+        where = f"{source}: columns[{index}]"
+        if not isinstance(entry, dict) or "name" not in entry or "type" not in entry:
+            raise ContractError(f"{where}: expected a mapping with 'name' and 'type', got {entry!r}")
+        unknown = set(entry) - _COLUMN_KEYS
+        if unknown:
+            raise ContractError(
+                f"{where} ({entry['name']}): expected keys among {sorted(_COLUMN_KEYS)}, got {sorted(unknown)}"
+            )
+        try:
+            arrow_type(str(entry["type"]))
+        except ValueError as exc:
+            raise ContractError(f"{where} ({entry['name']}): {exc}") from None
+        allowed = entry.get("allowed")
+        spec = ColumnSpec(
+            name=str(entry["name"]),
+            type=str(entry["type"]),
+            unit=entry.get("unit"),
+            nullable=bool(entry.get("nullable", True)),
+            required=bool(entry.get("required", True)),
+            min=entry.get("min"),
+            max=entry.get("max"),
+            allowed=tuple(str(v) for v in allowed) if allowed is not None else None,
+            pattern=entry.get("pattern"),
+            description=entry.get("description"),
+        )
+        if spec.pattern is not None:
+            try:
+                re.compile(spec.pattern)
+            except re.error as exc:
+                raise ContractError(
+                    f"{where} ({spec.name}): pattern {spec.pattern!r} is invalid: {exc}"
+                ) from None
+        columns.append(spec)
+    names = [c.name for c in columns]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ContractError(f"{source}: expected unique column names, got duplicates {duplicates}")
+    key = tuple(str(k) for k in raw.get("key") or ())
+    missing_key = [k for k in key if k not in names]
+    if missing_key:
+        raise ContractError(f"{source}: key columns {missing_key} are not declared under 'columns'")
+    return Contract(
+        dataset=str(raw["dataset"]),
+        version=int(raw["version"]),
+        columns=tuple(columns),
+        key_columns=key,
+        extra_columns=str(extra),
+        description=str(raw.get("description") or ""),
+        source=source,
+    )
+
+
+def contracts_directory(directory: Path | None = None) -> Path:
+    """The directory holding the contract files: the argument, else ``$TRILHA_CONTRACTS_DIR``,
+    else ``include/contracts`` of this repository."""
+    if directory is not None:
+        return Path(directory)
+    override = os.environ.get(CONTRACTS_ENV)
+    return Path(override) if override else DEFAULT_DIRECTORY
+
+
+def load_contract(dataset: str, directory: Path | None = None) -> Contract:
+    """Read ``<directory>/<dataset>.yaml``.
+
+    :param dataset: the dataset name, e.g. ``inmet_hourly``; plain ``[a-z0-9_]`` only.
+    :param directory: where the contract files live (see :func:`contracts_directory`).
+    """
+    if not re.fullmatch(r"[a-z0-9_]+", dataset or ""):
+        raise ContractError(f"dataset name: expected [a-z0-9_]+, got {dataset!r}")
+    path = contracts_directory(directory) / f"{dataset}.yaml"
+    if not path.is_file():
+        raise ContractError(f"{path}: expected a contract file for dataset {dataset!r}, got no such file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{path}: expected valid YAML, got {exc}") from None
+    contract = _contract_from_mapping(raw, str(path))
+    if contract.dataset != dataset:
+        raise ContractError(f"{path}: expected dataset {dataset!r}, got {contract.dataset!r}")
+    return contract
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Check:
+    """One failed check over the whole table: a boolean mask and how to word its reason."""
+
+    mask: pa.Array
+    prefix: str  # reason text before the offending value
+    values: pa.Array | None  # the offending values (None: the reason has no value)
+    suffix: str = ""
+
+
+def _bound(value: float | str, type_: pa.DataType) -> pa.Scalar:
+    """A contract bound as an Arrow scalar comparable with a column of ``type_``."""
+    if pa.types.is_timestamp(type_) or pa.types.is_date(type_):
+        parsed: object = value
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if pa.types.is_date(type_) and isinstance(parsed, datetime):
+            parsed = parsed.date()
+        if pa.types.is_timestamp(type_) and isinstance(parsed, date) and not isinstance(parsed, datetime):
+            parsed = datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+        if pa.types.is_timestamp(type_) and isinstance(parsed, datetime) and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return pa.scalar(parsed, type_)
+    # Numbers compare as float64 whatever the column's width; Arrow casts the column side as needed.
+    return pa.scalar(float(value), pa.float64())
+
+
+def _coerce(column: pa.Array, spec: ColumnSpec) -> tuple[pa.Array, pa.Array | None]:
+    """Cast a column to the contract type; return the cast column and a mask of cells that failed."""
+    target = spec.arrow_type
+    if column.type == target:
+        return column, None
+    try:
+        return pc.cast(column, target), None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        pass
+    if pa.types.is_string(column.type) and (pa.types.is_floating(target) or pa.types.is_integer(target)):
+        normalized = pc.replace_substring(column, ",", ".") if pa.types.is_floating(target) else column
+        pattern = _NUMBER_RE if pa.types.is_floating(target) else r"^[+-]?\d+$"
+        bad = pc.fill_null(pc.invert(pc.match_substring_regex(normalized, pattern)), False)
+        cleaned = pc.if_else(bad, pa.scalar(None, column.type), normalized)
+        try:
+            return pc.cast(cleaned, target), bad
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # e.g. an integer beyond the target's range: fall back to value by value
+    # Value by value over the distinct values: only reached for a column that does not fit its type.
+    encoded = pc.dictionary_encode(column)
+    converted: list[object] = []
+    failed: list[bool] = []
+    for value in encoded.dictionary.to_pylist():
+        try:
+            converted.append(pc.cast(pa.array([value], encoded.dictionary.type), target)[0].as_py())
+            failed.append(False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            converted.append(None)
+            failed.append(True)
+    cast = pc.take(pa.array(converted, target), encoded.indices)
+    bad = pc.fill_null(pc.take(pa.array(failed, pa.bool_()), encoded.indices), False)
+    return cast, bad
+
+
+def _extremes(column: pa.Array) -> tuple[Any, Any, int]:
+    """``(min, max, nan_count)`` of a column, ignoring nulls (and NaN for min/max).
+
+    For floats this goes through numpy: Arrow's float ``min_max`` is NaN-aware and about twice as
+    slow as ``to_numpy`` plus ``fmin``/``fmax``, and validation runs once per staged file.
+    """
+    if pa.types.is_floating(column.type):
+        values = column.to_numpy(zero_copy_only=False)  # nulls become NaN
+        nan_count = int(np.count_nonzero(np.isnan(values))) - column.null_count
+        low, high = np.fmin.reduce(values), np.fmax.reduce(values)
+        if np.isnan(low):
+            return None, None, nan_count
+        return float(low), float(high), nan_count
+    extremes = pc.min_max(column)
+    return extremes["min"].as_py(), extremes["max"].as_py(), 0
+
+
+def _bound_value(value: float | str, type_: pa.DataType) -> Any:
+    """A contract bound as a Python value comparable with ``as_py()`` values of ``type_``."""
+    if pa.types.is_timestamp(type_) or pa.types.is_date(type_):
+        return _bound(value, type_).as_py()
+    return float(value)
+
+
+def _checks_for(column: pa.Array, spec: ColumnSpec) -> list[_Check]:
+    """The failed checks of one (already typed) column. Cheap aggregates come first, so a clean
+    column costs a null count and a min/max, not one mask per check."""
+    checks: list[_Check] = []
+    n_null = column.null_count
+    if not spec.nullable and n_null:
+        checks.append(_Check(column.is_null(), f"{spec.name}: expected a value, got null", None))
+    if n_null == len(column):
+        return checks
+    type_ = column.type
+    if spec.min is not None or spec.max is not None:
+        low_value, high_value, nan_count = _extremes(column)
+        if nan_count:
+            nan = pc.fill_null(pc.is_nan(column), False)
+            checks.append(_Check(nan, f"{spec.name}: expected a number, got NaN", None))
+        below = spec.min is not None and low_value is not None and low_value < _bound_value(spec.min, type_)
+        above = spec.max is not None and high_value is not None and high_value > _bound_value(spec.max, type_)
+        if below or above:
+            out = None
+            if below and spec.min is not None:
+                out = pc.less(column, _bound(spec.min, type_))
+            if above and spec.max is not None:
+                over = pc.greater(column, _bound(spec.max, type_))
+                out = over if out is None else pc.or_kleene(out, over)
+            checks.append(
+                _Check(pc.fill_null(out, False), f"{spec.name}: expected {spec.range_text()}, got ", column)
+            )
+    elif pa.types.is_floating(type_) and pc.any(pc.is_nan(column)).as_py():
+        checks.append(
+            _Check(pc.fill_null(pc.is_nan(column), False), f"{spec.name}: expected a number, got NaN", None)
+        )
+    if spec.allowed is not None or spec.pattern is not None:
+        distinct = pc.unique(column).drop_null()
+        text = pc.cast(distinct, pa.string())
+        if spec.allowed is not None:
+            ok = pc.is_in(text, value_set=pa.array(spec.allowed, pa.string()))
+            if not pc.all(ok).as_py():
+                bad_values = pc.filter(distinct, pc.invert(ok))
+                mask = pc.fill_null(pc.is_in(column, value_set=bad_values), False)
+                shown = ", ".join(spec.allowed[:30])
+                checks.append(_Check(mask, f"{spec.name}: expected one of [{shown}], got ", column))
+        if spec.pattern is not None:
+            ok = pc.match_substring_regex(text, spec.pattern)
+            if not pc.all(ok).as_py():
+                bad_values = pc.filter(distinct, pc.invert(ok))
+                mask = pc.fill_null(pc.is_in(column, value_set=bad_values), False)
+                checks.append(
+                    _Check(mask, f"{spec.name}: expected a value matching {spec.pattern!r}, got ", column)
+                )
+    return checks
+
+
+def _reason_texts(checks: list[_Check], rows: pa.Array) -> pa.Array:
+    """Per offending row, its reasons joined with ``"; "``, built with string kernels only."""
+    parts: list[pa.Array] = []
+    for check in checks:
+        mask = pc.take(check.mask, rows)
+        if check.values is None:
+            text = pc.if_else(mask, pa.scalar(check.prefix), pa.scalar(None, pa.string()))
+        else:
+            values = pc.cast(pc.take(check.values, rows), pa.string())
+            if pa.types.is_string(check.values.type) or pa.types.is_large_string(check.values.type):
+                values = pc.binary_join_element_wise("'", values, "'", "")
+            values = pc.fill_null(values, "null")
+            text = pc.if_else(
+                mask,
+                pc.binary_join_element_wise(check.prefix, values, check.suffix, ""),
+                pa.scalar(None, pa.string()),
+            )
+        parts.append(text)
+    return pc.binary_join_element_wise(*parts, "; ", null_handling="skip")
+
+
+def validate(
+    table: pa.Table,
+    contract: Contract,
+    source_file: str,
+    line_numbers: pa.Array | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """Split ``table`` into the rows that honour ``contract`` and the quarantined rest.
+
+    :param table: a parsed table (``ParsedFile.table``), usually with a ``_line_number`` column.
+    :param contract: the dataset's contract (:func:`load_contract`).
+    :param source_file: the file the rows came from, copied into the quarantine rows.
+    :param line_numbers: source line of each row when ``table`` has no ``_line_number`` column.
+    :returns: ``(ok, quarantine)``. ``ok`` has the contract's types. ``quarantine`` holds the offending
+        rows as they were, plus ``_source_file``, ``_line_number`` and ``_reason`` (every failed check
+        of the row, naming column, value and expectation, joined with ``"; "``).
+
+    A required column that is missing, or an extra column under ``extra_columns: forbid``, rejects
+    the whole file with :class:`ParseError`.
+    """
+    names = table.column_names
+    missing = [c.name for c in contract.columns if c.required and c.name not in names]
+    if missing:
+        raise ParseError(
+            f"{source_file}: expected columns {missing} required by contract {contract.dataset} "
+            f"v{contract.version}, got columns {names}"
+        )
+    if contract.extra_columns == "forbid":
+        declared = {c.name for c in contract.columns}
+        extra = [n for n in names if n not in declared and not n.startswith(INTERNAL_PREFIX)]
+        if extra:
+            raise ParseError(
+                f"{source_file}: expected only the columns of contract {contract.dataset} "
+                f"v{contract.version}, got extra columns {extra}"
+            )
+    if line_numbers is not None and len(line_numbers) != table.num_rows:
+        raise ValueError(f"line_numbers: expected {table.num_rows} values, got {len(line_numbers)}")
+
+    changed: dict[str, pa.Array] = {}
+    checks: list[_Check] = []
+    for spec in contract.columns:
+        if spec.name not in names:
+            continue
+        chunked = table.column(spec.name)
+        original = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
+        typed, bad = _coerce(original, spec)
+        if bad is not None and pc.any(bad).as_py():
+            checks.append(_Check(bad, f"{spec.name}: expected {spec.type}, got ", original))
+        if typed is not original:
+            changed[spec.name] = typed
+        checks.extend(_checks_for(typed, spec))
+
+    ok = table
+    for name, typed in changed.items():
+        ok = ok.set_column(ok.schema.get_field_index(name), name, typed)
+    if not checks:
+        empty = pa.array([], pa.int64())
+        return ok, _quarantine(table.slice(0, 0), source_file, line_numbers, empty, pa.array([], pa.string()))
+    failed = checks[0].mask
+    for check in checks[1:]:
+        failed = pc.or_(failed, check.mask)
+    rows = pa.array(np.flatnonzero(np.asarray(failed.to_numpy(zero_copy_only=False), dtype=bool)), pa.int64())
+    reasons = _reason_texts(checks, rows)
+    quarantine = _quarantine(table.take(rows), source_file, line_numbers, rows, reasons)
+    return ok.filter(pc.invert(failed)), quarantine
+
+
+def _quarantine(
+    rows_table: pa.Table,
+    source_file: str,
+    line_numbers: pa.Array | None,
+    rows: pa.Array,
+    reasons: pa.Array,
+) -> pa.Table:
+    if LINE_NUMBER_COLUMN in rows_table.column_names:
+        lines = rows_table.column(LINE_NUMBER_COLUMN).combine_chunks()
+        rows_table = rows_table.drop_columns([LINE_NUMBER_COLUMN])
+    elif line_numbers is not None:
+        lines = pc.take(line_numbers, rows)
+    else:
+        lines = pa.nulls(len(rows), pa.int64())
+    n = rows_table.num_rows
+    return (
+        rows_table.append_column("_source_file", pa.array([source_file] * n, pa.string()))
+        .append_column(LINE_NUMBER_COLUMN, pc.cast(lines, pa.int64()))
+        .append_column("_reason", pc.cast(reasons, pa.string()))
+    )

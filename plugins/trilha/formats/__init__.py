@@ -1,0 +1,24 @@
+"""Parsers for the files that reach staging: INMET yearly station files (three layouts), INMET
+BDMEP exports, and generic delimited text.
+
+Pure functions over bytes: no Airflow, no network, no object storage. Layouts are detected from
+content, never from file names. See :func:`parse_file`.
+"""
+
+from __future__ import annotations
+
+from trilha.formats.common import LINE_NUMBER_COLUMN, REJECTED_SCHEMA, ParsedFile
+from trilha.formats.detect import LAYOUTS, detect_layout, parse_file
+from trilha.formats.inmet import HOURLY_COLUMNS, HOURLY_MEASUREMENTS, STATION_COLUMNS
+
+__all__ = [
+    "HOURLY_COLUMNS",
+    "HOURLY_MEASUREMENTS",
+    "LAYOUTS",
+    "LINE_NUMBER_COLUMN",
+    "REJECTED_SCHEMA",
+    "STATION_COLUMNS",
+    "ParsedFile",
+    "detect_layout",
+    "parse_file",
+]

@@ -1,0 +1,1 @@
+"""Trilha's hooks: one module per external system. Hooks own the connections and all the I/O."""

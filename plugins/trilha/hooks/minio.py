@@ -1,0 +1,459 @@
+"""MinIO (any S3-compatible server) with verified, streaming, checksummed transfers.
+
+:class:`MinioHook` subclasses the Amazon provider's ``S3Hook`` on an ``aws`` connection whose extra
+carries ``endpoint_url``. What it adds is the lake's guarantees:
+
+* every byte uploaded is hashed (sha256 + md5) in the same pass that feeds the upload;
+* an object under its final key always carries its sha256 in user metadata and is complete:
+  large uploads are multipart (invisible until completed), and an upload whose content does not
+  match what was announced is removed, never left behind claiming to be whole;
+* copies inside the lake are server-side (multipart ``UploadPartCopy`` above the 5 GiB single-request
+  limit), then verified by size, the server's md5 ETag and the sha256 metadata;
+* listing is a lazy paginated iterator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+from trilha import config
+from trilha.digest import CHUNK_SIZE, Digest, DigestingReader, Readable, iter_stream
+from trilha.exceptions import ConnectionSetupError, IntegrityError
+from trilha.keys import validate_bucket, validate_key
+
+SHA256_META = "sha256"
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+#: S3's single-request CopyObject limit.
+MAX_SINGLE_COPY = 5 * GIB
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """The digest of the bytes uploaded and the ETag the server gave the object."""
+
+    digest: Digest
+    etag: str
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or HEAD tells about an object, without reading it."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime | None
+    metadata: dict[str, str] | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        """The sha256 user metadata, if the object carries it (keys are case-insensitive)."""
+        if not self.metadata:
+            return None
+        for k, v in self.metadata.items():
+            if k.lower() == SHA256_META:
+                return v
+        return None
+
+    @property
+    def md5_etag(self) -> str | None:
+        """The ETag when it is a plain md5 of the content (single-part uploads and copies)."""
+        etag = self.etag.strip('"')
+        return etag if len(etag) == 32 and "-" not in etag else None
+
+
+def _md5_b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+class MinioHook(S3Hook):
+    """S3Hook for MinIO with one-pass digests, verified uploads and verified server-side copies.
+
+    :param aws_conn_id: the ``aws`` connection; its extra must carry ``endpoint_url``.
+    :param multipart_threshold: uploads at least this large go multipart.
+    :param part_size: multipart part size for uploads (S3 minimum 5 MiB).
+    :param copy_part_size: part size for multipart server-side copies.
+    :param max_single_copy: above this size copies use ``UploadPartCopy`` (S3's limit is 5 GiB).
+    """
+
+    conn_name_attr = "aws_conn_id"
+    default_conn_name = config.S3_CONN_ID
+    conn_type = "aws"
+    hook_name = "Trilha MinIO (S3-compatible)"
+
+    def __init__(
+        self,
+        aws_conn_id: str = config.S3_CONN_ID,
+        multipart_threshold: int = 64 * MIB,
+        part_size: int = 64 * MIB,
+        copy_part_size: int = 512 * MIB,
+        max_single_copy: int = MAX_SINGLE_COPY,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(aws_conn_id=aws_conn_id, **kwargs)
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.copy_part_size = copy_part_size
+        self.max_single_copy = max_single_copy
+
+    # connection checks ---------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """The provider's test calls STS, which MinIO does not serve: list buckets instead."""
+        try:
+            names = [b["Name"] for b in self.get_conn().list_buckets().get("Buckets", [])]
+        except Exception as err:
+            return False, self.explain_error(err)
+        return True, f"connection {self.aws_conn_id!r} reached the S3 endpoint; buckets: {names}"
+
+    def explain_error(self, err: BaseException, bucket: str | None = None) -> str:
+        """Turn a client error into a message naming the connection and what to check."""
+        from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
+        conn = f"connection {self.aws_conn_id!r}"
+        if isinstance(err, EndpointConnectionError):
+            return (
+                f"{conn}: cannot reach the S3 endpoint ({err}); check extra.endpoint_url and that the "
+                "server runs"
+            )
+        if isinstance(err, NoCredentialsError):
+            return f"{conn}: no access key; set login (access key) and password (secret key)"
+        if isinstance(err, ClientError):
+            code = err.response.get("Error", {}).get("Code", "")
+            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
+                return f"{conn}: the server refused the keys ({code}); check login/password of the connection"
+            if code in ("NoSuchBucket", "404") and bucket:
+                return f"{conn}: bucket {bucket!r} does not exist; create it or fix the bucket Variable"
+            return f"{conn}: S3 error {code}: {err}"
+        return f"{conn}: {type(err).__name__}: {err}"
+
+    def check_buckets(self, buckets: Iterable[str]) -> None:
+        """Fail early, with a message that says what to fix, if a bucket cannot be used."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        for bucket in buckets:
+            validate_bucket(bucket)
+            try:
+                self.get_conn().head_bucket(Bucket=bucket)
+            except AirflowNotFoundException:
+                raise ConnectionSetupError(
+                    f"connection {self.aws_conn_id!r} is not defined: add it to airflow_settings.yaml or "
+                    f"set AIRFLOW_CONN_{str(self.aws_conn_id).upper()}"
+                ) from None
+            except Exception as err:
+                raise ConnectionSetupError(self.explain_error(err, bucket)) from err
+
+    # reading -------------------------------------------------------------------------------------
+    def iter_objects(
+        self, bucket: str, prefix: str = "", with_metadata: bool = False, page_size: int = 1000
+    ) -> Iterator[ObjectInfo]:
+        """Lazily list ``bucket`` under ``prefix``, one page at a time.
+
+        :param with_metadata: also HEAD each object for its user metadata (one request per object,
+            so only when asked).
+        """
+        paginator = self.get_conn().get_paginator("list_objects_v2")
+        pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
+        for page in pages:
+            for item in page.get("Contents", []):
+                info = ObjectInfo(
+                    bucket, item["Key"], int(item["Size"]), item["ETag"].strip('"'), item.get("LastModified")
+                )
+                if with_metadata:
+                    full = self.stat(bucket, info.key)
+                    if full is None:  # vanished between the listing and the HEAD
+                        continue
+                    info = full
+                yield info
+
+    def stat(self, bucket: str, key: str) -> ObjectInfo | None:
+        """HEAD one object; ``None`` when it does not exist."""
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.get_conn().head_object(Bucket=bucket, Key=key)
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return ObjectInfo(
+            bucket,
+            key,
+            int(head["ContentLength"]),
+            head["ETag"].strip('"'),
+            head.get("LastModified"),
+            dict(head.get("Metadata") or {}),
+        )
+
+    def iter_chunks(self, bucket: str, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream an object's bytes in fixed-size chunks (bounded memory)."""
+        body = self.get_conn().get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            yield from iter_stream(body, chunk_size)
+        finally:
+            body.close()
+
+    def digest_object(self, bucket: str, key: str) -> Digest:
+        """sha256 and md5 of an object, from a single streamed read."""
+        reader = DigestingReader(self.get_conn().get_object(Bucket=bucket, Key=key)["Body"])
+        while reader.read(CHUNK_SIZE):
+            pass
+        return reader.digest()
+
+    # writing -------------------------------------------------------------------------------------
+    def upload_stream(
+        self,
+        bucket: str,
+        key: str,
+        stream: Readable,
+        expected: Digest | None = None,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> UploadResult:
+        """Upload ``stream`` to ``bucket/key``, hashing it in the same pass, and verify it.
+
+        Small payloads (below ``multipart_threshold``) are read once into memory, hashed, and sent with
+        their sha256 metadata and a Content-MD5 the server checks. Larger ones go multipart: when the
+        caller knows the digest (``expected``, as the landing ingestion does) straight to the final key,
+        otherwise to a hidden temporary key that is copied into place with its sha256 once known. A
+        multipart upload is invisible until completed, and a completed one whose digest differs from
+        ``expected`` is deleted, so no object under ``key`` ever claims content it does not hold.
+
+        :return: the digest of the bytes actually uploaded, and the object's ETag.
+        """
+        validate_bucket(bucket)
+        validate_key(key)
+        client = self.get_conn()
+        head = stream.read(self.multipart_threshold)
+        if len(head) < self.multipart_threshold:
+            digest = Digest(
+                hashlib.sha256(head).hexdigest(),
+                hashlib.md5(head, usedforsecurity=False).hexdigest(),
+                len(head),
+            )
+            self._check_expected(bucket, key, digest, expected, uploaded=False)
+            resp = client.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=head,
+                ContentMD5=_md5_b64(head),
+                ContentType=content_type,
+                Metadata={**(metadata or {}), SHA256_META: digest.sha256},
+            )
+            return UploadResult(digest, str(resp["ETag"]).strip('"'))
+        target = key if expected else f"{key}.trilha-partial-{uuid.uuid4().hex}"
+        meta = {**(metadata or {})}
+        if expected:
+            meta[SHA256_META] = expected.sha256
+        digest, etag = self._multipart_upload(bucket, target, head, stream, meta, content_type)
+        if expected:
+            self._check_expected(bucket, key, digest, expected, uploaded=True)
+            return UploadResult(digest, etag)
+        try:
+            info = self.copy_object_verified(bucket, target, bucket, key, digest, metadata=metadata)
+        finally:
+            client.delete_object(Bucket=bucket, Key=target)
+        return UploadResult(digest, info.etag)
+
+    def _check_expected(
+        self, bucket: str, key: str, digest: Digest, expected: Digest | None, uploaded: bool
+    ) -> None:
+        if expected is None or (digest.sha256 == expected.sha256 and digest.size == expected.size):
+            return
+        if uploaded:
+            self.get_conn().delete_object(Bucket=bucket, Key=key)
+        raise IntegrityError(
+            f"s3://{bucket}/{key}: expected sha256 {expected.sha256} ({expected.size} bytes), read "
+            f"{digest.sha256} ({digest.size} bytes) from the source; the source changed while it was "
+            "being uploaded, nothing was kept"
+        )
+
+    def _multipart_upload(
+        self,
+        bucket: str,
+        key: str,
+        head: bytes,
+        stream: Readable,
+        metadata: dict[str, str],
+        content_type: str,
+    ) -> tuple[Digest, str]:
+        client = self.get_conn()
+        sha256 = hashlib.sha256()
+        md5 = hashlib.md5(usedforsecurity=False)
+        size = 0
+        upload_id = client.create_multipart_upload(
+            Bucket=bucket, Key=key, Metadata=metadata, ContentType=content_type
+        )["UploadId"]
+        parts: list[dict[str, Any]] = []
+        try:
+            buffer = head
+            while True:
+                while len(buffer) < self.part_size:
+                    more = stream.read(self.part_size - len(buffer))
+                    if not more:
+                        break
+                    buffer += more
+                if not buffer:
+                    break
+                sha256.update(buffer)
+                md5.update(buffer)
+                size += len(buffer)
+                number = len(parts) + 1
+                resp = client.upload_part(
+                    Bucket=bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    Body=buffer,
+                    ContentMD5=_md5_b64(buffer),
+                )
+                parts.append({"PartNumber": number, "ETag": resp["ETag"]})
+                buffer = b""
+            done = client.complete_multipart_upload(
+                Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            # Nothing half-written may remain: abort makes the parts disappear.
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            raise
+        return Digest(sha256.hexdigest(), md5.hexdigest(), size), str(done.get("ETag", "")).strip('"')
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> Digest:
+        """Write a small payload (manifests, Parquet outputs) with its sha256 metadata."""
+        import io
+
+        return self.upload_stream(bucket, key, io.BytesIO(data), content_type=content_type).digest
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        return b"".join(self.iter_chunks(bucket, key))
+
+    # copying -------------------------------------------------------------------------------------
+    def copy_object_verified(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        expected: Digest,
+        metadata: dict[str, str] | None = None,
+        source_etag: str | None = None,
+        rehash: bool = False,
+    ) -> ObjectInfo:
+        """Server-side copy, then verify the destination; no byte passes through the worker.
+
+        :param expected: the digest the content must have (from the audit trail).
+        :param source_etag: when given, the copy only happens if the source still has this ETag.
+        :param rehash: also stream the destination and compare its sha256 (reads the bytes once).
+        :raises IntegrityError: the destination does not hold the expected content; it is deleted.
+        """
+        validate_key(dst_key)
+        meta = {**(metadata or {}), SHA256_META: expected.sha256}
+        if expected.size > self.max_single_copy:
+            self._multipart_copy(src_bucket, src_key, dst_bucket, dst_key, expected.size, meta, source_etag)
+        else:
+            extra: dict[str, Any] = {"CopySourceIfMatch": source_etag} if source_etag else {}
+            self.get_conn().copy_object(
+                Bucket=dst_bucket,
+                Key=dst_key,
+                CopySource={"Bucket": src_bucket, "Key": src_key},
+                MetadataDirective="REPLACE",
+                Metadata=meta,
+                **extra,
+            )
+        return self.verify_object(dst_bucket, dst_key, expected, rehash=rehash, delete_on_mismatch=True)
+
+    def _multipart_copy(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        size: int,
+        metadata: dict[str, str],
+        source_etag: str | None,
+    ) -> None:
+        client = self.get_conn()
+        upload_id = client.create_multipart_upload(Bucket=dst_bucket, Key=dst_key, Metadata=metadata)[
+            "UploadId"
+        ]
+        parts: list[dict[str, Any]] = []
+        try:
+            for number, start in enumerate(range(0, size, self.copy_part_size), start=1):
+                end = min(start + self.copy_part_size, size) - 1
+                extra: dict[str, Any] = {"CopySourceIfMatch": source_etag} if source_etag else {}
+                resp = client.upload_part_copy(
+                    Bucket=dst_bucket,
+                    Key=dst_key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": src_bucket, "Key": src_key},
+                    CopySourceRange=f"bytes={start}-{end}",
+                    **extra,
+                )
+                etag = resp.get("CopyPartResult", {}).get("ETag")
+                if not etag:
+                    raise IntegrityError(
+                        f"s3://{dst_bucket}/{dst_key}: the server returned no ETag for copied part {number}; "
+                        "it does not support UploadPartCopy"
+                    )
+                parts.append({"PartNumber": number, "ETag": etag})
+            client.complete_multipart_upload(
+                Bucket=dst_bucket, Key=dst_key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            client.abort_multipart_upload(Bucket=dst_bucket, Key=dst_key, UploadId=upload_id)
+            raise
+
+    def verify_object(
+        self, bucket: str, key: str, expected: Digest, rehash: bool = False, delete_on_mismatch: bool = False
+    ) -> ObjectInfo:
+        """Check that ``bucket/key`` holds ``expected``: size, sha256 metadata, and content.
+
+        Content is checked against the server's md5 ETag when it is a plain md5 (computed by the server
+        over the stored bytes, and compared to the md5 that was computed in the same pass as the
+        sha256); multipart ETags, or ``rehash=True``, stream the object and compare its sha256.
+        """
+        info = self.stat(bucket, key)
+        problem = None
+        if info is None:
+            problem = "it does not exist"
+        elif info.size != expected.size:
+            problem = f"expected {expected.size} bytes, found {info.size}"
+        elif info.sha256 != expected.sha256:
+            problem = f"expected sha256 metadata {expected.sha256}, found {info.sha256}"
+        elif rehash or info.md5_etag is None:
+            actual = self.digest_object(bucket, key)
+            if actual.sha256 != expected.sha256:
+                problem = f"expected content sha256 {expected.sha256}, read {actual.sha256}"
+        elif info.md5_etag != expected.md5:
+            problem = f"expected md5 {expected.md5}, the server reports {info.md5_etag}"
+        if problem:
+            if delete_on_mismatch and info is not None:
+                self.get_conn().delete_object(Bucket=bucket, Key=key)
+            raise IntegrityError(f"s3://{bucket}/{key}: verification failed: {problem}")
+        assert info is not None
+        return info
+
+    def delete_keys(self, bucket: str, keys: list[str]) -> list[str]:
+        """Delete up to any number of keys, 1000 per request; return the keys the server confirmed."""
+        deleted: list[str] = []
+        client = self.get_conn()
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            resp = client.delete_objects(
+                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": False}
+            )
+            deleted.extend(d["Key"] for d in resp.get("Deleted", []))
+        return deleted

@@ -1,0 +1,181 @@
+"""Pure decisions of the ingestion half of the lake: keys, versions, promotion and cleanup rules.
+
+No Airflow, no I/O: operators gather facts (audit rows, listings) and ask these functions what to do,
+so each rule is tested on its own with plain values.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import PurePosixPath
+from typing import Any
+
+from trilha.keys import join_key, validate_key
+
+
+def reception_key(project_prefix: str, relative_path: str) -> str:
+    """Where a captured file lands in the reception bucket: under its project's prefix."""
+    return join_key(project_prefix, validate_key(relative_path, what="source path"))
+
+
+def logical_name(object_key: str, project_prefix: str) -> str:
+    """The name a reception object keeps in storage: its key relative to the project prefix."""
+    head = project_prefix.rstrip("/") + "/"
+    return object_key[len(head) :] if object_key.startswith(head) else object_key
+
+
+def stored_key(project_prefix: str, name: str, version: int) -> str:
+    """``<prefix>/<name>`` for version 1, ``<prefix>/<stem>__v<N><suffix>`` after: never an overwrite."""
+    if version <= 1:
+        return join_key(project_prefix, name)
+    path = PurePosixPath(name)
+    suffix = "".join(path.suffixes[-1:])
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    return join_key(project_prefix, str(path.parent / f"{stem}__v{version}{suffix}").lstrip("./"))
+
+
+def disambiguated_key(key: str, content_id: str) -> str:
+    """A sibling key for different content that arrives under a name already taken in reception."""
+    path = PurePosixPath(key)
+    suffix = "".join(path.suffixes[-1:])
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    tag = "".join(ch for ch in content_id if ch.isalnum())[:12] or "x"
+    return validate_key(str(path.parent / f"{stem}__{tag}{suffix}").lstrip("./"))
+
+
+def lock_key(kind: str, value: str) -> int:
+    """A stable signed 32-bit advisory-lock key for ``kind:value`` (crc32, the same in every process)."""
+    crc = zlib.crc32(f"{kind}:{value}".encode())
+    return crc - (1 << 32) if crc >= (1 << 31) else crc
+
+
+@dataclass
+class PromotionItem:
+    """One reception object to promote, and what the plan decided for it."""
+
+    reception_id: int
+    source_key: str
+    sha256: str
+    md5: str
+    size: int
+    etag: str
+    name: str
+    action: str = ""  # "copy" | "duplicate" | "repair"
+    version: int = 1
+    dest_key: str = ""
+    previous_sha256: str | None = None
+    reason: str = ""
+
+
+@dataclass
+class PromotionPlan:
+    copy: list[PromotionItem] = field(default_factory=list)
+    duplicates: list[PromotionItem] = field(default_factory=list)
+    repair: list[PromotionItem] = field(default_factory=list)
+
+
+def plan_promotion(
+    items: Iterable[PromotionItem],
+    stored_by_sha: dict[str, dict[str, Any]],
+    physically_present: set[str],
+    latest_versions: dict[str, dict[str, Any]],
+    project_prefix: str,
+) -> PromotionPlan:
+    """Decide, for a batch, what to copy, what is a duplicate and what must be repaired.
+
+    The double check: content with a ``storage_audit`` row **and** a physical object holding it
+    (``physically_present`` has its stored key) is a duplicate. An audit row whose object is missing is
+    repaired (copied again to the audited key, no new row). Otherwise the content is new for the
+    project: version 1 of its name, or the next version when the name already holds other content.
+
+    :param stored_by_sha: audit rows of this project's stored content, by sha256.
+    :param physically_present: stored keys verified present with the right content.
+    :param latest_versions: latest stored version per logical name (``version``, ``sha256``).
+    """
+    plan = PromotionPlan()
+    next_version = {n: (int(v["version"]), v["sha256"]) for n, v in latest_versions.items()}
+    planned_sha: set[str] = set()
+    for item in sorted(items, key=lambda i: i.reception_id):
+        stored = stored_by_sha.get(item.sha256)
+        if stored is not None:
+            if stored["dest_key"] in physically_present:
+                item.action, item.dest_key = "duplicate", stored["dest_key"]
+                item.reason = f"content already stored at {stored['dest_key']}"
+                plan.duplicates.append(item)
+            elif item.sha256 not in planned_sha:
+                item.action, item.dest_key = "repair", stored["dest_key"]
+                item.reason = "audit row present but the stored object is missing or differs"
+                plan.repair.append(item)
+                planned_sha.add(item.sha256)
+            else:
+                item.action, item.dest_key = "duplicate", stored["dest_key"]
+                item.reason = "same content as another object of this batch"
+                plan.duplicates.append(item)
+            continue
+        if item.sha256 in planned_sha:
+            item.action = "duplicate"
+            item.reason = "same content as another object of this batch"
+            plan.duplicates.append(item)
+            continue
+        previous = next_version.get(item.name)
+        if previous is None:
+            item.version, item.previous_sha256 = 1, None
+        else:
+            item.version, item.previous_sha256 = previous[0] + 1, previous[1]
+        next_version[item.name] = (item.version, item.sha256)
+        item.dest_key = stored_key(project_prefix, item.name, item.version)
+        item.action = "copy"
+        planned_sha.add(item.sha256)
+        plan.copy.append(item)
+    return plan
+
+
+@dataclass(frozen=True)
+class CleanupDecision:
+    action: str  # "delete" | "keep"
+    reason: str
+
+
+def cleanup_decision(
+    audit: dict[str, Any] | None,
+    current_size: int,
+    current_etag: str,
+    stored: dict[str, Any] | None,
+    stored_verified: bool,
+    now: datetime,
+    retention: timedelta,
+) -> CleanupDecision:
+    """May this reception object be deleted? Only when every condition of the cleanup rule holds.
+
+    1. a ``reception_audit`` row describes it; 2. its content is stored (audit row) 3. and verified
+    present in storage; 4. it is still the audited content (size and ETag unchanged); 5. it is older
+    than the retention window.
+    """
+    if audit is None:
+        return CleanupDecision("keep", "no reception_audit row for this object (run raw_ingest first)")
+    if audit.get("status") == "rejected":
+        return CleanupDecision("keep", f"rejected at ingestion ({audit.get('reason')}); kept for inspection")
+    if int(audit["size_bytes"]) != current_size or str(audit["etag"]) != current_etag:
+        return CleanupDecision(
+            "keep",
+            f"object changed since audit (size {audit['size_bytes']} -> {current_size}, "
+            f"ETag {audit['etag']} -> {current_etag})",
+        )
+    if stored is None:
+        return CleanupDecision("keep", "content not in storage_audit yet (run reception_promote first)")
+    if not stored_verified:
+        return CleanupDecision(
+            "keep",
+            f"storage_audit names {stored['dest_bucket']}/{stored['dest_key']} but that object is "
+            "missing or holds other content",
+        )
+    uploaded = audit.get("uploaded_at")
+    if uploaded is None or now - uploaded < retention:
+        return CleanupDecision("keep", f"younger than the retention window ({retention.days} days)")
+    return CleanupDecision(
+        "delete",
+        f"verified stored at {stored['dest_bucket']}/{stored['dest_key']}; older than {retention.days} days",
+    )

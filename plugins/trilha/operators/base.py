@@ -1,0 +1,237 @@
+"""What every Trilha operator shares, written once.
+
+:class:`TrilhaBaseOperator` keeps the counters (seen / new / duplicate / copied / skipped / rejected /
+failed / bytes), logs progress lines on long loops, writes one ``meta.audit_log`` row (at start, then
+updated at the end, failure included) and one run-log document per task run, and returns a small
+JSON-able summary to XCom. Subclasses implement :meth:`TrilhaBaseOperator.run` only.
+
+A per-item failure never stops the batch: it is recorded with its reason, and the task fails at the
+end if anything failed (``fail_on_errors=False`` keeps it green). Rejected input (an empty file, a
+bad key, an unparseable row) is an expected outcome, recorded in the audit, and does not fail the task.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from trilha import config
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from trilha.hooks.audit import AuditHook
+    from trilha.hooks.minio import MinioHook
+    from trilha.hooks.runlog import RunLogHook
+
+COUNTER_NAMES = ("seen", "new", "duplicate", "copied", "skipped", "rejected", "failed", "bytes")
+#: At most this many per-item problems are kept in the run log document (all are in the audit tables).
+MAX_ITEMS_IN_LOG = 200
+
+
+class Counters:
+    """Named counters plus the per-item outcomes worth reporting (rejections, failures, keys touched)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
+        self.problems: list[dict[str, str]] = []
+        self.keys_touched: list[str] = []
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.values[name] = self.values.get(name, 0) + n
+
+    def __getitem__(self, name: str) -> int:
+        return self.values.get(name, 0)
+
+    def problem(self, kind: str, item: str, reason: str) -> None:
+        """Count a 'rejected', 'failed' or 'skipped' item and keep its reason."""
+        self.add(kind)
+        if len(self.problems) < MAX_ITEMS_IN_LOG:
+            self.problems.append({"kind": kind, "item": item, "reason": reason})
+
+    def touched(self, key: str) -> None:
+        if len(self.keys_touched) < MAX_ITEMS_IN_LOG:
+            self.keys_touched.append(key)
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.values)
+
+
+class Progress:
+    """Logs ``done/total, bytes, rate`` every ``every`` seconds (never per item) and at the end."""
+
+    def __init__(self, log: Any, what: str, total: int | None = None, every: float = 5.0) -> None:
+        self.log = log
+        self.what = what
+        self.total = total
+        self.every = every
+        self.done = 0
+        self.bytes = 0
+        self.start = time.monotonic()
+        self._last = self.start
+
+    def update(self, items: int = 1, nbytes: int = 0) -> None:
+        self.done += items
+        self.bytes += nbytes
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            self._last = now
+            self._emit()
+
+    def finish(self) -> None:
+        self._emit()
+
+    def _emit(self) -> None:
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        total = "?" if self.total is None else str(self.total)
+        self.log.info(
+            "%s: %s/%s done, %.1f MB, %.1f items/s, %.1f MB/s",
+            self.what,
+            self.done,
+            total,
+            self.bytes / 1e6,
+            self.done / elapsed,
+            self.bytes / 1e6 / elapsed,
+        )
+
+
+class TrilhaBaseOperator(BaseOperator):
+    """Base of every Trilha operator: hooks, counters, audit row, run-log document, summary.
+
+    :param postgres_conn_id: audit store connection (templated).
+    :param aws_conn_id: MinIO / S3 connection (templated).
+    :param mongo_conn_id: run-log connection (templated).
+    :param fail_on_errors: fail the task at the end when any item failed (default ``True``).
+    """
+
+    template_fields: Sequence[str] = ("postgres_conn_id", "aws_conn_id", "mongo_conn_id")
+    ui_color = "#e8f4ea"
+
+    def __init__(
+        self,
+        *,
+        postgres_conn_id: str = config.POSTGRES_CONN_ID,
+        aws_conn_id: str = config.S3_CONN_ID,
+        mongo_conn_id: str = config.MONGO_CONN_ID,
+        fail_on_errors: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.postgres_conn_id = postgres_conn_id
+        self.aws_conn_id = aws_conn_id
+        self.mongo_conn_id = mongo_conn_id
+        self.fail_on_errors = fail_on_errors
+
+    @cached_property
+    def audit(self) -> AuditHook:
+        from trilha.hooks.audit import AuditHook
+
+        return AuditHook(postgres_conn_id=self.postgres_conn_id)
+
+    @cached_property
+    def minio(self) -> MinioHook:
+        from trilha.hooks.minio import MinioHook
+
+        return MinioHook(aws_conn_id=self.aws_conn_id)
+
+    @cached_property
+    def runlog(self) -> RunLogHook:
+        from trilha.hooks.runlog import RunLogHook
+
+        return RunLogHook(mongo_conn_id=self.mongo_conn_id)
+
+    def run(self, context: Context, counters: Counters) -> dict[str, Any]:
+        """Do the work; return extra summary fields (small and JSON-able). Implemented by subclasses."""
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        ids = {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "map_index": int(
+                getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1
+            ),
+            "try_number": int(getattr(ti, "try_number", 1) or 1),
+        }
+        started = datetime.now(UTC)
+        counters = Counters()
+        row = {
+            **ids,
+            "status": "running",
+            "counters": {},
+            "problems": [],
+            "error": None,
+            "started_at": started,
+            "ended_at": None,
+            "duration_s": None,
+        }
+        audit_id = self.audit.write_audit_log(row)
+        status, error, extra = "failed", None, {}
+        try:
+            extra = self.run(context, counters) or {}
+            status = "success"
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+            raise
+        finally:
+            ended = datetime.now(UTC)
+            duration = (ended - started).total_seconds()
+            row.update(
+                status=status,
+                counters=counters.as_dict(),
+                problems=counters.problems,
+                error=error,
+                ended_at=ended,
+                duration_s=duration,
+            )
+            try:
+                self.audit.write_audit_log(row)
+            finally:
+                run_log_id = self.runlog.write(
+                    {
+                        "_id": "/".join(
+                            str(ids[k]) for k in ("dag_id", "run_id", "task_id", "map_index", "try_number")
+                        ),
+                        **ids,
+                        "status": status,
+                        "started_at": started,
+                        "ended_at": ended,
+                        "duration_s": duration,
+                        "counters": counters.as_dict(),
+                        "error": error,
+                        "problems": counters.problems,
+                        "keys_touched": counters.keys_touched,
+                        "audit_log_id": audit_id,
+                        "summary": extra,
+                    },
+                    self.log,
+                )
+                self.audit.close()
+        summary = {
+            "counters": counters.as_dict(),
+            "audit_log_id": audit_id,
+            "run_log_id": run_log_id,
+            **extra,
+        }
+        self.log.info("summary: %s", counters.as_dict())
+        if counters["failed"] and self.fail_on_errors:
+            raise AirflowException(
+                f"{counters['failed']} item(s) failed (first: {self._first_failure(counters)}); the rest of "
+                f"the batch was processed. See meta.audit_log id {audit_id} and run log {run_log_id}."
+            )
+        return summary
+
+    @staticmethod
+    def _first_failure(counters: Counters) -> str:
+        for p in counters.problems:
+            if p["kind"] == "failed":
+                return f"{p['item']}: {p['reason']}"
+        return "?"

@@ -1,0 +1,284 @@
+"""Capture sources: where ``drive_capture`` reads files from, behind one interface.
+
+A :class:`CaptureSource` lists the files under a root lazily (as :class:`SourceFile` records) and
+streams the bytes of one file in bounded chunks. Two implementations exist: the Google Drive hook
+(:class:`trilha.hooks.drive.TrilhaDriveHook`) and :class:`LocalFolderSource` here, which also serves
+synced folders such as an rclone mount of Drive and the demo with no Google account.
+
+The records carry what the source already knows about the content (size, md5, sha256, revision) so
+that the caller can skip content it captured before without reading a byte of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
+
+from trilha.digest import CHUNK_SIZE, digest_file
+from trilha.exceptions import SourceError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file offered by a capture source.
+
+    :param source_kind: ``"drive"`` or ``"local"``.
+    :param source_id: the Drive file id, or the absolute local path.
+    :param relative_path: the path under the source root with ``/`` separators (on Drive, the folder
+        names joined). It is *not* validated here: the caller validates it as an object key.
+    :param size: size in bytes; ``None`` for Google-native documents before export.
+    :param md5: hex md5 (Drive ``md5Checksum``) or ``None`` when the source does not know it.
+    :param sha256: hex sha256 (Drive ``sha256Checksum``) or ``None`` when the source does not know it.
+    :param mime_type: the source's MIME type (for Google-native documents, the native type).
+    :param modified_time: last modification, RFC 3339 in UTC.
+    :param revision: what changes when the content changes: Drive ``headRevisionId`` (or
+        ``modifiedTime`` for Google-native documents, which have none); locally ``"<mtime_ns>-<size>"``.
+    :param export_mime_type: for Google Docs/Sheets/Slides, the format the content is exported to.
+    :param drive_id: the shared drive id when the file lives in a shared drive.
+    """
+
+    source_kind: str
+    source_id: str
+    relative_path: str
+    size: int | None
+    md5: str | None
+    sha256: str | None
+    mime_type: str | None
+    modified_time: str | None
+    revision: str | None
+    export_mime_type: str | None = None
+    drive_id: str | None = None
+
+
+@runtime_checkable
+class CaptureSource(Protocol):
+    """What the capture operator needs from a source: a lazy listing and streamed content."""
+
+    kind: str
+
+    def describe(self) -> str:
+        """Say what is being read, for logs and the audit (``"local folder /data/in"``)."""
+        ...
+
+    def list_files(self, prefix: str = "") -> Iterator[SourceFile]:
+        """Yield every file under the root, recursively, whose ``relative_path`` starts with ``prefix``."""
+        ...
+
+    def iter_chunks(self, file: SourceFile, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Yield the content of ``file`` in chunks of at most ``chunk_size`` bytes."""
+        ...
+
+
+def is_hidden(name: str) -> bool:
+    """Dot-names are tool and OS metadata (``.DS_Store``, ``.git``, ``.Trash-1000``), not data."""
+    return name.startswith(".")
+
+
+def rfc3339_from_ns(ns: int) -> str:
+    """Format a POSIX timestamp in nanoseconds like Drive does: ``2024-01-31T12:00:00.123Z``."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rest // 1000)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def folder_may_contain(folder_rel: str, prefix: str) -> bool:
+    """Whether a folder (``"a/b/"``) can hold paths starting with ``prefix``, so that it is worth listing."""
+    return folder_rel.startswith(prefix) or prefix.startswith(folder_rel)
+
+
+class LocalFolderSource:
+    """A local or synced folder (for example an rclone mount of Drive) as a capture source.
+
+    The listing is recursive and deterministic: depth-first, entries sorted by name in each folder.
+    Names starting with a dot (``.DS_Store``, ``.git``, ``.Trash-1000``...) are skipped, files and
+    folders alike, because they are tool and OS metadata rather than data. Symbolic links are followed
+    only when they point to a file inside the root; links to folders are never followed (they could
+    loop, and their files are listed where they really live) and links leading outside the root are
+    skipped with a warning, so that the root is the boundary of what gets captured.
+
+    :param root: the folder to capture from. It must exist and be a directory.
+    :param compute_checksums: hash every file while listing (sha256 and md5 from one pass), so that the
+        caller can skip known content before uploading it. With ``False`` the records carry no
+        checksums and the caller hashes while streaming.
+    """
+
+    kind: str = "local"
+
+    def __init__(self, root: str | Path, compute_checksums: bool = True) -> None:
+        given = Path(root).expanduser()
+        if not given.exists():
+            raise SourceError(
+                f"local folder {str(given)!r}: does not exist; expected an existing directory "
+                "(check the folder path parameter, and that the mount or sync is up)"
+            )
+        if not given.is_dir():
+            raise SourceError(
+                f"local folder {str(given)!r}: expected a directory, got a file; "
+                "give the folder that contains the files to capture"
+            )
+        # Resolved once, so that containment checks compare real paths even when the root itself is
+        # reached through a symlink (a mount point under /mnt, a synced folder under $HOME).
+        self.root = given.resolve()
+        self.compute_checksums = compute_checksums
+
+    def describe(self) -> str:
+        """:return: ``"local folder <absolute root>"``."""
+        return f"local folder {self.root}"
+
+    def list_files(self, prefix: str = "") -> Iterator[SourceFile]:
+        """Yield the files under the root, lazily and in a stable order.
+
+        A file that disappears while the folder is being listed is skipped with a warning (there is
+        nothing left to capture). A file that cannot be hashed (for example no read permission) is
+        still yielded, without checksums, so that reading it reports the failure for that file alone.
+
+        :param prefix: keep only files whose ``relative_path`` starts with it; folders that cannot
+            match are not even listed.
+        """
+        yield from self._walk(self.root, "", prefix)
+
+    def _walk(self, folder: Path, folder_rel: str, prefix: str) -> Iterator[SourceFile]:
+        try:
+            with os.scandir(folder) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
+        except FileNotFoundError:
+            log.warning("local folder %s vanished while it was being listed; skipped", folder)
+            return
+        except OSError as exc:
+            # An unreadable folder would silently hide files: stop, and say which folder to fix.
+            raise SourceError(
+                f"local folder {str(folder)!r}: cannot be listed ({exc.strerror}); "
+                "fix its permissions or move it out of the capture root"
+            ) from exc
+
+        for entry in entries:
+            if is_hidden(entry.name):
+                log.debug("skipped hidden entry %s", entry.path)
+                continue
+            rel = f"{folder_rel}{entry.name}"
+            try:
+                if entry.is_symlink():
+                    if not self._symlink_is_capturable(Path(entry.path)):
+                        continue
+                elif entry.is_dir(follow_symlinks=False):
+                    if folder_may_contain(f"{rel}/", prefix):
+                        yield from self._walk(Path(entry.path), f"{rel}/", prefix)
+                    continue
+                elif not entry.is_file(follow_symlinks=False):
+                    log.warning("skipped %s: not a regular file (socket, FIFO or device)", entry.path)
+                    continue
+                if not rel.startswith(prefix):
+                    continue
+                record = self._describe_file(Path(entry.path), rel)
+            except FileNotFoundError:
+                log.warning("local file %s vanished while the folder was being listed; skipped", entry.path)
+                continue
+            if record is not None:
+                yield record
+
+    def _symlink_is_capturable(self, link: Path) -> bool:
+        target = link.resolve()
+        if not target.exists():
+            log.warning("skipped broken symlink %s -> %s", link, target)
+            return False
+        if not target.is_relative_to(self.root):
+            log.warning("skipped symlink %s: it points outside the capture root %s", link, self.root)
+            return False
+        if target.is_dir():
+            log.info("skipped symlink to a folder %s: folder links are not followed", link)
+            return False
+        return target.is_file()
+
+    def _describe_file(self, path: Path, rel: str) -> SourceFile | None:
+        before = path.stat()
+        md5: str | None = None
+        sha256: str | None = None
+        if self.compute_checksums:
+            try:
+                digest = digest_file(path)
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                log.warning("local file %s: cannot be hashed while listing (%s)", path, exc.strerror)
+            else:
+                after = path.stat()
+                if (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size):
+                    md5, sha256 = digest.md5, digest.sha256
+                else:
+                    # Still being written: checksums of a moving file would describe nothing.
+                    log.warning("local file %s changed while it was hashed; listed without checksums", path)
+                    before = after
+        return SourceFile(
+            source_kind=self.kind,
+            source_id=str(path),
+            relative_path=rel,
+            size=before.st_size,
+            md5=md5,
+            sha256=sha256,
+            mime_type=mimetypes.guess_type(path.name)[0],
+            modified_time=rfc3339_from_ns(before.st_mtime_ns),
+            revision=f"{before.st_mtime_ns}-{before.st_size}",
+        )
+
+    def iter_chunks(self, file: SourceFile, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream a listed file in chunks of at most ``chunk_size`` bytes (memory stays bounded).
+
+        The file must still be the one that was listed: if its size or mtime changed (since it was
+        listed, or while it is read) a :class:`SourceError` is raised rather than yielding bytes that
+        the listed checksums do not describe. A re-run captures the new content.
+
+        :param file: a record yielded by :meth:`list_files`.
+        :param chunk_size: the largest chunk yielded, in bytes.
+        :raises SourceError: the file vanished, changed, is unreadable, or lies outside the root.
+        """
+        if chunk_size <= 0:
+            raise ValueError(f"chunk_size: expected a positive number of bytes, got {chunk_size}")
+        path = Path(file.source_id)
+        if not path.resolve().is_relative_to(self.root):
+            raise SourceError(
+                f"local file {file.relative_path!r} ({path}): expected a file inside {self.root}, "
+                "got a path outside the capture root"
+            )
+        try:
+            handle = open(path, "rb")  # closed by the with block below
+        except FileNotFoundError as exc:
+            raise SourceError(
+                f"local file {file.relative_path!r} ({path}): vanished since it was listed "
+                f"from {self.root}; nothing to capture"
+            ) from exc
+        except OSError as exc:
+            raise SourceError(
+                f"local file {file.relative_path!r} ({path}): cannot be opened ({exc.strerror})"
+            ) from exc
+        with handle:
+            self._check_unchanged(handle, file, "since it was listed")
+            try:
+                while chunk := handle.read(chunk_size):
+                    yield chunk
+            except OSError as exc:
+                raise SourceError(
+                    f"local file {file.relative_path!r} ({path}): read failed ({exc.strerror})"
+                ) from exc
+            self._check_unchanged(handle, file, "while it was read")
+
+    @staticmethod
+    def _check_unchanged(handle: BinaryIO, file: SourceFile, when: str) -> None:
+        if file.revision is None:
+            return
+        stat = os.fstat(handle.fileno())
+        now = f"{stat.st_mtime_ns}-{stat.st_size}"
+        if now != file.revision:
+            raise SourceError(
+                f"local file {file.relative_path!r} ({file.source_id}): changed {when} "
+                f"(expected revision {file.revision}, got {now}); it is skipped now and a re-run captures it"
+            )
