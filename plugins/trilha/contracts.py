@@ -167,7 +167,8 @@ def _contract_from_mapping(raw: Any, source: str) -> Contract:
         unknown = set(entry) - _COLUMN_KEYS
         if unknown:
             raise ContractError(
-                f"{where} ({entry['name']}): expected keys among {sorted(_COLUMN_KEYS)}, got {sorted(unknown)}"
+                f"{where} ({entry['name']}): expected keys among {sorted(_COLUMN_KEYS)}, "
+                f"got {sorted(unknown)}"
             )
         try:
             arrow_type(str(entry["type"]))

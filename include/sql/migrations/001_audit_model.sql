@@ -169,6 +169,7 @@ CREATE TABLE curated_inventory (
     rows               BIGINT      NOT NULL,
     bucket             TEXT        NOT NULL,
     prefix             TEXT        NOT NULL,
+    inputs             JSONB       NOT NULL,
     files              JSONB       NOT NULL,
     manifest_key       TEXT        NOT NULL,
     manifest_sha256    CHAR(64)    NOT NULL,

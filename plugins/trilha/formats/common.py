@@ -436,13 +436,13 @@ def read_delimited(
                 )
             body, kept = _without_lines(body, offsets, too_long | (lengths == 0))
 
-    physical = count_lines(body)
     # Optimistic multi-threaded read (Arrow converts columns in parallel). Line numbers are then
     # simply consecutive; a file with malformed or blank lines is read again single-threaded,
     # which is what makes Arrow report the row number of each malformed line.
     table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=True)
     if invalid:
         table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=False)
+    physical = count_lines(body)  # after the read: the bytes are in cache by now
     if table.num_rows + len(invalid) != physical:
         # Arrow skipped empty lines, so its row numbers no longer match our lines: drop the blank
         # lines ourselves and read again. Rare: only files with blank lines inside the data.
@@ -599,7 +599,7 @@ def reject_cells(
     message: str,
 ) -> None:
     """Record every row flagged in ``mask``; ``message`` may use ``{value!r}`` for the cell."""
-    if mask is None:
+    if mask is None or (isinstance(mask, pa.Array) and mask.true_count == 0):
         return
     flagged = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool))
     if not len(flagged):

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
 import pyarrow.compute as pc  # noqa: TID253
 
@@ -159,7 +160,33 @@ def plan_columns(
     header_line: int,
     need_hour: bool,
 ) -> ColumnPlan:
-    """Map header fields to output columns by their (folded) text, never by position."""
+    """Map header fields to output columns by their (folded) text, never by position.
+
+    Cached by header: a run over hundreds of station files sees a handful of distinct headers.
+    ``name`` and ``header_line`` only word error messages, and errors are never cached.
+    """
+    return _plan_columns(tuple(headers), rules, trailing, need_hour, name, header_line)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_plan(headers: tuple[str, ...], rules: Rules, trailing: bool, need_hour: bool) -> ColumnPlan:
+    return _build_plan(list(headers), rules=rules, trailing=trailing, need_hour=need_hour)
+
+
+def _plan_columns(
+    headers: tuple[str, ...], rules: Rules, trailing: bool, need_hour: bool, name: str, header_line: int
+) -> ColumnPlan:
+    try:
+        return _cached_plan(headers, rules, trailing, need_hour)
+    except _PlanError as exc:
+        raise ParseError(f"{name}: line {header_line}: {exc}") from None
+
+
+class _PlanError(ValueError):
+    """A header that cannot be mapped (raised without file context, so it can be cached around)."""
+
+
+def _build_plan(headers: list[str], *, rules: Rules, trailing: bool, need_hour: bool) -> ColumnPlan:
     arrow_names = [f"f{i}" for i in range(len(headers))]
     date_field: str | None = None
     hour_field: str | None = None
@@ -177,16 +204,15 @@ def plan_columns(
         if canonical is None:
             extra_headers.append((arrow_name, header))
         elif canonical in measures:
-            raise ParseError(
-                f"{name}: line {header_line}: expected one column for {canonical}, got two: "
-                f"{measures[canonical][1]!r} and {header!r}"
+            raise _PlanError(
+                f"expected one column for {canonical}, got two: {measures[canonical][1]!r} and {header!r}"
             )
         else:
             measures[canonical] = (arrow_name, header)
     if date_field is None:
-        raise ParseError(f"{name}: line {header_line}: expected a date column ('Data...'), got {headers!r}")
+        raise _PlanError(f"expected a date column ('Data...'), got {headers!r}")
     if need_hour and hour_field is None:
-        raise ParseError(f"{name}: line {header_line}: expected an hour column ('Hora...'), got {headers!r}")
+        raise _PlanError(f"expected an hour column ('Hora...'), got {headers!r}")
     taken = set(HOURLY_COLUMNS) | set(measures) | {LINE_NUMBER_COLUMN}
     extra_names = unique_names(
         [snake_case(h, f"column_{i + 1}") for i, (_, h) in enumerate(extra_headers)], taken
@@ -221,15 +247,92 @@ def _parse_date_days(text: str) -> int | None:
         return None
 
 
+def _fixed_width(values: pa.Array, width: int) -> np.ndarray | None:
+    """The bytes of a string array as an ``(n, width)`` matrix when every value is exactly
+    ``width`` bytes and none is null (the shape of INMET dates and hours), else ``None``."""
+    n = len(values)
+    if n == 0 or values.null_count or not pa.types.is_string(values.type):
+        return None
+    buffers = values.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=np.int32)[values.offset : values.offset + n + 1]
+    if int(offsets[-1] - offsets[0]) != n * width or not np.all(np.diff(offsets) == width):
+        return None
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+    return data.reshape(n, width)
+
+
+def _digits(matrix: np.ndarray, positions: Sequence[int]) -> np.ndarray | None:
+    """The decimal number spelled by the given byte columns, or ``None`` if one is not a digit."""
+    columns = matrix[:, positions].astype(np.int32) - 48
+    if columns.min() < 0 or columns.max() > 9:
+        return None
+    result = np.zeros(len(matrix), dtype=np.int32)
+    for index in range(len(positions)):
+        result = result * 10 + columns[:, index]
+    return result
+
+
+def _days_from_civil(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm, vectorized)."""
+    y = year.astype(np.int64) - (month <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    mp = (month.astype(np.int64) + 9) % 12
+    doy = (153 * mp + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _fast_dates(values: pa.Array) -> np.ndarray | None:
+    """Days since the epoch for a column of ``YYYY-MM-DD`` / ``YYYY/MM/DD`` dates, all valid;
+    ``None`` sends the column to the exact, per-value path (which also names the bad cells)."""
+    matrix = _fixed_width(values, 10)
+    if matrix is None:
+        return None
+    separators = matrix[:, [4, 7]]
+    if not (np.all(separators == 47) or np.all(separators == 45)):  # all '/' or all '-'
+        return None
+    year, month, day = _digits(matrix, [0, 1, 2, 3]), _digits(matrix, [5, 6]), _digits(matrix, [8, 9])
+    if year is None or month is None or day is None:
+        return None
+    if month.min() < 1 or month.max() > 12 or day.min() < 1:
+        return None
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)[month]
+    if np.any(day > month_days + (leap & (month == 2))):
+        return None
+    return _days_from_civil(year, month, day)
+
+
+def _fast_hours(values: pa.Array) -> np.ndarray | None:
+    """Seconds after midnight for ``HHMM UTC`` (2019+) or ``HH:MM`` (up to 2018) columns."""
+    for width, hour_at, minute_at, literal in ((8, [0, 1], [2, 3], (4, b" UTC")), (5, [0, 1], [3, 4], (2, b":"))):
+        matrix = _fixed_width(values, width)
+        if matrix is None:
+            continue
+        at, text = literal
+        if not np.all(matrix[:, at : at + len(text)] == np.frombuffer(text, dtype=np.uint8)):
+            return None
+        hours, minutes = _digits(matrix, hour_at), _digits(matrix, minute_at)
+        if hours is None or minutes is None or hours.max() > 23 or minutes.max() > 59:
+            return None
+        return hours * 3600 + minutes * 60
+    return None
+
+
 def parse_dates(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array | None]:
     """``YYYY-MM-DD`` / ``YYYY/MM/DD`` strings to date32, with a mask of the invalid cells.
 
-    A year has at most 366 distinct dates, so the work is done on the dictionary of distinct
-    values and spread back with ``take``. Arrow's string-to-date cast is strict ISO (it refuses
-    2019-02-30, unlike ``strptime``); only when it fails is each distinct value checked in Python.
+    Fast path: INMET dates are fixed-width, so the digits are read straight from the string
+    buffer with numpy. Otherwise the distinct values (at most 366 a year) are converted and spread
+    back with ``take``: Arrow's string-to-date cast is strict ISO (it refuses 2019-02-30, unlike
+    ``strptime``), and only when it fails is each distinct value checked in Python.
     """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
+    fast = _fast_dates(values)
+    if fast is not None:
+        return pa.array(fast.astype(np.int32), pa.int32()).view(pa.date32()), None
     encoded = pc.dictionary_encode(values)
     try:
         days = pc.cast(pc.replace_substring(encoded.dictionary, "/", "-"), pa.date32())
@@ -238,18 +341,28 @@ def parse_dates(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array 
     return pc.take(days, encoded.indices), None
 
 
-def parse_hours(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+def parse_hours(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array | None]:
     """Hour strings to seconds after midnight (int32), with a mask of the invalid cells.
 
-    A year has 24 distinct hour strings, so parsing the distinct values in Python is cheaper than
-    any chain of string kernels over 8784 rows.
+    Fast path: fixed-width ``HHMM UTC`` / ``HH:MM`` read with numpy. Otherwise each distinct
+    value (24 in a year) is parsed in Python and spread back with ``take``.
     """
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    fast = _fast_hours(values)
+    if fast is not None:
+        return pa.array(fast, pa.int32()), None
     return map_unique(values, _parse_hour, pa.int32())
 
 
 def build_timestamps(days: pa.Array, seconds: pa.Array | None) -> pa.Array:
-    """UTC timestamps (microseconds) from date32 days and seconds after midnight."""
-    micros = pc.multiply(pc.cast(pc.cast(days, pa.int32()), pa.int64()), 86_400_000_000)
+    """UTC timestamps (microseconds) from date32 days and seconds after midnight (nulls propagate)."""
+    if days.null_count == 0 and (seconds is None or seconds.null_count == 0):
+        micros = days.view(pa.int32()).to_numpy().astype(np.int64) * 86_400_000_000
+        if seconds is not None:
+            micros += seconds.to_numpy().astype(np.int64) * 1_000_000
+        return pa.array(micros, pa.int64()).view(TIMESTAMP_TYPE)
+    micros = pc.multiply(pc.cast(days.view(pa.int32()), pa.int64()), 86_400_000_000)
     if seconds is not None:
         micros = pc.add(micros, pc.multiply(pc.cast(seconds, pa.int64()), 1_000_000))
     return pc.cast(micros, TIMESTAMP_TYPE)
@@ -350,17 +463,17 @@ def finish_table(
     """Dates, hours, extras and station columns; drop the rejected rows; fixed column order."""
     table = read.table
     n = table.num_rows
-    raw_dates = table.column(plan.date_field)
+    raw_dates = _single(table.column(plan.date_field))
     days, bad_date = parse_dates(raw_dates)
-    missing_date = raw_dates.is_null()
+    missing_date = raw_dates.is_null() if raw_dates.null_count else None
     reject_cells(rejects, read, bad_date, raw_dates, "expected a date YYYY-MM-DD or YYYY/MM/DD")
     reject_cells(rejects, read, missing_date, None, "expected a date, got an empty cell")
     masks = [*masks, bad_date, missing_date]
     seconds = None
     if plan.hour_field is not None:
-        raw_hours = table.column(plan.hour_field)
+        raw_hours = _single(table.column(plan.hour_field))
         seconds, bad_hour = parse_hours(raw_hours)
-        missing_hour = raw_hours.is_null()
+        missing_hour = raw_hours.is_null() if raw_hours.null_count else None
         reject_cells(rejects, read, bad_hour, raw_hours, "expected an hour HH:MM or HHMM UTC")
         reject_cells(rejects, read, missing_hour, None, "expected an hour, got an empty cell")
         masks += [bad_hour, missing_hour]

@@ -1,0 +1,59 @@
+"""
+### curated
+
+Combines each dataset's staged parts into one conformed, deduplicated table and writes a new
+curated version to `curated-data/<project>/<dataset>/v<NNNN>/` when, and only when, its staged
+inputs changed. For INMET: `hourly.parquet` (one row per station and UTC hour, stable sort, so a
+re-run is byte-identical), `daily.parquet` (per station and UTC day: precipitation sum,
+temperature min/mean/max, mean humidity, max gust, and the hours behind each figure) and
+`stations.parquet` (metadata keyed by WMO code). `manifest.json` lists the exact staged inputs
+(key + sha256) and is written last.
+
+When the `trilha_snowflake` connection names an account, the version is also loaded into
+Snowflake (stage, then MERGE; SQL in `include/sql/snowflake/`). Runs on `trilha_staged` and daily;
+emits `trilha_curated`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag
+
+from trilha.assets import (
+    CURATED,
+    DEFAULT_ARGS,
+    SQL_SEARCHPATH,
+    STAGED,
+    START_DATE,
+    TAGS,
+    bucket,
+    on_asset_or_cron,
+)
+from trilha.operators.process import CuratedOperator
+
+
+@dag(
+    dag_id="curated",
+    schedule=on_asset_or_cron(STAGED, "0 3 * * *"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=[*TAGS, "processing"],
+    default_args=DEFAULT_ARGS,
+    template_searchpath=SQL_SEARCHPATH,
+    params={
+        "project": Param("", type="string", description="Only this project; empty = every project."),
+        "dataset": Param("", type="string", description="Only this dataset; empty = every dataset."),
+    },
+)
+def curated() -> None:
+    CuratedOperator(
+        task_id="curate",
+        project="{{ params.project }}",
+        dataset="{{ params.dataset }}",
+        curated_bucket=bucket("curated"),
+        outlets=[CURATED],
+    )
+
+
+curated()

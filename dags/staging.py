@@ -1,0 +1,61 @@
+"""
+### staging
+
+For each stored raw file not yet staged by the current code version (a fingerprint of the parsers
+and contracts), parses it, cleans it and validates it against its dataset's schema contract
+(`include/contracts/<dataset>.yaml`), and writes typed Parquet to
+`staging-data/<project>/<dataset>/<name>__<sha12>.parquet`.
+
+* INMET layouts (yearly files before 2019, 2019, 2020+, BDMEP exports) are detected from the
+  content; other CSVs go through the generic path (delimiter, encoding, decimal and header sniffed).
+* Columns become snake_case ASCII, decimal commas numbers, `-9999`/empty/`null` nulls, times UTC.
+* Rows that break the contract, or cannot be parsed, go to a quarantine Parquet with a reason and
+  line number per row. A file that matches no layout is recorded as rejected with the reason.
+
+The staging inventory records rows in / ok / rejected and every output's sha256. Runs when
+`reception_promote` emits `trilha_stored_raw`, and hourly; emits `trilha_staged`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag
+
+from trilha.assets import (
+    DEFAULT_ARGS,
+    SQL_SEARCHPATH,
+    STAGED,
+    START_DATE,
+    STORED_RAW,
+    TAGS,
+    bucket,
+    on_asset_or_cron,
+)
+from trilha.operators.process import StagingOperator
+
+
+@dag(
+    dag_id="staging",
+    schedule=on_asset_or_cron(STORED_RAW, "45 * * * *"),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=[*TAGS, "processing"],
+    default_args=DEFAULT_ARGS,
+    template_searchpath=SQL_SEARCHPATH,
+    params={
+        "project": Param("", type="string", description="Only this project; empty = every project."),
+        "key_prefix": Param("", type="string", description="Only stored keys starting with this."),
+    },
+)
+def staging() -> None:
+    StagingOperator(
+        task_id="stage",
+        project="{{ params.project }}",
+        key_prefix="{{ params.key_prefix }}",
+        staging_bucket=bucket("staging"),
+        outlets=[STAGED],
+    )
+
+
+staging()

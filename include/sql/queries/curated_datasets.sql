@@ -1,0 +1,6 @@
+-- Datasets with staged data, per project.
+SELECT DISTINCT p.id AS project_id, p.name AS project_name, p.prefix AS project_prefix, i.dataset
+FROM staging_inventory i JOIN projects_registry p ON p.id = i.project_id
+WHERE i.status = 'staged' AND (%(project)s::text IS NULL OR p.name = %(project)s)
+  AND (%(dataset)s::text IS NULL OR i.dataset = %(dataset)s)
+ORDER BY p.name, i.dataset

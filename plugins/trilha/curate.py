@@ -1,0 +1,363 @@
+"""Curated tables: conform the staged parts of a dataset into one deduplicated, sorted version.
+
+``inmet_hourly`` gives three tables:
+
+* ``hourly``: one row per ``(wmo_code, observed_at)``, sorted by ``wmo_code`` then ``observed_at``.
+  **Dedup rule**: when several rows share a key, the row from the part that comes *last* in the
+  ``parts`` list wins, and within one part the *last* row wins. Callers pass parts in a
+  deterministic order (the curated operator orders them by staging time, then key), so a newer
+  staging of a corrected file replaces the older one hour by hour.
+* ``daily``: per station and UTC date, sums/means/extremes plus the number of hours each one is
+  based on (``hours_total``, ``hours_with_temp``...), so a "daily mean" built from 3 of 24 hours is
+  visible as such. ``air_temp_min_c``/``air_temp_max_c`` take the lowest/highest of the hourly
+  reading and INMET's per-hour minimum/maximum, because the extremes within an hour are what
+  INMET records in the min/max columns.
+* ``stations``: one row per WMO code with the metadata of its latest observation ("latest year
+  wins": coordinates move when a station is re-sited), plus first/last observation and hour count.
+
+Every other dataset gives ``{"data": ...}``: exact duplicate rows removed, rows sorted by all
+columns (so the result does not depend on part order).
+
+Columns whose name starts with ``_`` (``_line_number``) are bookkeeping of one staged file and
+are dropped. Memory: a station whose parts do not overlap and are already in time order (the normal
+case: one file per station and year) is passed through as zero-copy slices; only overlapping or
+unordered stations are sorted and copied, one station at a time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
+import pyarrow.compute as pc  # noqa: TID253
+
+from trilha.formats.inmet import HOURLY_MEASUREMENTS, STATION_COLUMNS, TIMESTAMP_TYPE
+
+INTERNAL_PREFIX = "_"
+_MICROS_PER_DAY = 86_400_000_000
+
+_HOURLY_TYPES: dict[str, pa.DataType] = {
+    "observed_at": TIMESTAMP_TYPE,
+    "wmo_code": pa.string(),
+    "station": pa.string(),
+    "uf": pa.string(),
+    "region": pa.string(),
+    **{c: pa.float64() for c in ("latitude", "longitude", "altitude", *HOURLY_MEASUREMENTS)},
+}
+
+#: Columns of the ``daily`` table, in order.
+DAILY_COLUMNS: tuple[str, ...] = (
+    "wmo_code",
+    "date",
+    "hours_total",
+    "hours_with_precip",
+    "precipitation_sum_mm",
+    "hours_with_temp",
+    "air_temp_min_c",
+    "air_temp_mean_c",
+    "air_temp_max_c",
+    "hours_with_humidity",
+    "rel_humidity_min_pct",
+    "rel_humidity_mean_pct",
+    "rel_humidity_max_pct",
+    "hours_with_dew_point",
+    "dew_point_mean_c",
+    "hours_with_pressure",
+    "pressure_station_mean_hpa",
+    "hours_with_radiation",
+    "radiation_sum_kj_m2",
+    "hours_with_wind",
+    "wind_speed_mean_ms",
+    "wind_gust_max_ms",
+)
+#: Columns of the ``stations`` table, in order.
+STATIONS_COLUMNS: tuple[str, ...] = (*STATION_COLUMNS, "first_observed_at", "last_observed_at", "hours")
+
+
+def curate(dataset: str, parts: list[pa.Table]) -> dict[str, pa.Table]:
+    """Combine the staged parts of ``dataset`` into its curated tables.
+
+    :param dataset: ``inmet_hourly`` gives ``hourly``, ``daily`` and ``stations``; any other
+        dataset gives ``data``.
+    :param parts: staged tables in a deterministic order; later parts win on duplicate keys.
+    """
+    if dataset == "inmet_hourly":
+        return curate_inmet_hourly(parts)
+    return {"data": curate_generic(parts)}
+
+
+# --------------------------------------------------------------------------------------------------
+# inmet_hourly
+# --------------------------------------------------------------------------------------------------
+
+
+def _public(table: pa.Table) -> pa.Table:
+    return table.drop_columns([n for n in table.column_names if n.startswith(INTERNAL_PREFIX)])
+
+
+def _conform(parts: list[pa.Table]) -> tuple[list[pa.Table], pa.Schema]:
+    """Give every part the same columns (canonical first, then extras in order of first
+    appearance), types and order; a column a part lacks becomes nulls."""
+    extras: dict[str, pa.DataType] = {}
+    public = [_public(p) for p in parts]
+    for index, part in enumerate(public):
+        missing = [c for c in ("wmo_code", "observed_at") if c not in part.column_names]
+        if missing:
+            raise ValueError(
+                f"inmet_hourly part {index}: expected columns {missing}, got {part.column_names}"
+            )
+        for field in part.schema:
+            if field.name in _HOURLY_TYPES:
+                continue
+            known = extras.get(field.name)
+            if known is None:
+                extras[field.name] = field.type
+            elif known != field.type:
+                # The same unknown column numeric in one year and text in another: keep text.
+                extras[field.name] = pa.string()
+    types = {**_HOURLY_TYPES, **extras}
+    schema = pa.schema([pa.field(n, t) for n, t in types.items()])
+    conformed: list[pa.Table] = []
+    for part in public:
+        columns = []
+        for name, type_ in types.items():
+            if name in part.column_names:
+                column = part.column(name)
+                columns.append(column if column.type == type_ else pc.cast(column, type_))
+            else:
+                columns.append(pa.chunked_array([pa.nulls(part.num_rows, type_)], type_))
+        conformed.append(pa.Table.from_arrays(columns, schema=schema))
+    return conformed, schema
+
+
+@dataclass
+class _Piece:
+    part: int
+    table: pa.Table
+    micros: np.ndarray  # observed_at as int64 microseconds, for order checks
+
+
+def _by_station(parts: list[pa.Table]) -> dict[str, list[_Piece]]:
+    """Split parts into per-station pieces; a part of a single station is not copied."""
+    stations: dict[str, list[_Piece]] = defaultdict(list)
+    for index, part in enumerate(parts):
+        if part.num_rows == 0:
+            continue
+        codes = part.column("wmo_code")
+        if codes.null_count:
+            raise ValueError(f"inmet_hourly part {index}: expected a wmo_code on every row, got nulls")
+        if part.column("observed_at").null_count:
+            raise ValueError(f"inmet_hourly part {index}: expected observed_at on every row, got nulls")
+        distinct = pc.unique(codes)
+        if len(distinct) == 1:
+            groups = [(distinct[0].as_py(), part)]
+        else:
+            order = pc.sort_indices(codes)  # stable: rows keep their order within a station
+            ordered = part.take(order)
+            values = ordered.column("wmo_code").to_numpy()
+            starts = np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
+            ends = np.concatenate((starts[1:], [len(values)]))
+            groups = [
+                (str(values[s]), ordered.slice(int(s), int(e - s))) for s, e in zip(starts, ends, strict=True)
+            ]
+        for code, table in groups:
+            micros = table.column("observed_at").cast(pa.int64()).to_numpy()
+            stations[code].append(_Piece(index, table, micros))
+    return stations
+
+
+def _station_rows(pieces: list[_Piece]) -> pa.Table:
+    """One station's rows: unique ``observed_at``, ascending, later part (then later row) winning."""
+    increasing = all(len(p.micros) < 2 or bool(np.all(p.micros[1:] > p.micros[:-1])) for p in pieces)
+    if increasing:
+        ordered = sorted(pieces, key=lambda p: (int(p.micros[0]), p.part))
+        if all(int(a.micros[-1]) < int(b.micros[0]) for a, b in zip(ordered, ordered[1:], strict=False)):
+            # The normal case: disjoint, time-ordered parts. Zero-copy.
+            return pa.concat_tables([p.table for p in ordered])
+    combined = pa.concat_tables([p.table for p in pieces])
+    micros = np.concatenate([p.micros for p in pieces])
+    part = np.concatenate([np.full(len(p.micros), p.part, dtype=np.int64) for p in pieces])
+    row = np.concatenate([np.arange(len(p.micros), dtype=np.int64) for p in pieces])
+    # lexsort sorts by the last key first: time ascending, then part and row descending, so the
+    # winner of each hour comes first among its duplicates.
+    order = np.lexsort((-row, -part, micros))
+    sorted_micros = micros[order]
+    first = np.concatenate(([True], sorted_micros[1:] != sorted_micros[:-1]))
+    return combined.take(pa.array(order[first]))
+
+
+def _daily(hourly: pa.Table, station_starts: np.ndarray) -> pa.Table:
+    """Daily aggregates with segmented numpy reductions: rows are already grouped by station and
+    sorted by time, so each (station, UTC date) is a contiguous run of rows."""
+    n = hourly.num_rows
+    if n == 0:
+        return pa.table({c: pa.array([], t) for c, t in _daily_types().items()})
+    micros = hourly.column("observed_at").cast(pa.int64()).to_numpy()
+    day = micros // _MICROS_PER_DAY
+    boundary = np.zeros(n, dtype=bool)
+    boundary[0] = True
+    boundary[1:] = day[1:] != day[:-1]
+    boundary[station_starts] = True
+    starts = np.flatnonzero(boundary)
+    lengths = np.diff(np.concatenate((starts, [n])))
+
+    def values(name: str) -> np.ndarray:
+        return np.asarray(hourly.column(name).to_numpy(), dtype=np.float64)  # nulls become NaN
+
+    def count(v: np.ndarray) -> np.ndarray:
+        return np.add.reduceat((~np.isnan(v)).astype(np.int32), starts)
+
+    # Sums and means are rounded to 1e-6: INMET values have one decimal, and 0.1 + 0.2 should read
+    # 0.3 in a daily table, not 0.30000000000000004.
+    def total(v: np.ndarray, counts: np.ndarray) -> pa.Array:
+        sums = np.add.reduceat(np.nan_to_num(v, nan=0.0), starts)
+        return pa.array(np.round(sums, 6), pa.float64(), mask=counts == 0)
+
+    def mean(v: np.ndarray, counts: np.ndarray) -> pa.Array:
+        sums = np.add.reduceat(np.nan_to_num(v, nan=0.0), starts)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return pa.array(np.round(sums / counts, 6), pa.float64(), mask=counts == 0)
+
+    def extreme(v: np.ndarray, ufunc: np.ufunc) -> pa.Array:
+        result = ufunc.reduceat(v, starts)  # fmin/fmax ignore NaN unless the whole run is NaN
+        return pa.array(result, pa.float64(), mask=np.isnan(result))
+
+    out: dict[str, pa.Array] = {
+        "wmo_code": hourly.column("wmo_code").take(pa.array(starts)).combine_chunks(),
+        "date": pa.array(day[starts].astype(np.int32), pa.int32()).cast(pa.date32()),
+        "hours_total": pa.array(lengths.astype(np.int32), pa.int32()),
+    }
+    precip = values("precipitation_mm")
+    counts = count(precip)
+    out["hours_with_precip"] = pa.array(counts, pa.int32())
+    out["precipitation_sum_mm"] = total(precip, counts)
+
+    temp = values("air_temp_c")
+    counts = count(temp)
+    out["hours_with_temp"] = pa.array(counts, pa.int32())
+    out["air_temp_min_c"] = extreme(np.fmin(values("air_temp_min_c"), temp), np.fmin)
+    out["air_temp_mean_c"] = mean(temp, counts)
+    out["air_temp_max_c"] = extreme(np.fmax(values("air_temp_max_c"), temp), np.fmax)
+    del temp
+
+    humidity = values("rel_humidity_pct")
+    counts = count(humidity)
+    out["hours_with_humidity"] = pa.array(counts, pa.int32())
+    out["rel_humidity_min_pct"] = extreme(np.fmin(values("rel_humidity_min_pct"), humidity), np.fmin)
+    out["rel_humidity_mean_pct"] = mean(humidity, counts)
+    out["rel_humidity_max_pct"] = extreme(np.fmax(values("rel_humidity_max_pct"), humidity), np.fmax)
+    del humidity
+
+    for name, column, counter in (
+        ("dew_point_mean_c", "dew_point_c", "hours_with_dew_point"),
+        ("pressure_station_mean_hpa", "pressure_station_hpa", "hours_with_pressure"),
+    ):
+        v = values(column)
+        counts = count(v)
+        out[counter] = pa.array(counts, pa.int32())
+        out[name] = mean(v, counts)
+
+    radiation = values("radiation_kj_m2")
+    counts = count(radiation)
+    out["hours_with_radiation"] = pa.array(counts, pa.int32())
+    out["radiation_sum_kj_m2"] = total(radiation, counts)
+
+    speed = values("wind_speed_ms")
+    counts = count(speed)
+    out["hours_with_wind"] = pa.array(counts, pa.int32())
+    out["wind_speed_mean_ms"] = mean(speed, counts)
+    out["wind_gust_max_ms"] = extreme(values("wind_gust_ms"), np.fmax)
+    return pa.table({c: out[c] for c in DAILY_COLUMNS})
+
+
+def _daily_types() -> dict[str, pa.DataType]:
+    types: dict[str, pa.DataType] = {}
+    for column in DAILY_COLUMNS:
+        if column == "wmo_code":
+            types[column] = pa.string()
+        elif column == "date":
+            types[column] = pa.date32()
+        elif column.startswith("hours"):
+            types[column] = pa.int32()
+        else:
+            types[column] = pa.float64()
+    return types
+
+
+def curate_inmet_hourly(parts: list[pa.Table]) -> dict[str, pa.Table]:
+    """``hourly``, ``daily`` and ``stations`` tables (see the module docstring for the rules)."""
+    conformed, schema = _conform(parts)
+    stations = _by_station(conformed)
+    tables: list[pa.Table] = []
+    sizes: list[int] = []
+    for code in sorted(stations):
+        rows = _station_rows(stations[code])
+        tables.append(rows)
+        sizes.append(rows.num_rows)
+    hourly = pa.concat_tables(tables) if tables else schema.empty_table()
+    station_starts = (
+        np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64) if sizes else np.zeros(0, np.int64)
+    )
+    daily = _daily(hourly, station_starts)
+
+    if sizes:
+        last = station_starts + np.asarray(sizes, dtype=np.int64) - 1
+        latest = hourly.take(pa.array(last)).select(list(STATION_COLUMNS))
+        first_seen = hourly.column("observed_at").take(pa.array(station_starts))
+        latest = latest.append_column("first_observed_at", first_seen.combine_chunks())
+        latest = latest.append_column(
+            "last_observed_at", hourly.column("observed_at").take(pa.array(last)).combine_chunks()
+        )
+        station_table = latest.append_column("hours", pa.array(sizes, pa.int64()))
+    else:
+        station_table = pa.table(
+            {
+                **{c: pa.array([], _HOURLY_TYPES[c]) for c in STATION_COLUMNS},
+                "first_observed_at": pa.array([], TIMESTAMP_TYPE),
+                "last_observed_at": pa.array([], TIMESTAMP_TYPE),
+                "hours": pa.array([], pa.int64()),
+            }
+        )
+    return {"hourly": hourly, "daily": daily, "stations": station_table.combine_chunks()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Any other dataset
+# --------------------------------------------------------------------------------------------------
+
+
+def _equal_to_previous(column: pa.Array) -> np.ndarray:
+    """``out[i]`` is True when row ``i + 1`` equals row ``i`` (two nulls are equal)."""
+    current, previous = column.slice(1), column.slice(0, len(column) - 1)
+    equal = pc.fill_null(pc.equal(current, previous), False)
+    both_null = pc.and_(current.is_null(), previous.is_null())
+    return np.asarray(pc.or_(equal, both_null).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def curate_generic(parts: list[pa.Table]) -> pa.Table:
+    """Union of the parts (missing columns become nulls), exact duplicates removed, rows sorted by
+    every column in column order (nulls last), so the result does not depend on part order."""
+    public = [_public(p) for p in parts]
+    if not public:
+        return pa.table({})
+    try:
+        table = pa.concat_tables(public, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise ValueError(f"curated: expected staged parts with compatible column types, got {exc}") from exc
+    if table.num_rows == 0 or table.num_columns == 0:
+        return table.combine_chunks()
+    try:
+        keys = [(n, "ascending", "at_end") for n in table.column_names]
+        order = pc.sort_indices(table, sort_keys=keys)
+    except pa.ArrowNotImplementedError as exc:
+        raise ValueError(f"curated: expected sortable column types, got {table.schema}: {exc}") from exc
+    ordered = table.take(order).combine_chunks()
+    duplicate = np.ones(ordered.num_rows - 1, dtype=bool)
+    for column in ordered.columns:
+        duplicate &= _equal_to_previous(
+            column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+        )
+    keep = np.concatenate(([True], ~duplicate))
+    return ordered.filter(pa.array(keep))

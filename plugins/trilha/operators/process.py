@@ -1,0 +1,631 @@
+"""Operators of the processing half: staging, curated, dataset split.
+
+Each reads its inputs from the audit store's inventories, does pure work with
+:mod:`trilha.formats`, :mod:`trilha.contracts`, :mod:`trilha.curate` and :mod:`trilha.splitting`, writes
+Parquet and manifests through :class:`~trilha.hooks.minio.MinioHook`, and records an inventory row
+that carries every output's sha256. pandas/pyarrow are imported inside ``execute`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from trilha import config, lineage
+from trilha.exceptions import ParseError, TrilhaError
+from trilha.keys import join_key, validate_key_prefix
+from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
+from trilha.operators.ingest import chunked
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from airflow.sdk import Context
+
+BATCH = 100
+
+
+def _quarantine_table(parsed_rejected: pa.Table, contract_rejected: pa.Table, source: str) -> pa.Table | None:
+    """One quarantine table: unparseable lines and contract violations, each with its reason and line."""
+    import pyarrow as pa
+
+    parts = []
+    if parsed_rejected.num_rows:
+        parts.append(
+            pa.table(
+                {
+                    "_source_file": pa.array([source] * parsed_rejected.num_rows, pa.string()),
+                    "_line_number": parsed_rejected.column("line_number").cast(pa.int64()),
+                    "_reason": parsed_rejected.column("reason").cast(pa.string()),
+                    "_raw_line": parsed_rejected.column("raw_line").cast(pa.string()),
+                }
+            )
+        )
+    if contract_rejected.num_rows:
+        parts.append(contract_rejected)
+    if not parts:
+        return None
+    return pa.concat_tables(parts, promote_options="permissive")
+
+
+class StagingOperator(TrilhaBaseOperator):
+    """Parse, clean and validate each stored raw file not yet staged by the current code version.
+
+    Writes ``<staging bucket>/<project>/<dataset>/<name>__<sha12>.parquet`` and, for rows that break
+    the dataset's contract or cannot be parsed, a quarantine Parquet with a reason per row. A file that
+    matches no layout is recorded as rejected with the reason; the batch goes on.
+
+    :param project: only this project (templated; empty = all projects).
+    :param key_prefix: only stored keys starting with this (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        *TrilhaBaseOperator.template_fields,
+        "project",
+        "key_prefix",
+        "staging_bucket",
+    )
+
+    def __init__(
+        self,
+        *,
+        project: str = "",
+        key_prefix: str = "",
+        staging_bucket: str = config.DEFAULT_BUCKETS["bucket_staging"],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.project = project
+        self.key_prefix = key_prefix
+        self.staging_bucket = staging_bucket
+
+    def run(self, context: Context, counters: Counters) -> dict[str, Any]:
+        run_id = context["run_id"]
+        version = lineage.code_version()
+        key_prefix = validate_key_prefix(self.key_prefix, what="key_prefix")
+        self.minio.check_buckets([self.staging_bucket])
+        todo = self.audit.query(
+            "staging_candidates",
+            {"project": self.project or None, "key_prefix": key_prefix, "code_version": version},
+        )
+        progress = Progress(self.log, "staging", total=len(todo))
+        rows_ok = rows_rejected = 0
+        for batch in chunked(todo, BATCH):
+            records = []
+            for src in batch:
+                counters.add("seen")
+                record = self._stage_one(src, version, counters)
+                records.append(record)
+                rows_ok += record["rows_ok"]
+                rows_rejected += record["rows_rejected"]
+                progress.update(1, int(src["size_bytes"]))
+            self._record(records, run_id)
+        progress.finish()
+        counters.add("rows_ok", rows_ok)
+        counters.add("rows_rejected", rows_rejected)
+        return {
+            "code_version": version,
+            "files": len(todo),
+            "rows_ok": rows_ok,
+            "rows_rejected": rows_rejected,
+        }
+
+    def _stage_one(self, src: dict[str, Any], version: str, counters: Counters) -> dict[str, Any]:
+        from trilha.contracts import load_contract, validate
+        from trilha.formats import parse_file
+        from trilha.parquet import table_to_parquet_bytes
+
+        where = f"{src['dest_bucket']}/{src['dest_key']}"
+        record: dict[str, Any] = {
+            "project_id": src["project_id"],
+            "storage_id": src["storage_audit_id"],
+            "source_bucket": src["dest_bucket"],
+            "source_key": src["dest_key"],
+            "source_sha256": src["sha256"],
+            "code_version": version,
+            "dataset": None,
+            "layout": None,
+            "status": "rejected",
+            "reason": None,
+            "rows_in": 0,
+            "rows_ok": 0,
+            "rows_rejected": 0,
+            "schema": None,
+            "output_bucket": None,
+            "output_key": None,
+            "output_sha256": None,
+            "quarantine_key": None,
+            "quarantine_sha256": None,
+        }
+        try:
+            data = self.minio.get_bytes(src["dest_bucket"], src["dest_key"])
+            parsed = parse_file(data, src["logical_name"])
+            contract = load_contract(parsed.dataset)
+            ok, bad = validate(parsed.table, contract, src["logical_name"])
+        except (ParseError, TrilhaError, ValueError, UnicodeError) as err:
+            record["reason"] = str(err)[:2000]
+            counters.problem("rejected", where, record["reason"])
+            return record
+        record.update(
+            dataset=parsed.dataset, layout=parsed.layout, rows_in=parsed.rows_in, rows_ok=ok.num_rows
+        )
+        quarantine = _quarantine_table(parsed.rejected, bad, src["logical_name"])
+        record["rows_rejected"] = quarantine.num_rows if quarantine is not None else 0
+        if record["rows_in"] != record["rows_ok"] + record["rows_rejected"]:
+            # Never silently drop or invent a row: refuse the file rather than record a wrong count.
+            record["reason"] = (
+                f"row accounting mismatch: {record['rows_in']} data lines, {record['rows_ok']} ok + "
+                f"{record['rows_rejected']} quarantined"
+            )
+            record.update(rows_ok=0, rows_rejected=record["rows_in"])
+            counters.problem("failed", where, record["reason"])
+            return record
+        prefix = src["project_prefix"]
+        out_key = lineage.staged_key(prefix, parsed.dataset, src["logical_name"], src["sha256"])
+        digest = self.minio.put_bytes(self.staging_bucket, out_key, table_to_parquet_bytes(ok))
+        record.update(
+            status="staged",
+            output_bucket=self.staging_bucket,
+            output_key=out_key,
+            output_sha256=digest.sha256,
+            schema={f.name: str(f.type) for f in ok.schema},
+        )
+        if quarantine is not None:
+            q_key = lineage.staged_key(
+                prefix, parsed.dataset, src["logical_name"], src["sha256"], quarantine=True
+            )
+            q_digest = self.minio.put_bytes(self.staging_bucket, q_key, table_to_parquet_bytes(quarantine))
+            record.update(quarantine_key=q_key, quarantine_sha256=q_digest.sha256)
+            self.log.info("%s: %s rows quarantined to %s", where, record["rows_rejected"], q_key)
+        counters.add("new")
+        counters.add("bytes", digest.size)
+        counters.touched(f"{self.staging_bucket}/{out_key}")
+        return record
+
+    def _record(self, records: list[dict[str, Any]], run_id: str) -> None:
+        if not records:
+            return
+
+        def col(name: str) -> list[Any]:
+            return [r[name] for r in records]
+
+        with self.audit.transaction() as tx:
+            tx.run(
+                "staging_insert",
+                {
+                    "project_ids": col("project_id"),
+                    "storage_ids": col("storage_id"),
+                    "source_buckets": col("source_bucket"),
+                    "source_keys": col("source_key"),
+                    "source_sha256": col("source_sha256"),
+                    "code_versions": col("code_version"),
+                    "datasets": col("dataset"),
+                    "layouts": col("layout"),
+                    "statuses": col("status"),
+                    "reasons": col("reason"),
+                    "rows_in": col("rows_in"),
+                    "rows_ok": col("rows_ok"),
+                    "rows_rejected": col("rows_rejected"),
+                    "schemas": [json.dumps(r["schema"]) if r["schema"] else None for r in records],
+                    "output_buckets": col("output_bucket"),
+                    "output_keys": col("output_key"),
+                    "output_sha256": col("output_sha256"),
+                    "quarantine_keys": col("quarantine_key"),
+                    "quarantine_sha256": col("quarantine_sha256"),
+                    "run_ids": [run_id] * len(records),
+                },
+            )
+
+
+class CuratedOperator(TrilhaBaseOperator):
+    """Combine each dataset's staged parts into a new curated version when its inputs changed.
+
+    INMET hourly data becomes one conformed table (one row per station and UTC hour, deduplicated,
+    stably sorted, so a re-run is byte-identical), a daily aggregate per station and the station
+    table. The version's ``manifest.json`` lists the exact staged inputs (key + sha256) and is written
+    last. The same inputs never make a second version. Optionally loads into Snowflake.
+
+    :param project: only this project (templated; empty = all).
+    :param dataset: only this dataset (templated; empty = all).
+    :param snowflake_conn_id: load into Snowflake when this connection is configured (templated).
+    """
+
+    template_fields: Sequence[str] = (
+        *TrilhaBaseOperator.template_fields,
+        "project",
+        "dataset",
+        "curated_bucket",
+        "snowflake_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        project: str = "",
+        dataset: str = "",
+        curated_bucket: str = config.DEFAULT_BUCKETS["bucket_curated"],
+        snowflake_conn_id: str = config.SNOWFLAKE_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.project = project
+        self.dataset = dataset
+        self.curated_bucket = curated_bucket
+        self.snowflake_conn_id = snowflake_conn_id
+
+    def run(self, context: Context, counters: Counters) -> dict[str, Any]:
+        run_id = context["run_id"]
+        self.minio.check_buckets([self.curated_bucket])
+        targets = self.audit.query(
+            "curated_datasets", {"project": self.project or None, "dataset": self.dataset or None}
+        )
+        versions = []
+        for target in targets:
+            counters.add("seen")
+            made = self._curate(target, run_id, counters)
+            if made:
+                versions.append(made)
+        return {"versions": versions}
+
+    def _curate(self, target: dict[str, Any], run_id: str, counters: Counters) -> dict[str, Any] | None:
+        from trilha.curate import curate
+        from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+
+        pid, dataset, prefix = int(target["project_id"]), target["dataset"], target["project_prefix"]
+        staged = self.audit.query("curated_inputs", {"project_id": pid, "dataset": dataset})
+        inputs = sorted(
+            (
+                {
+                    "key": r["output_key"],
+                    "sha256": r["output_sha256"],
+                    "rows": int(r["rows_ok"]),
+                    "source_key": r["source_key"],
+                    "source_sha256": r["source_sha256"],
+                    "bucket": r["output_bucket"],
+                }
+                for r in staged
+            ),
+            key=lambda i: i["key"],
+        )
+        fp = lineage.inputs_fingerprint(inputs)
+        existing = self.audit.query(
+            "curated_by_fingerprint", {"project_id": pid, "dataset": dataset, "fingerprint": fp}
+        )
+        if existing:
+            self.log.info(
+                "%s/%s: inputs unchanged since %s; no new version", prefix, dataset, existing[0]["version"]
+            )
+            counters.add("skipped")
+            return None
+        parts = []
+        for inp in inputs:
+            data = self.minio.get_bytes(inp["bucket"], inp["key"])
+            from trilha.digest import digest_bytes
+
+            if digest_bytes(data).sha256 != inp["sha256"]:
+                counters.problem("failed", inp["key"], "staged file does not match its inventory sha256")
+                return None
+            parts.append(parquet_bytes_to_table(data))
+        tables = curate(dataset, parts)
+        with self.audit.transaction() as tx:
+            nxt = tx.run("curated_next_version", {"project_id": pid, "dataset": dataset})[0]["next"]
+            version = f"v{int(nxt):04d}"
+            base = lineage.curated_prefix(prefix, dataset, version)
+            files: dict[str, Any] = {}
+            for name, table in sorted(tables.items()):
+                key = join_key(base, f"{name}.parquet")
+                digest = self.minio.put_bytes(self.curated_bucket, key, table_to_parquet_bytes(table))
+                files[name] = {
+                    "key": key,
+                    "sha256": digest.sha256,
+                    "rows": table.num_rows,
+                    "bytes": digest.size,
+                }
+                counters.add("bytes", digest.size)
+            manifest = {
+                "project": target["project_name"],
+                "project_prefix": prefix,
+                "dataset": dataset,
+                "version": version,
+                "created_at": datetime.now(UTC).isoformat(),
+                "run_id": run_id,
+                "code_version": lineage.code_version(),
+                "inputs_fingerprint": fp,
+                "inputs": inputs,
+                "files": files,
+            }
+            manifest_key = join_key(base, lineage.MANIFEST)
+            m_digest = self.minio.put_bytes(
+                self.curated_bucket,
+                manifest_key,
+                lineage.manifest_bytes(manifest),
+                content_type="application/json",
+            )
+            main_rows = max((f["rows"] for f in files.values()), default=0)
+            tx.run(
+                "curated_insert",
+                {
+                    "project_id": pid,
+                    "dataset": dataset,
+                    "version": version,
+                    "fingerprint": fp,
+                    "inputs_count": len(inputs),
+                    "rows": main_rows,
+                    "bucket": self.curated_bucket,
+                    "prefix": base,
+                    "inputs": json.dumps(inputs),
+                    "files": json.dumps(files),
+                    "manifest_key": manifest_key,
+                    "manifest_sha256": m_digest.sha256,
+                    "run_id": run_id,
+                },
+            )
+        counters.add("new")
+        counters.touched(f"{self.curated_bucket}/{manifest_key}")
+        self.log.info(
+            "%s/%s: new curated version %s from %s inputs: %s",
+            prefix,
+            dataset,
+            version,
+            len(inputs),
+            {n: f["rows"] for n, f in files.items()},
+        )
+        self._maybe_load_snowflake(target, version, files, counters)
+        return {
+            "project": target["project_name"],
+            "dataset": dataset,
+            "version": version,
+            "files": len(files),
+        }
+
+    def _maybe_load_snowflake(
+        self, target: dict[str, Any], version: str, files: dict[str, Any], counters: Counters
+    ) -> None:
+        from trilha.hooks.snowflake import load_curated_version, snowflake_configured
+
+        if not snowflake_configured(self.snowflake_conn_id):
+            return
+        load_curated_version(
+            self.snowflake_conn_id, self.minio, self.curated_bucket, target, version, files, self.log
+        )
+        counters.add("snowflake_loaded")
+
+
+class DatasetSplitOperator(TrilhaBaseOperator):
+    """Cut a curated version into train/validation/test, published atomically with a manifest.
+
+    ``datasets/<project>/<dataset>/<version>/{train,validation,test}.parquet`` are written first and
+    ``manifest.json`` (rows, sha256 per file, parameters, curated version) last: a version exists for
+    readers exactly when its manifest does. The same cut (curated version + parameters) is made once.
+
+    :param project: project name (templated).
+    :param dataset: curated dataset (templated).
+    :param table: which curated table to split (templated).
+    :param strategy: ``hash`` or ``temporal`` (templated).
+    :param ratios: train, validation, test fractions for ``hash`` (templated).
+    :param key_columns: hash key columns (templated).
+    :param time_column: time column for ``temporal`` (templated).
+    :param validation_start: first instant of validation for ``temporal`` (templated).
+    :param test_start: first instant of test for ``temporal`` (templated).
+    :param curated_version: which curated version; empty = the latest (templated).
+    :param drive_folder_id: also upload the version to this Drive folder (templated; empty = no).
+    """
+
+    template_fields: Sequence[str] = (
+        *TrilhaBaseOperator.template_fields,
+        "project",
+        "dataset",
+        "table",
+        "strategy",
+        "ratios",
+        "key_columns",
+        "time_column",
+        "validation_start",
+        "test_start",
+        "curated_version",
+        "drive_folder_id",
+        "datasets_bucket",
+        "gcp_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        dataset: str = "inmet_hourly",
+        table: str = "hourly",
+        strategy: str = "hash",
+        ratios: Any = (0.7, 0.15, 0.15),
+        key_columns: Any = ("wmo_code", "observed_at"),
+        time_column: str = "observed_at",
+        validation_start: str = "",
+        test_start: str = "",
+        curated_version: str = "",
+        drive_folder_id: str = "",
+        datasets_bucket: str = config.DEFAULT_BUCKETS["bucket_datasets"],
+        gcp_conn_id: str = config.GOOGLE_CONN_ID,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.project = project
+        self.dataset = dataset
+        self.table = table
+        self.strategy = strategy
+        self.ratios = ratios
+        self.key_columns = key_columns
+        self.time_column = time_column
+        self.validation_start = validation_start
+        self.test_start = test_start
+        self.curated_version = curated_version
+        self.drive_folder_id = drive_folder_id
+        self.datasets_bucket = datasets_bucket
+        self.gcp_conn_id = gcp_conn_id
+
+    def split_params(self) -> dict[str, Any]:
+        """The parameters that define the cut, validated, with a clear message for each mistake."""
+        strategy = str(self.strategy).strip().lower()
+        if strategy == "hash":
+            ratios = _as_list(self.ratios, "ratios")
+            try:
+                values = [float(r) for r in ratios]
+            except ValueError:
+                raise AirflowFailException(f"ratios: expected three numbers, got {self.ratios!r}") from None
+            if len(values) != 3 or any(v < 0 for v in values) or abs(sum(values) - 1.0) > 1e-6:
+                raise AirflowFailException(
+                    f"ratios: expected three non-negative fractions (train, validation, test) summing to 1, "
+                    f"got {values}"
+                )
+            keys = [str(k) for k in _as_list(self.key_columns, "key_columns")]
+            return {"strategy": "hash", "table": self.table, "ratios": values, "key_columns": keys}
+        if strategy == "temporal":
+            if not self.validation_start or not self.test_start:
+                raise AirflowFailException(
+                    "temporal split: expected validation_start and test_start (ISO dates such as 2024-07-01)"
+                )
+            return {
+                "strategy": "temporal",
+                "table": self.table,
+                "time_column": self.time_column,
+                "validation_start": str(self.validation_start),
+                "test_start": str(self.test_start),
+            }
+        raise AirflowFailException(f"strategy: expected 'hash' or 'temporal', got {self.strategy!r}")
+
+    def run(self, context: Context, counters: Counters) -> dict[str, Any]:
+        from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+        from trilha.splitting import hash_split, temporal_split
+
+        run_id = context["run_id"]
+        params = self.split_params()
+        self.minio.check_buckets([self.datasets_bucket])
+        rows = self.audit.query(
+            "curated_select",
+            {"project": self.project, "dataset": self.dataset, "version": self.curated_version or None},
+        )
+        if not rows:
+            raise AirflowFailException(
+                f"no curated version of dataset {self.dataset!r} for project {self.project!r}"
+                + (f" named {self.curated_version!r}" if self.curated_version else "")
+                + ": run the curated DAG first"
+            )
+        cur = rows[0]
+        files = cur["files"] if isinstance(cur["files"], dict) else json.loads(cur["files"])
+        if params["table"] not in files:
+            raise AirflowFailException(
+                f"table: expected one of {sorted(files)} in curated version {cur['version']}, "
+                f"got {params['table']!r}"
+            )
+        fp = lineage.fingerprint({**params, "curated_id": int(cur["id"])})
+        existing = self.audit.query("dataset_by_fingerprint", {"curated_id": cur["id"], "fingerprint": fp})
+        if existing:
+            self.log.info("this cut already exists as %s; nothing to do", existing[0]["version"])
+            counters.add("skipped")
+            return {"version": existing[0]["version"], "created": False}
+        source = files[params["table"]]
+        table = parquet_bytes_to_table(self.minio.get_bytes(cur["bucket"], source["key"]))
+        try:
+            if params["strategy"] == "hash":
+                splits = hash_split(table, params["key_columns"], tuple(params["ratios"]))
+            else:
+                splits = temporal_split(
+                    table, params["time_column"], params["validation_start"], params["test_start"]
+                )
+        except (ValueError, KeyError) as err:
+            raise AirflowFailException(f"split parameters: {err}") from None
+        version = lineage.dataset_version(cur["version"], params["strategy"], fp)
+        base = join_key(cur["project_prefix"], self.dataset, version)
+        out: dict[str, Any] = {}
+        payloads: dict[str, bytes] = {}
+        for name in ("train", "validation", "test"):
+            payloads[name] = table_to_parquet_bytes(splits[name])
+            key = join_key(base, f"{name}.parquet")
+            digest = self.minio.put_bytes(self.datasets_bucket, key, payloads[name])
+            out[name] = {
+                "key": key,
+                "sha256": digest.sha256,
+                "rows": splits[name].num_rows,
+                "bytes": digest.size,
+            }
+            counters.add("bytes", digest.size)
+        manifest = {
+            "project": cur["project_name"],
+            "dataset": self.dataset,
+            "version": version,
+            "created_at": datetime.now(UTC).isoformat(),
+            "run_id": run_id,
+            "parameters": params,
+            "rows": {n: f["rows"] for n, f in out.items()},
+            "files": out,
+            "lineage": {
+                "curated_version": cur["version"],
+                "curated_manifest": cur["manifest_key"],
+                "curated_manifest_sha256": cur["manifest_sha256"],
+                "curated_table": source,
+            },
+        }
+        manifest_key = join_key(base, lineage.MANIFEST)
+        m_bytes = lineage.manifest_bytes(manifest)
+        m_digest = self.minio.put_bytes(
+            self.datasets_bucket, manifest_key, m_bytes, content_type="application/json"
+        )
+        drive_folder = (self.drive_folder_id or "").strip() or None
+        if drive_folder:
+            self._export_to_drive(drive_folder, version, {**payloads, "manifest": m_bytes})
+        self.audit.query(
+            "dataset_insert",
+            {
+                "project_id": cur["project_id"],
+                "dataset": self.dataset,
+                "version": version,
+                "curated_id": cur["id"],
+                "strategy": params["strategy"],
+                "params": json.dumps(params),
+                "fingerprint": fp,
+                "rows": json.dumps(manifest["rows"]),
+                "bucket": self.datasets_bucket,
+                "prefix": base,
+                "files": json.dumps(out),
+                "manifest_key": manifest_key,
+                "manifest_sha256": m_digest.sha256,
+                "drive_folder_id": drive_folder,
+                "run_id": run_id,
+            },
+        )
+        counters.add("new")
+        counters.touched(f"{self.datasets_bucket}/{manifest_key}")
+        self.log.info("dataset version %s: %s", version, manifest["rows"])
+        return {"version": version, "created": True, "rows": manifest["rows"], "manifest": manifest_key}
+
+    def _export_to_drive(self, folder_id: str, version: str, payloads: dict[str, bytes]) -> None:
+        from trilha.hooks.drive import TrilhaDriveHook
+
+        hook = TrilhaDriveHook(gcp_conn_id=self.gcp_conn_id)
+        with tempfile.TemporaryDirectory(prefix="trilha-export-") as tmp:
+            paths = []
+            for name, data in payloads.items():
+                fname = "manifest.json" if name == "manifest" else f"{name}.parquet"
+                path = Path(tmp) / fname
+                path.write_bytes(data)
+                paths.append((path, f"{self.dataset}/{version}/{fname}"))
+            # manifest last here too, so a Colab reader never sees a version without all its files
+            paths.sort(key=lambda p: p[0].name == "manifest.json")
+            hook.upload_files(paths, folder_id)
+
+
+def _as_list(value: Any, name: str) -> list[Any]:
+    """Params arrive as lists, tuples, or (templated) strings like ``"[0.7, 0.15, 0.15]"``."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    text = str(value).strip()
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        parsed = [v.strip() for v in text.strip("[]()").replace("'", "").split(",") if v.strip()]
+    if not isinstance(parsed, list):
+        raise AirflowFailException(f"{name}: expected a list, got {value!r}")
+    return parsed

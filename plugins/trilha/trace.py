@@ -1,0 +1,103 @@
+"""Trace any file end to end, and summarise what the lake holds for a project.
+
+``python -m trilha.trace <file name | key | sha256 | Drive id | local path>`` prints the file's path
+so far: source → reception key → stored key → staged → curated → dataset versions, with the run ids
+that moved it and when. ``python -m trilha.trace summary --project NAME`` prints files and rows per
+layer, quarantined rows, the latest versions and where to look. Both read the audit store through
+the ``trilha_postgres`` connection (``AIRFLOW_CONN_TRILHA_POSTGRES`` locally).
+
+Library use: :func:`trace` and :func:`summary` take an :class:`~trilha.hooks.audit.AuditHook`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from trilha import config
+
+if TYPE_CHECKING:
+    from trilha.hooks.audit import AuditHook
+
+
+def trace(audit: AuditHook, query: str) -> list[dict[str, Any]]:
+    """Every recorded event of the content(s) that ``query`` names, oldest first per content."""
+    shas = [r["sha256"] for r in audit.query("trace_find", {"q": query}) if r["sha256"]]
+    if not shas:
+        return []
+    return audit.query("trace_layers", {"sha256": shas})
+
+
+def summary(audit: AuditHook, project: str) -> dict[str, Any]:
+    counts = audit.query("summary_project", {"project": project})[0]
+    return {
+        "counts": counts,
+        "versions": audit.query("summary_versions", {"project": project}),
+        "rejections": audit.query("summary_rejections", {"project": project}),
+    }
+
+
+def format_trace(query: str, events: list[dict[str, Any]]) -> str:
+    if not events:
+        return f"{query}: no record in the audit store (check the spelling, or run raw_ingest first)"
+    lines = []
+    current = None
+    for ev in events:
+        if ev["sha256"] != current:
+            current = ev["sha256"]
+            lines.append(f"content sha256 {current}")
+        when = ev["at"].isoformat(timespec="seconds") if ev["at"] else "?"
+        source = f"  <- {ev['source']}" if ev.get("source") else ""
+        lines.append(f"  {ev['layer']:<23} {ev['bucket']}/{ev['key']}  [{ev['detail']}]{source}")
+        lines.append(f"  {'':<23} at {when}  run {ev['run_id']}")
+    return "\n".join(lines)
+
+
+def format_summary(project: str, data: dict[str, Any]) -> str:
+    c = data["counts"]
+    if not c.get("project"):
+        return f"project {project!r}: not registered"
+    out = [
+        f"Project {c['project']} (prefix {c['prefix']})",
+        f"  reception objects   {c['reception_objects']:>10}   rejected {c['reception_rejected']}",
+        f"  stored files        {c['stored_files']:>10}   {int(c['stored_bytes']) / 1e6:.1f} MB",
+        f"  staged files        {c['staged_files']:>10}   rejected files {c['staging_rejected_files']}",
+        f"  rows in / staged    {c['rows_in']:>10} / {c['rows_staged']}   quarantined {c['rows_quarantined']}",
+    ]
+    if data["versions"]:
+        out.append("  versions (newest first):")
+        for v in data["versions"][:6]:
+            out.append(f"    {v['kind']:<8} {v['dataset']} {v['version']}  rows {v['rows']}  s3://{v['bucket']}/{v['prefix']}/")
+    if data["rejections"]:
+        out.append("  rejections and quarantines:")
+        for r in data["rejections"]:
+            out.append(f"    {r['source_key']}: {str(r['reason'])[:160]}")
+    out.append("  trace a file:  python -m trilha.trace '<file name, key or sha256>'")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trilha.trace", description=__doc__.split("\n")[0])
+    parser.add_argument("query", help="file name, object key, sha256, Drive id or local path; or 'summary'")
+    parser.add_argument("--project", help="with 'summary': the project name")
+    parser.add_argument("--conn-id", default=config.POSTGRES_CONN_ID)
+    args = parser.parse_args(argv)
+    from trilha.hooks.audit import AuditHook
+
+    audit = AuditHook(postgres_conn_id=args.conn_id)
+    try:
+        if args.query == "summary":
+            if not args.project:
+                parser.error("summary needs --project")
+            print(format_summary(args.project, summary(audit, args.project)))
+            return 0
+        events = trace(audit, args.query)
+        print(format_trace(args.query, events))
+        return 0 if events else 1
+    finally:
+        audit.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
