@@ -13,5 +13,7 @@ def run_operator(op: Any, run_id: str | None = None, dag_id: str = "test_dag", t
     Fields are passed already rendered (no Jinja), which is what a test wants to control.
     """
     run_id = run_id or f"test__{uuid.uuid4().hex[:12]}"
-    ti = SimpleNamespace(dag_id=dag_id, run_id=run_id, task_id=op.task_id, map_index=-1, try_number=try_number)
+    ti = SimpleNamespace(
+        dag_id=dag_id, run_id=run_id, task_id=op.task_id, map_index=-1, try_number=try_number
+    )
     return op.execute({"ti": ti, "run_id": run_id, "params": {}})

@@ -13,7 +13,9 @@ from pathlib import Path
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
 
 RECEPTION = Asset(name="trilha_reception", uri="s3://recepcao-raw/")
-RAW_REGISTERED = Asset(name="trilha_raw_registered", uri="postgres://audit-store:5432/trilha/public/reception_audit")
+RAW_REGISTERED = Asset(
+    name="trilha_raw_registered", uri="postgres://audit-store:5432/trilha/public/reception_audit"
+)
 STORED_RAW = Asset(name="trilha_stored_raw", uri="s3://storage-unique/")
 STAGED = Asset(name="trilha_staged", uri="s3://staging-data/")
 CURATED = Asset(name="trilha_curated", uri="s3://curated-data/")

@@ -63,12 +63,14 @@ def format_summary(project: str, data: dict[str, Any]) -> str:
         f"  reception objects   {c['reception_objects']:>10}   rejected {c['reception_rejected']}",
         f"  stored files        {c['stored_files']:>10}   {int(c['stored_bytes']) / 1e6:.1f} MB",
         f"  staged files        {c['staged_files']:>10}   rejected files {c['staging_rejected_files']}",
-        f"  rows in / staged    {c['rows_in']:>10} / {c['rows_staged']}   quarantined {c['rows_quarantined']}",
+        f"  rows in / staged    {c['rows_in']:>10} / {c['rows_staged']}",
+        f"  rows quarantined    {c['rows_quarantined']:>10}",
     ]
     if data["versions"]:
         out.append("  versions (newest first):")
         for v in data["versions"][:6]:
-            out.append(f"    {v['kind']:<8} {v['dataset']} {v['version']}  rows {v['rows']}  s3://{v['bucket']}/{v['prefix']}/")
+            where = f"s3://{v['bucket']}/{v['prefix']}/"
+            out.append(f"    {v['kind']:<8} {v['dataset']} {v['version']}  rows {v['rows']}  {where}")
     if data["rejections"]:
         out.append("  rejections and quarantines:")
         for r in data["rejections"]:

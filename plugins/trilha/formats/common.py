@@ -357,6 +357,9 @@ def _arrow_read(
             delimiter=dialect.delimiter,
             quote_char=dialect.quote_char,
             newlines_in_values=False,
+            # With several columns an empty line is a malformed row (1 field), reported to the
+            # handler like any other, so every line is accounted for without counting lines.
+            ignore_empty_lines=len(column_names) == 1,
             invalid_row_handler=on_invalid,
         ),
         convert_options=pv.ConvertOptions(
@@ -442,20 +445,23 @@ def read_delimited(
     table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=True)
     if invalid:
         table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=False)
-    physical = count_lines(body)  # after the read: the bytes are in cache by now
-    if table.num_rows + len(invalid) != physical:
-        # Arrow skipped empty lines, so its row numbers no longer match our lines: drop the blank
-        # lines ourselves and read again. Rare: only files with blank lines inside the data.
-        offsets = line_offsets(body)
-        body, kept_now = _without_lines(body, offsets, np.diff(offsets) - 1 == 0)
-        kept = kept_now if kept is None else kept[kept_now]
+    if len(column_names) > 1:
+        physical = table.num_rows + len(invalid)  # empty lines came back as malformed rows
+    else:
+        # A single column cannot tell an empty line from an empty value, so Arrow skips empty
+        # lines; count the lines, and if some were skipped drop them ourselves and read again.
         physical = count_lines(body)
-        table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=False)
         if table.num_rows + len(invalid) != physical:
-            raise RuntimeError(
-                f"{rejects.source_file}: expected {physical} rows or malformed lines from Arrow, "
-                f"got {table.num_rows + len(invalid)}"
-            )
+            offsets = line_offsets(body)
+            body, kept_now = _without_lines(body, offsets, np.diff(offsets) - 1 == 0)
+            kept = kept_now if kept is None else kept[kept_now]
+            physical = count_lines(body)
+            table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=False)
+            if table.num_rows + len(invalid) != physical:
+                raise RuntimeError(
+                    f"{rejects.source_file}: expected {physical} rows or malformed lines from Arrow, "
+                    f"got {table.num_rows + len(invalid)}"
+                )
 
     good = np.ones(physical, dtype=bool)
     for row in invalid:

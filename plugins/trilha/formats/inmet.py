@@ -272,20 +272,26 @@ def _digits(matrix: np.ndarray, positions: Sequence[int]) -> np.ndarray | None:
     return result
 
 
+_UTC_SUFFIX = int.from_bytes(b" UTC", "little")
+
+
 def _fast_hours(values: pa.Array) -> np.ndarray | None:
     """Seconds after midnight for ``HHMM UTC`` (2019+) or ``HH:MM`` (up to 2018) columns."""
-    for width, hour_at, minute_at, literal in ((8, [0, 1], [2, 3], (4, b" UTC")), (5, [0, 1], [3, 4], (2, b":"))):
-        matrix = _fixed_width(values, width)
-        if matrix is None:
-            continue
-        at, text = literal
-        if not np.all(matrix[:, at : at + len(text)] == np.frombuffer(text, dtype=np.uint8)):
+    matrix = _fixed_width(values, 8)
+    if matrix is not None:
+        # Each "HHMM UTC" is exactly one little-endian uint64: check the suffix in one comparison.
+        packed = matrix.reshape(-1).view("<u8")
+        if not np.all((packed >> np.uint64(32)) == np.uint64(_UTC_SUFFIX)):
             return None
-        hours, minutes = _digits(matrix, hour_at), _digits(matrix, minute_at)
-        if hours is None or minutes is None or hours.max() > 23 or minutes.max() > 59:
+    else:
+        matrix = _fixed_width(values, 5)
+        if matrix is None or not np.all(matrix[:, 2] == ord(":")):
             return None
-        return hours * 3600 + minutes * 60
-    return None
+        matrix = matrix[:, [0, 1, 3, 4]]
+    hours, minutes = _digits(matrix, [0, 1]), _digits(matrix, [2, 3])
+    if hours is None or minutes is None or hours.max() > 23 or minutes.max() > 59:
+        return None
+    return hours * 3600 + minutes * 60
 
 
 def parse_dates(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array | None]:
