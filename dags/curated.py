@@ -18,31 +18,18 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import (
-    CURATED,
-    DEFAULT_ARGS,
-    SQL_SEARCHPATH,
-    STAGED,
-    START_DATE,
-    TAGS,
-    bucket,
-    on_asset_or_cron,
-)
+from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, on_asset_or_cron, project_params
 from trilha.operators.process import CuratedOperator
 
 
 @dag(
     dag_id="curated",
     schedule=on_asset_or_cron(STAGED, "0 3 * * *"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=[*TAGS, "processing"],
-    default_args=DEFAULT_ARGS,
-    template_searchpath=SQL_SEARCHPATH,
+    **DAG_DEFAULTS,
     params={
-        "project": Param("", type="string", description="Only this project; empty = every project."),
+        **project_params(required=False),
         "dataset": Param("", type="string", description="Only this dataset; empty = every dataset."),
     },
 )

@@ -19,20 +19,16 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import CURATED, DATASETS, DEFAULT_ARGS, SQL_SEARCHPATH, START_DATE, TAGS, bucket
+from trilha.assets import CURATED, DAG_DEFAULTS, DATASETS, TAGS, bucket
 from trilha.operators.process import DatasetSplitOperator
 
 
 @dag(
     dag_id="dataset_split",
     schedule=[CURATED],
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=[*TAGS, "processing", "datasets"],
-    default_args=DEFAULT_ARGS,
-    template_searchpath=SQL_SEARCHPATH,
+    **DAG_DEFAULTS,
     params={
         "project": Param("inmet", type="string", minLength=1, description="Project name."),
         "dataset": Param("inmet_hourly", type="string", description="Curated dataset to split."),

@@ -18,20 +18,16 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import DEFAULT_ARGS, RECEPTION, SQL_SEARCHPATH, START_DATE, TAGS, bucket
+from trilha.assets import DAG_DEFAULTS, RECEPTION, TAGS, bucket
 from trilha.operators.ingest import CaptureOperator
 
 
 @dag(
     dag_id="drive_capture",
     schedule="@hourly",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=[*TAGS, "ingestion"],
-    default_args=DEFAULT_ARGS,
-    template_searchpath=SQL_SEARCHPATH,
+    **DAG_DEFAULTS,
     params={
         "source": Param("", type="string", description="Drive folder id or absolute local path."),
         "project": Param("inmet", type="string", minLength=1, description="Project name."),

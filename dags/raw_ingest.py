@@ -19,29 +19,16 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import (
-    DEFAULT_ARGS,
-    RAW_REGISTERED,
-    RECEPTION,
-    SQL_SEARCHPATH,
-    START_DATE,
-    TAGS,
-    bucket,
-    on_asset_or_cron,
-)
+from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, RECEPTION, TAGS, bucket, on_asset_or_cron
 from trilha.operators.ingest import RawIngestOperator
 
 
 @dag(
     dag_id="raw_ingest",
     schedule=on_asset_or_cron(RECEPTION, "15 * * * *"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=[*TAGS, "ingestion"],
-    default_args=DEFAULT_ARGS,
-    template_searchpath=SQL_SEARCHPATH,
+    **DAG_DEFAULTS,
     params={
         "key_prefix": Param("", type="string", description="Only register keys starting with this."),
         "landing_dir": Param("", type="string", description="Local landing directory to ingest first."),

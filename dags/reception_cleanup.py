@@ -16,20 +16,16 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import DEFAULT_ARGS, SQL_SEARCHPATH, START_DATE, TAGS, bucket
+from trilha.assets import DAG_DEFAULTS, TAGS, bucket
 from trilha.operators.ingest import CleanupOperator
 
 
 @dag(
     dag_id="reception_cleanup",
     schedule="@daily",
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=[*TAGS, "ingestion", "cleanup"],
-    default_args=DEFAULT_ARGS,
-    template_searchpath=SQL_SEARCHPATH,
+    **DAG_DEFAULTS,
     params={
         "retention_days": Param(7, type="integer", minimum=0, description="Keep objects younger than this."),
         "dry_run": Param(True, type="boolean", description="Only report; delete nothing."),

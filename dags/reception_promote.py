@@ -18,29 +18,16 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import (
-    DEFAULT_ARGS,
-    RAW_REGISTERED,
-    SQL_SEARCHPATH,
-    START_DATE,
-    STORED_RAW,
-    TAGS,
-    bucket,
-    on_asset_or_cron,
-)
+from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, STORED_RAW, TAGS, bucket, on_asset_or_cron
 from trilha.operators.ingest import PromoteOperator
 
 
 @dag(
     dag_id="reception_promote",
     schedule=on_asset_or_cron(RAW_REGISTERED, "30 * * * *"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=[*TAGS, "ingestion"],
-    default_args=DEFAULT_ARGS,
-    template_searchpath=SQL_SEARCHPATH,
+    **DAG_DEFAULTS,
     params={
         "project": Param("inmet", type="string", minLength=1, description="Project name."),
         "project_prefix": Param(

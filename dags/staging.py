@@ -20,31 +20,18 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import (
-    DEFAULT_ARGS,
-    SQL_SEARCHPATH,
-    STAGED,
-    START_DATE,
-    STORED_RAW,
-    TAGS,
-    bucket,
-    on_asset_or_cron,
-)
+from trilha.assets import DAG_DEFAULTS, STAGED, STORED_RAW, TAGS, bucket, on_asset_or_cron, project_params
 from trilha.operators.process import StagingOperator
 
 
 @dag(
     dag_id="staging",
     schedule=on_asset_or_cron(STORED_RAW, "45 * * * *"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
     doc_md=__doc__,
     tags=[*TAGS, "processing"],
-    default_args=DEFAULT_ARGS,
-    template_searchpath=SQL_SEARCHPATH,
+    **DAG_DEFAULTS,
     params={
-        "project": Param("", type="string", description="Only this project; empty = every project."),
+        **project_params(required=False),
         "key_prefix": Param("", type="string", description="Only stored keys starting with this."),
     },
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 RECEPTION = Asset(name="trilha_reception", uri="s3://recepcao-raw/")
 RAW_REGISTERED = Asset(
@@ -43,3 +43,31 @@ def bucket(name: str) -> str:
 
     default = DEFAULT_BUCKETS[f"bucket_{name}"]
     return "{{ var.value.get('trilha_bucket_" + name + "', '" + default + "') }}"
+
+
+#: What every Trilha DAG shares; each DAG file still states its id, schedule, doc, tags and params.
+DAG_DEFAULTS = {
+    "start_date": START_DATE,
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "template_searchpath": SQL_SEARCHPATH,
+}
+
+
+def project_params(required: bool = True) -> dict[str, Param]:
+    """The project Params: name (and prefix for a new project)."""
+    if not required:
+        return {"project": Param("", type="string", description="Only this project; empty = every project.")}
+    return {
+        "project": Param("inmet", type="string", minLength=1, description="Project name."),
+        "project_prefix": Param(
+            "",
+            type="string",
+            description="Prefix for a new project (a-z, 0-9, '_' or '-'); empty if it exists.",
+        ),
+    }
+
+
+def key_prefix_param(what: str = "Only keys starting with this.") -> dict[str, Param]:
+    return {"key_prefix": Param("", type="string", description=what)}
