@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import DAG_DEFAULTS, RECEPTION, TAGS, bucket
+from trilha.assets import DAG_DEFAULTS, RECEPTION, TAGS, bucket, project_params
 from trilha.operators.ingest import CaptureOperator
 
 
@@ -30,12 +30,7 @@ from trilha.operators.ingest import CaptureOperator
     **DAG_DEFAULTS,
     params={
         "source": Param("", type="string", description="Drive folder id or absolute local path."),
-        "project": Param("inmet", type="string", minLength=1, description="Project name."),
-        "project_prefix": Param(
-            "",
-            type="string",
-            description="Prefix for a new project (a-z, 0-9, '_' or '-'); empty if it exists.",
-        ),
+        **project_params(),
         "key_prefix": Param("", type="string", description="Only capture paths starting with this."),
     },
 )

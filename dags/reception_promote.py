@@ -18,7 +18,15 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, STORED_RAW, TAGS, bucket, on_asset_or_cron
+from trilha.assets import (
+    DAG_DEFAULTS,
+    RAW_REGISTERED,
+    STORED_RAW,
+    TAGS,
+    bucket,
+    on_asset_or_cron,
+    project_params,
+)
 from trilha.operators.ingest import PromoteOperator
 
 
@@ -29,12 +37,7 @@ from trilha.operators.ingest import PromoteOperator
     tags=[*TAGS, "ingestion"],
     **DAG_DEFAULTS,
     params={
-        "project": Param("inmet", type="string", minLength=1, description="Project name."),
-        "project_prefix": Param(
-            "",
-            type="string",
-            description="Prefix for a new project (a-z, 0-9, '_' or '-'); empty if it exists.",
-        ),
+        **project_params(),
         "key_prefix": Param("", type="string", description="Reception key prefix; empty = project prefix."),
     },
 )
