@@ -1,0 +1,2 @@
+{#- Which columns the target already has, so a newer version's extra columns can be added. -#}
+DESCRIBE TABLE {{ target }}
