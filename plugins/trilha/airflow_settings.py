@@ -92,7 +92,8 @@ def parse_settings(text: str, source: str = "airflow_settings.yaml") -> Settings
         doc = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise SettingsError(f"{source}: not valid YAML: {err}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("airflow", {}), dict):
+    # An empty ``airflow:`` section (YAML null) is an empty mapping, as in Astro's own template.
+    if not isinstance(doc, dict) or not isinstance(doc.get("airflow") or {}, dict):
         raise SettingsError(f"{source}: expected a top-level 'airflow:' mapping")
     airflow = doc.get("airflow") or {}
     _check_fields(airflow, TOP_FIELDS, f"{source}: airflow")

@@ -27,6 +27,7 @@ YAML format::
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -276,15 +277,54 @@ def _bound(value: float | str, type_: pa.DataType) -> pa.Scalar:
     return pa.scalar(float(value), pa.float64())
 
 
-def _coerce(column: pa.Array, spec: ColumnSpec) -> tuple[pa.Array, pa.Array | None]:
+@dataclass(frozen=True)
+class _Compiled:
+    """A column spec with its Arrow type and bounds converted once per contract, not per file."""
+
+    spec: ColumnSpec
+    type: pa.DataType
+    low: pa.Scalar | None
+    high: pa.Scalar | None
+    low_value: Any
+    high_value: Any
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(contract: Contract) -> tuple[_Compiled, ...]:
+    compiled = []
+    for spec in contract.columns:
+        type_ = spec.arrow_type
+        low = _bound(spec.min, type_) if spec.min is not None else None
+        high = _bound(spec.max, type_) if spec.max is not None else None
+        compiled.append(
+            _Compiled(
+                spec,
+                type_,
+                low,
+                high,
+                low.as_py() if low is not None else None,
+                high.as_py() if high is not None else None,
+            )
+        )
+    return tuple(compiled)
+
+
+def _is_encoded(column: pa.Array, target: pa.DataType) -> bool:
+    """A dictionary-encoded column whose values have the contract's type (e.g. a station name
+    repeated on every row): it *is* of that type, and is checked through its few distinct values."""
+    return pa.types.is_dictionary(column.type) and column.type.value_type == target
+
+
+def _coerce(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array | None]:
     """Cast a column to the contract type; return the cast column and a mask of cells that failed."""
-    target = spec.arrow_type
-    if column.type == target:
+    if column.type == target or _is_encoded(column, target):
         return column, None
     try:
         return pc.cast(column, target), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         pass
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
     if pa.types.is_string(column.type) and (pa.types.is_floating(target) or pa.types.is_integer(target)):
         normalized = pc.replace_substring(column, ",", ".") if pa.types.is_floating(target) else column
         pattern = _NUMBER_RE if pa.types.is_floating(target) else r"^[+-]?\d+$"
@@ -313,8 +353,8 @@ def _coerce(column: pa.Array, spec: ColumnSpec) -> tuple[pa.Array, pa.Array | No
 def _extremes(column: pa.Array) -> tuple[Any, Any, int]:
     """``(min, max, nan_count)`` of a column, ignoring nulls (and NaN for min/max).
 
-    For floats this goes through numpy: Arrow's float ``min_max`` is NaN-aware and about twice as
-    slow as ``to_numpy`` plus ``fmin``/``fmax``, and validation runs once per staged file.
+    Floats go through numpy: Arrow's float ``min_max`` is NaN-aware and about twice as slow as
+    ``to_numpy`` plus ``fmin``/``fmax``, and validation runs on every staged file.
     """
     if pa.types.is_floating(column.type):
         values = column.to_numpy(zero_copy_only=False)  # nulls become NaN
@@ -327,59 +367,72 @@ def _extremes(column: pa.Array) -> tuple[Any, Any, int]:
     return extremes["min"].as_py(), extremes["max"].as_py(), 0
 
 
-def _bound_value(value: float | str, type_: pa.DataType) -> Any:
-    """A contract bound as a Python value comparable with ``as_py()`` values of ``type_``."""
-    if pa.types.is_timestamp(type_) or pa.types.is_date(type_):
-        return _bound(value, type_).as_py()
-    return float(value)
-
-
-def _checks_for(column: pa.Array, spec: ColumnSpec) -> list[_Check]:
-    """The failed checks of one (already typed) column. Cheap aggregates come first, so a clean
-    column costs a null count and a min/max, not one mask per check."""
-    checks: list[_Check] = []
-    n_null = column.null_count
-    if not spec.nullable and n_null:
-        checks.append(_Check(column.is_null(), f"{spec.name}: expected a value, got null", None))
-    if n_null == len(column):
-        return checks
-    type_ = column.type
-    if spec.min is not None or spec.max is not None:
-        low_value, high_value, nan_count = _extremes(column)
+def _value_problems(values: pa.Array, rule: _Compiled) -> bool:
+    """Whether any (non-null) value breaks the range, NaN, allowed or pattern rule."""
+    spec = rule.spec
+    if len(values) == values.null_count:
+        return False
+    if rule.low is not None or rule.high is not None:
+        low, high, nan_count = _extremes(values)
         if nan_count:
-            nan = pc.fill_null(pc.is_nan(column), False)
+            return True
+        if rule.low is not None and low is not None and low < rule.low_value:
+            return True
+        if rule.high is not None and high is not None and high > rule.high_value:
+            return True
+    elif pa.types.is_floating(values.type) and pc.any(pc.is_nan(values)).as_py():
+        return True
+    if spec.allowed is not None or spec.pattern is not None:
+        text = pc.cast(pc.unique(values).drop_null(), pa.string())
+        if spec.allowed is not None and not pc.all(pc.is_in(text, value_set=pa.array(spec.allowed))).as_py():
+            return True
+        if spec.pattern is not None and not pc.all(pc.match_substring_regex(text, spec.pattern)).as_py():
+            return True
+    return False
+
+
+def _checks_for(column: pa.Array, rule: _Compiled) -> list[_Check]:
+    """The failed checks of one (already typed) column. A first pass over cheap aggregates (null
+    count, min/max, distinct values) decides; masks are only built for a column that fails."""
+    spec = rule.spec
+    checks: list[_Check] = []
+    if not spec.nullable and column.null_count:
+        checks.append(_Check(column.is_null(), f"{spec.name}: expected a value, got null", None))
+    if pa.types.is_dictionary(column.type):
+        if not _value_problems(column.dictionary, rule):
+            return checks
+        column = column.cast(column.type.value_type)  # rare: decode to locate the bad rows
+    elif not _value_problems(column, rule):
+        return checks
+
+    type_ = column.type
+    if pa.types.is_floating(type_):
+        nan = pc.fill_null(pc.is_nan(column), False)
+        if pc.any(nan).as_py():
             checks.append(_Check(nan, f"{spec.name}: expected a number, got NaN", None))
-        below = spec.min is not None and low_value is not None and low_value < _bound_value(spec.min, type_)
-        above = spec.max is not None and high_value is not None and high_value > _bound_value(spec.max, type_)
-        if below or above:
-            out = None
-            if below and spec.min is not None:
-                out = pc.less(column, _bound(spec.min, type_))
-            if above and spec.max is not None:
-                over = pc.greater(column, _bound(spec.max, type_))
-                out = over if out is None else pc.or_kleene(out, over)
-            checks.append(
-                _Check(pc.fill_null(out, False), f"{spec.name}: expected {spec.range_text()}, got ", column)
-            )
-    elif pa.types.is_floating(type_) and pc.any(pc.is_nan(column)).as_py():
-        checks.append(
-            _Check(pc.fill_null(pc.is_nan(column), False), f"{spec.name}: expected a number, got NaN", None)
-        )
+    if rule.low is not None or rule.high is not None:
+        out = None
+        if rule.low is not None:
+            out = pc.less(column, rule.low)
+        if rule.high is not None:
+            over = pc.greater(column, rule.high)
+            out = over if out is None else pc.or_kleene(out, over)
+        mask = pc.fill_null(out, False)
+        if pc.any(mask).as_py():
+            checks.append(_Check(mask, f"{spec.name}: expected {spec.range_text()}, got ", column))
     if spec.allowed is not None or spec.pattern is not None:
         distinct = pc.unique(column).drop_null()
         text = pc.cast(distinct, pa.string())
         if spec.allowed is not None:
             ok = pc.is_in(text, value_set=pa.array(spec.allowed, pa.string()))
             if not pc.all(ok).as_py():
-                bad_values = pc.filter(distinct, pc.invert(ok))
-                mask = pc.fill_null(pc.is_in(column, value_set=bad_values), False)
+                mask = pc.fill_null(pc.is_in(column, value_set=pc.filter(distinct, pc.invert(ok))), False)
                 shown = ", ".join(spec.allowed[:30])
                 checks.append(_Check(mask, f"{spec.name}: expected one of [{shown}], got ", column))
         if spec.pattern is not None:
             ok = pc.match_substring_regex(text, spec.pattern)
             if not pc.all(ok).as_py():
-                bad_values = pc.filter(distinct, pc.invert(ok))
-                mask = pc.fill_null(pc.is_in(column, value_set=bad_values), False)
+                mask = pc.fill_null(pc.is_in(column, value_set=pc.filter(distinct, pc.invert(ok))), False)
                 checks.append(
                     _Check(mask, f"{spec.name}: expected a value matching {spec.pattern!r}, got ", column)
                 )
@@ -446,24 +499,25 @@ def validate(
 
     changed: dict[str, pa.Array] = {}
     checks: list[_Check] = []
-    for spec in contract.columns:
-        if spec.name not in names:
+    present = set(names)
+    for rule in _compile(contract):
+        spec = rule.spec
+        if spec.name not in present:
             continue
         chunked = table.column(spec.name)
         original = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
-        typed, bad = _coerce(original, spec)
+        typed, bad = _coerce(original, rule.type)
         if bad is not None and pc.any(bad).as_py():
             checks.append(_Check(bad, f"{spec.name}: expected {spec.type}, got ", original))
         if typed is not original:
             changed[spec.name] = typed
-        checks.extend(_checks_for(typed, spec))
+        checks.extend(_checks_for(typed, rule))
 
     ok = table
     for name, typed in changed.items():
         ok = ok.set_column(ok.schema.get_field_index(name), name, typed)
     if not checks:
-        empty = pa.array([], pa.int64())
-        return ok, _quarantine(table.slice(0, 0), source_file, line_numbers, empty, pa.array([], pa.string()))
+        return ok, _empty_quarantine(table.schema)
     failed = checks[0].mask
     for check in checks[1:]:
         failed = pc.or_(failed, check.mask)
@@ -471,6 +525,24 @@ def validate(
     reasons = _reason_texts(checks, rows)
     quarantine = _quarantine(table.take(rows), source_file, line_numbers, rows, reasons)
     return ok.filter(pc.invert(failed)), quarantine
+
+
+@functools.lru_cache(maxsize=64)
+def _empty_quarantine_schema(schema: pa.Schema) -> pa.Schema:
+    fields = [f for f in schema if f.name != LINE_NUMBER_COLUMN]
+    return pa.schema(
+        [
+            *fields,
+            pa.field("_source_file", pa.string()),
+            pa.field(LINE_NUMBER_COLUMN, pa.int64()),
+            pa.field("_reason", pa.string()),
+        ]
+    )
+
+
+def _empty_quarantine(schema: pa.Schema) -> pa.Table:
+    """The quarantine of a clean file: no rows, the same columns as a non-empty one."""
+    return _empty_quarantine_schema(schema).empty_table()
 
 
 def _quarantine(

@@ -20,6 +20,7 @@ To use an existing server instead of starting one, set ``TRILHA_EXTERNAL_POSTGRE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -300,6 +301,11 @@ class Stack:
                     extra_groups=[] if info.get("os_user") else None,
                 )
                 stopped.append(component)
+                # A short socket directory outside the state directory is not left behind.
+                sock_dir = socket_dir_path(Path(info["data_dir"]).parent)
+                if not sock_dir.is_relative_to(self.state_dir):
+                    with contextlib.suppress(OSError):
+                        sock_dir.rmdir()
             elif info.get("pid") and stop_pid(int(info["pid"]), info.get("expect", "")):
                 stopped.append(component)
             if "pid" in info:
@@ -339,11 +345,10 @@ class Stack:
             raise StackError("postgres", "no PostgreSQL binaries found (pip install pgserver)")
         pg_root = self.state_dir / "postgres"
         data_dir = pg_root / "data"
-        sock_dir = pg_root / "sock"
-        sock_dir.mkdir(parents=True, exist_ok=True)
         password = self._secret("postgres_password")
         user = "trilha"
         run_as = _postgres_os_user(pg_root)
+        sock_dir = _socket_dir(pg_root, run_as)
         if not (data_dir / "PG_VERSION").exists():
             data_dir.mkdir(parents=True, exist_ok=True)
             pwfile = pg_root / ".pwfile"
@@ -718,6 +723,44 @@ def _postgres_os_user(pg_root: Path) -> str | None:
         if not mode & 0o001:
             os.chmod(parent, mode | 0o001)
     return PG_OS_USER
+
+
+#: Unix socket paths are limited to 107 bytes (sun_path); PostgreSQL appends "/.s.PGSQL.<port>".
+_MAX_SOCKET_DIR = 107 - len("/.s.PGSQL.65535")
+
+
+def socket_dir_path(pg_root: Path) -> Path:
+    """Where the stack rooted at ``pg_root`` keeps PostgreSQL's socket (see :func:`_socket_dir`)."""
+    sock_dir = pg_root / "sock"
+    if len(str(sock_dir)) > _MAX_SOCKET_DIR:
+        import hashlib
+        import tempfile
+
+        tag = hashlib.sha256(str(pg_root).encode()).hexdigest()[:16]
+        sock_dir = Path(tempfile.gettempdir()) / f"trilha-pg-{tag}"
+    return sock_dir
+
+
+def _socket_dir(pg_root: Path, run_as: str | None) -> Path:
+    """The directory of PostgreSQL's Unix socket: ``<pg_root>/sock``, or a short one in the temp dir.
+
+    A state directory deep in a checkout (or a test's temporary directory) makes the socket path too
+    long, and PostgreSQL then refuses to start; the short directory is named after ``pg_root`` so the
+    same stack always finds it again, and it must belong to the server's user and no one else.
+    """
+    sock_dir = socket_dir_path(pg_root)
+    sock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if sock_dir.is_symlink():
+        raise StackError("postgres", f"socket directory {sock_dir} is a symlink; remove it")
+    if run_as is not None:
+        shutil.chown(sock_dir, run_as, run_as)
+    import pwd
+
+    owner = pwd.getpwnam(run_as).pw_uid if run_as else os.geteuid()
+    if sock_dir.lstat().st_uid != owner:
+        raise StackError("postgres", f"socket directory {sock_dir} belongs to someone else; remove it")
+    os.chmod(sock_dir, 0o700)
+    return sock_dir
 
 
 def _chown_tree(root: Path, user: str | None) -> None:

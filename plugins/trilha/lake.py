@@ -30,20 +30,26 @@ def logical_name(object_key: str, project_prefix: str) -> str:
 def stored_key(project_prefix: str, name: str, version: int) -> str:
     """``<prefix>/<name>`` for version 1, ``<prefix>/<stem>__v<N><suffix>`` after: never an overwrite."""
     if version <= 1:
-        return join_key(project_prefix, name)
-    path = PurePosixPath(name)
-    suffix = "".join(path.suffixes[-1:])
-    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
-    return join_key(project_prefix, str(path.parent / f"{stem}__v{version}{suffix}").lstrip("./"))
+        return join_key(project_prefix, validate_key(name, what="stored name"))
+    return join_key(project_prefix, _tagged(validate_key(name, what="stored name"), f"v{version}"))
+
+
+def _tagged(key: str, tag: str) -> str:
+    """``dir/stem__<tag>.ext``: a sibling of ``key`` in the same folder, with its last extension kept.
+
+    Built from the key's own text, not ``str(PurePosixPath)`` plus ``lstrip("./")``: that stripped the
+    leading dots of names such as ``.env`` or ``.d/x.csv`` and moved the sibling to another folder.
+    """
+    folder, slash, base = key.rpartition("/")
+    suffix = PurePosixPath(base).suffix
+    stem = base[: len(base) - len(suffix)] if suffix else base
+    return f"{folder}{slash}{stem}__{tag}{suffix}"
 
 
 def disambiguated_key(key: str, content_id: str) -> str:
     """A sibling key for different content that arrives under a name already taken in reception."""
-    path = PurePosixPath(key)
-    suffix = "".join(path.suffixes[-1:])
-    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
     tag = "".join(ch for ch in content_id if ch.isalnum())[:12] or "x"
-    return validate_key(str(path.parent / f"{stem}__{tag}{suffix}").lstrip("./"))
+    return validate_key(_tagged(key, tag))
 
 
 def lock_key(kind: str, value: str) -> int:
@@ -83,6 +89,7 @@ def plan_promotion(
     physically_present: set[str],
     latest_versions: dict[str, dict[str, Any]],
     project_prefix: str,
+    taken_keys: Iterable[str] = (),
 ) -> PromotionPlan:
     """Decide, for a batch, what to copy, what is a duplicate and what must be repaired.
 
@@ -94,10 +101,15 @@ def plan_promotion(
     :param stored_by_sha: audit rows of this project's stored content, by sha256.
     :param physically_present: stored keys verified present with the right content.
     :param latest_versions: latest stored version per logical name (``version``, ``sha256``).
+    :param taken_keys: stored keys that already hold other content (``storage_audit`` rows). A new
+        version never lands on one of them, nor on a key planned earlier in the batch: a file really
+        named ``data__v2.csv`` is not overwritten by the second version of ``data.csv``; that version
+        takes the next free number instead.
     """
     plan = PromotionPlan()
     next_version = {n: (int(v["version"]), v["sha256"]) for n, v in latest_versions.items()}
     planned_sha: set[str] = set()
+    used_keys = set(taken_keys) | {str(s["dest_key"]) for s in stored_by_sha.values()}
     for item in sorted(items, key=lambda i: i.reception_id):
         stored = stored_by_sha.get(item.sha256)
         if stored is not None:
@@ -125,8 +137,12 @@ def plan_promotion(
             item.version, item.previous_sha256 = 1, None
         else:
             item.version, item.previous_sha256 = previous[0] + 1, previous[1]
-        next_version[item.name] = (item.version, item.sha256)
         item.dest_key = stored_key(project_prefix, item.name, item.version)
+        while item.dest_key in used_keys:
+            item.version += 1
+            item.dest_key = stored_key(project_prefix, item.name, item.version)
+        used_keys.add(item.dest_key)
+        next_version[item.name] = (item.version, item.sha256)
         item.action = "copy"
         planned_sha.add(item.sha256)
         plan.copy.append(item)

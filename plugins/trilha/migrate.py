@@ -46,7 +46,6 @@ _RECORD = (
     "VALUES (%(version)s, %(name)s, %(checksum)s)"
 )
 _EXISTS = "SELECT to_regclass('meta.schema_migrations') IS NOT NULL"
-_LATEST = "SELECT coalesce(max(version), 0) FROM meta.schema_migrations"
 
 
 @dataclass(frozen=True)
@@ -80,16 +79,21 @@ def discover(directory: Path | None = None) -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-def _is_current(conn: Any, latest: int) -> bool:
+def _is_current(conn: Any, migrations: list[Migration]) -> bool:
+    """True when every migration file is applied with its checksum (the fast path, no lock).
+
+    Comparing checksums here, not only the latest version, is what catches an edited migration when
+    nothing new is pending: the locked path then raises :class:`MigrationError` for it.
+    """
     with conn.cursor() as cur:
         cur.execute(_EXISTS)
         exists = bool(cur.fetchone()[0])
-        current = 0
+        applied: dict[int, str] = {}
         if exists:
-            cur.execute(_LATEST)
-            current = int(cur.fetchone()[0])
+            cur.execute(_APPLIED)
+            applied = {int(v): c for v, c in cur.fetchall()}
     conn.rollback()
-    return exists and current >= latest
+    return exists and all(applied.get(m.version) == m.checksum for m in migrations)
 
 
 def migrate(conn: Any, directory: Path | None = None) -> list[str]:
@@ -102,7 +106,7 @@ def migrate(conn: Any, directory: Path | None = None) -> list[str]:
     migrations = discover(directory)
     if not migrations:
         return []
-    if _is_current(conn, migrations[-1].version):
+    if _is_current(conn, migrations):
         return []
     applied_now: list[str] = []
     with conn.cursor() as cur:

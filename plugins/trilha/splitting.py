@@ -144,7 +144,17 @@ def hash_split(
     # Top 53 bits as a uniform number in [0, 1).
     position = (hashes >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
     bucket = np.where(position < train, 0, np.where(position < train + validation, 1, 2))
-    return {name: table.filter(pa.array(bucket == i)) for i, name in enumerate(SPLITS)}
+    return _by_bucket(table, bucket)
+
+
+def _by_bucket(table: pa.Table, bucket: np.ndarray) -> dict[str, pa.Table]:
+    """One ``take`` in bucket order (stable, so rows keep their order), then zero-copy slices:
+    a third of the work of three ``filter`` calls over a many-chunk table."""
+    order = np.argsort(bucket, kind="stable")
+    ordered = table.take(pa.array(order)) if len(order) else table
+    counts = np.bincount(bucket, minlength=3) if len(bucket) else np.zeros(3, dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)))
+    return {name: ordered.slice(int(starts[i]), int(counts[i])) for i, name in enumerate(SPLITS)}
 
 
 def _to_micros(value: object, what: str) -> int:
@@ -214,4 +224,4 @@ def temporal_split(
         )
     micros = _column_micros(column, time_column)
     bucket = np.where(micros < validation_at, 0, np.where(micros < test_at, 1, 2))
-    return {name: table.filter(pa.array(bucket == i)) for i, name in enumerate(SPLITS)}
+    return _by_bucket(table, bucket)

@@ -46,13 +46,17 @@ CREATE TABLE reception_audit (
     run_id          TEXT,
     registered_at   TIMESTAMPTZ NOT NULL DEFAULT now(),
     deleted_at      TIMESTAMPTZ,
-    UNIQUE (bucket, object_key, etag),
     -- A row that is not rejected always names its content.
     CHECK (status = 'rejected' OR sha256 IS NOT NULL),
     CHECK (status <> 'rejected' OR reason IS NOT NULL),
     CHECK (status <> 'duplicate' OR duplicate_of IS NOT NULL)
 );
 CREATE INDEX reception_audit_sha256_idx ON reception_audit (sha256);
+-- One live row per object version. Partial, so the same bytes uploaded again under the same key
+-- after cleanup deleted them are registered (and later cleaned) again, with their own record.
+CREATE UNIQUE INDEX reception_audit_live_object_idx ON reception_audit (bucket, object_key, etag)
+    WHERE deleted_at IS NULL;
+CREATE INDEX reception_audit_key_idx ON reception_audit (bucket, object_key);
 
 CREATE TABLE storage_audit (
     id                  BIGSERIAL PRIMARY KEY,

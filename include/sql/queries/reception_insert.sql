@@ -9,5 +9,5 @@ SELECT %(bucket)s, t.* FROM unnest(
     %(source_ref)s::text[], %(source_revision)s::text[], %(status)s::text[], %(duplicate_of)s::text[],
     %(reason)s::text[], %(run_ids)s::text[]
 ) AS t
-ON CONFLICT (bucket, object_key, etag) DO NOTHING
+ON CONFLICT (bucket, object_key, etag) WHERE deleted_at IS NULL DO NOTHING
 RETURNING id, object_key, status

@@ -17,16 +17,17 @@ import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG 
 from trilha.exceptions import ParseError
 from trilha.formats.common import (
     ParsedFile,
+    data_body,
     decode_bytes,
     parse_decimal,
     sample_lines,
     snake_case,
-    to_utf8,
     tokens,
 )
 from trilha.formats.inmet import (
     HOURLY_MEASUREMENTS,
     HOURLY_RULES,
+    STATION_STRING,
     Rules,
     finish_table,
     make_parsed,
@@ -71,8 +72,8 @@ _META_KEYS = {
 }
 
 _STATION_TYPES: dict[str, pa.DataType] = {
-    "wmo_code": pa.string(),
-    "station": pa.string(),
+    "wmo_code": STATION_STRING,
+    "station": STATION_STRING,
     "latitude": pa.float64(),
     "longitude": pa.float64(),
     "altitude": pa.float64(),
@@ -151,10 +152,9 @@ def parse_bdmep(data: bytes, name: str, *, force_strings: bool = False) -> Parse
         )
     rules = HOURLY_RULES if hourly else _DAILY_RULES
     body_start = spans[header_index][1] + 1
-    body, body_encoding = to_utf8(data[body_start:])
+    body, body_encoding, first_data = data_body(data, body_start)
     if body_encoding not in ("ascii", encoding):
         metadata["data_encoding"] = body_encoding
-    first_data = body[: body.find(b"\n")] if b"\n" in body else body
     trailing = first_data.rstrip().endswith(b";") if first_data.strip() else lines[header_index].endswith(";")
     plan = plan_columns(
         headers, rules=rules, trailing=trailing, name=name, header_line=header_line, need_hour=hourly

@@ -125,10 +125,11 @@ def check_not_binary(data: bytes, name: str) -> None:
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise ParseError(f"{name}: binary file: expected delimited text, got {what}")
-    if b"\x00" in data:
-        # NUL never occurs in latin-1/UTF-8 text; UTF-16 is handled before this check.
-        raise ParseError(f"{name}: binary file: expected delimited text, got NUL bytes")
     sample = data[:SNIFF_BYTES]
+    if b"\x00" in sample:
+        # NUL never occurs in latin-1/UTF-8 text (UTF-16 is decoded before this check). Only the
+        # sample is searched: a stray NUL further down is a bad cell, rejected with its row.
+        raise ParseError(f"{name}: binary file: expected delimited text, got NUL bytes")
     controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     if controls > max(2, len(sample) // 100):
         raise ParseError(
@@ -163,6 +164,23 @@ def to_utf8(data: bytes) -> tuple[bytes, str]:
     if encoding == "utf-8":
         return data, encoding
     return text.encode("utf-8"), encoding
+
+
+def data_body(data: bytes, start: int) -> tuple[bytes | memoryview, str, bytes]:
+    """The data lines from ``start`` on as UTF-8, their encoding, and the first data line.
+
+    INMET data lines are ASCII even when the header has accents, so the usual case is a
+    zero-copy view (numpy checks the high bit without copying ~1 MB per file).
+    """
+    if start >= len(data):
+        return b"", "ascii", b""
+    if int(np.frombuffer(data, dtype=np.uint8, offset=start).max()) < 128:
+        body: bytes | memoryview = memoryview(data)[start:]
+        encoding = "ascii"
+    else:
+        body, encoding = to_utf8(data[start:])
+    first = bytes(body[:SNIFF_BYTES]).split(b"\n", 1)[0]
+    return body, encoding, first
 
 
 def normalize_newlines(data: bytes) -> bytes:
@@ -391,6 +409,23 @@ def _without_lines(
     return b"\n".join(pieces), keep
 
 
+def _drop_empty_lines(
+    table: pa.Table, indices: np.ndarray, body: bytes | memoryview
+) -> tuple[pa.Table, np.ndarray]:
+    """Remove the rows that come from empty lines (Arrow reads an empty line of a multi-column
+    file as a row of nulls). Only rows whose first field is null can be one, so a file without
+    such rows never pays for the line scan."""
+    candidates = np.flatnonzero(np.asarray(table.column(0).is_null().to_numpy(zero_copy_only=False)))
+    offsets = line_offsets(body)
+    lines = indices[candidates]
+    empty = (offsets[lines + 1] - 1 - offsets[lines]) == 0
+    if not empty.any():
+        return table, indices
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[candidates[empty]] = False
+    return table.filter(pa.array(keep)), indices[keep]
+
+
 def read_delimited(
     body: bytes | memoryview,
     *,
@@ -411,9 +446,9 @@ def read_delimited(
     :param rejects: malformed (truncated, extra fields) and over-long lines are added here.
     :param field_hint: appended to the expected field count in messages.
 
-    Blank lines are not data: they are skipped and not counted. The happy path is one Arrow read
-    plus a newline count. Only a body with blank or over-long lines pays for a line-offset scan
-    and a second read.
+    Blank lines are not data: they are skipped and not counted. The happy path is a single
+    multi-threaded Arrow read; only a body with malformed, blank or over-long lines pays for a
+    line-offset scan or a second, single-threaded read.
     """
     end = len(body)
     while end and body[end - 1] == 10:
@@ -476,7 +511,9 @@ def read_delimited(
             f"expected {row.expected} fields{field_hint}, got {row.actual} (truncated or malformed line)",
             row.text,
         )
-    indices = np.flatnonzero(good)
+    indices = np.flatnonzero(good)  # line (of the buffer Arrow read) of each table row
+    if len(column_names) > 1 and table.num_rows and table.column(0).null_count:
+        table, indices = _drop_empty_lines(table, indices, body)
     if kept is not None:
         indices = kept[indices]
     return DelimitedRead(
@@ -515,34 +552,6 @@ def to_float(values: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array | N
     return pc.cast(cleaned, pa.float64()), bad
 
 
-def cast_by_unique(
-    values: pa.Array | pa.ChunkedArray, target: pa.DataType
-) -> tuple[pa.Array, pa.Array | None]:
-    """Cast; when the cast fails, find the offending cells by casting each distinct value.
-
-    The Python loop runs over distinct values only (366 dates in a year), never over rows, and
-    only on the failure path.
-    """
-    values = _combined(values)
-    try:
-        return pc.cast(values, target), None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    encoded = pc.dictionary_encode(values)
-    converted: list[object] = []
-    bad_values: list[bool] = []
-    for value in encoded.dictionary.to_pylist():
-        try:
-            converted.append(pc.cast(pa.array([value], encoded.dictionary.type), target)[0].as_py())
-            bad_values.append(False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            converted.append(None)
-            bad_values.append(True)
-    result = pc.take(pa.array(converted, target), encoded.indices)
-    bad = pc.fill_null(pc.take(pa.array(bad_values, pa.bool_()), encoded.indices), False)
-    return result, bad
-
-
 def map_unique(
     values: pa.Array | pa.ChunkedArray,
     convert: Callable[[str], object],
@@ -575,6 +584,12 @@ def constant(value: object, type_: pa.DataType, length: int) -> pa.Array:
     """
     if value is None:
         return pa.nulls(length, type_)
+    if pa.types.is_dictionary(type_):
+        # One dictionary entry and all-zero indices: no string is copied 8784 times, Parquet
+        # writes the dictionary as is, and validation checks one value instead of every row.
+        return pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(length, dtype=np.int32)), pa.array([value], type_.value_type)
+        )
     if pa.types.is_string(type_) and isinstance(value, str):
         encoded = value.encode("utf-8")
         if len(encoded) * length < 2**31:
@@ -602,9 +617,10 @@ def reject_cells(
     read: DelimitedRead,
     mask: pa.Array | None,
     values: pa.Array | pa.ChunkedArray | None,
-    message: str,
+    expected: str,
 ) -> None:
-    """Record every row flagged in ``mask``; ``message`` may use ``{value!r}`` for the cell."""
+    """Record every row flagged in ``mask`` as rejected: ``"<expected>, got '<cell>'"`` (or just
+    ``expected`` when ``values`` is None)."""
     if mask is None or (isinstance(mask, pa.Array) and mask.true_count == 0):
         return
     flagged = np.flatnonzero(np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool))
@@ -613,7 +629,8 @@ def reject_cells(
     cells = pc.take(values, pa.array(flagged)).to_pylist() if values is not None else [None] * len(flagged)
     for index, value in zip(flagged.tolist(), cells, strict=True):
         line_number = int(read.line_numbers[index])
-        rejects.add(line_number, message.format(value=value), read.raw_line(line_number))
+        reason = expected if values is None else f"{expected}, got {value!r}"
+        rejects.add(line_number, reason, read.raw_line(line_number))
 
 
 def or_masks(masks: Iterable[pa.Array | None]) -> pa.Array | None:

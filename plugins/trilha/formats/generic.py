@@ -45,6 +45,7 @@ DATASET = "generic"
 _DELIMITERS = (",", ";", "\t", "|")
 _NULL_VALUES: tuple[str, ...] = ("", "NA", "N/A", "n/a", "NULL", "null", "None", "NaN", "nan", "#N/A")
 _INT_RE = r"^[+-]?(0|[1-9][0-9]*)$"
+_LEADING_ZERO_RE = r"^[+-]?0[0-9]"
 _FLOAT_RE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _DATE_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TIMESTAMP_RE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?$"
@@ -61,18 +62,35 @@ def _fields(line: str, delimiter: str) -> list[str]:
     return next(csv.reader([line], delimiter=delimiter, quotechar='"'), [])
 
 
+def _clean(value: str, delimiter: str) -> bool:
+    """A field that looks whole: a number (either decimal mark), or text holding no other
+    candidate delimiter. Splitting ``1;2,5`` on ``,`` leaves ``1;2``, which is not."""
+    if _LOOKS_NUMERIC.match(value):
+        return True
+    return not any(other in value for other in _DELIMITERS if other != delimiter)
+
+
 def sniff_delimiter(lines: list[str]) -> tuple[str, int]:
-    """The delimiter giving the most lines with the same (largest) field count, and that count."""
+    """The delimiter that splits the sample lines most consistently, and its field count.
+
+    Ranked by: share of lines with the most common field count, then share of fields that look
+    whole (see :func:`_clean`), then the field count. ``1;2,5`` splits into two fields on both
+    ``;`` and ``,``; only ``;`` leaves whole fields.
+    """
     best = (",", 1)
-    best_score = (0.0, 1)
+    best_score: tuple[float, float, int] = (0.0, 0.0, 1)
     for delimiter in _DELIMITERS:
-        counts = [len(_fields(line, delimiter)) for line in lines]
+        rows = [_fields(line, delimiter) for line in lines]
+        if not rows:
+            continue
+        counts = Counter(len(r) for r in rows if len(r) > 1)
         if not counts:
             continue
-        mode, hits = Counter(counts).most_common(1)[0]
-        if mode < 2:
-            continue
-        score = (hits / len(counts), mode)
+        # Ties go to the wider split (Counter keeps first-seen order, so sort explicitly).
+        mode, hits = max(counts.items(), key=lambda item: (item[1], item[0]))
+        fields = [f for r in rows for f in r]
+        clean = sum(_clean(f, delimiter) for f in fields) / len(fields)
+        score = (hits / len(rows), clean, mode)
         if score > best_score:
             best, best_score = (delimiter, mode), score
     return best
@@ -109,6 +127,9 @@ def infer_column(values: pa.Array | pa.ChunkedArray, decimal: str) -> pa.Array:
     candidates: list[tuple[str, pa.DataType, pa.Array]] = [(_INT_RE, pa.int64(), values)]
     numeric = pc.replace_substring(values, ",", ".") if decimal == "," else values
     candidates.append((_FLOAT_RE, pa.float64(), numeric))
+    # "007", "0123": codes (postal codes, station ids) whose leading zeros a number would lose.
+    if bool(pc.any(pc.match_substring_regex(present, _LEADING_ZERO_RE)).as_py()):
+        candidates = []
     for pattern, type_, source in candidates:
         if every(pattern, source.drop_null()):
             try:

@@ -30,11 +30,13 @@ import pyarrow.compute as pc  # noqa: TID253
 from trilha.exceptions import ParseError
 from trilha.formats.common import (
     LINE_NUMBER_COLUMN,
+    SNIFF_BYTES,
     CsvDialect,
     DelimitedRead,
     ParsedFile,
     Rejects,
     constant,
+    data_body,
     decode_bytes,
     map_unique,
     or_masks,
@@ -44,7 +46,6 @@ from trilha.formats.common import (
     sample_lines,
     snake_case,
     to_float,
-    to_utf8,
     tokens,
     unique_names,
 )
@@ -83,6 +84,8 @@ STATION_COLUMNS: tuple[str, ...] = (
 HOURLY_COLUMNS: tuple[str, ...] = ("observed_at", *STATION_COLUMNS, *HOURLY_MEASUREMENTS)
 
 TIMESTAMP_TYPE = pa.timestamp("us", tz="UTC")
+#: Station descriptions repeat one value on every row of a file: dictionary-encoded.
+STATION_STRING = pa.dictionary(pa.int32(), pa.string())
 
 #: (canonical name, required token prefixes, forbidden token prefixes), first match wins.
 Rules = tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
@@ -339,21 +342,24 @@ def build_timestamps(days: pa.Array, seconds: pa.Array | None) -> pa.Array:
     return pc.cast(micros, TIMESTAMP_TYPE)
 
 
-def sniff_decimal(body: bytes) -> str | None:
+def sniff_decimal(body: bytes | memoryview) -> str | None:
     """``","`` or ``"."`` for the data's decimal separator; ``None`` when both appear.
 
     In INMET data lines neither character has another use (dates use ``-``/``/``, hours ``:``),
     so a comma anywhere means decimal comma, and a file re-saved with points has no comma at all.
     """
-    has_comma = b"," in body
-    has_point = b"." in body
+    # The first 64 KiB (~300 lines) decide; a different separator further down only makes the
+    # typed read fail, and the string path then handles both separators.
+    sample = bytes(body[:SNIFF_BYTES])
+    has_comma = b"," in sample
+    has_point = b"." in sample
     if has_comma and has_point:
         return None
     return "," if has_comma else "."
 
 
 def read_measurements(
-    body: bytes,
+    body: bytes | memoryview,
     *,
     plan: ColumnPlan,
     first_line: int,
@@ -564,10 +570,10 @@ def yearly_layout(lines: list[str]) -> str:
 # --------------------------------------------------------------------------------------------------
 
 _STATION_TYPES: dict[str, pa.DataType] = {
-    "wmo_code": pa.string(),
-    "station": pa.string(),
-    "uf": pa.string(),
-    "region": pa.string(),
+    "wmo_code": STATION_STRING,
+    "station": STATION_STRING,
+    "uf": STATION_STRING,
+    "region": STATION_STRING,
     "latitude": pa.float64(),
     "longitude": pa.float64(),
     "altitude": pa.float64(),
@@ -624,10 +630,9 @@ def parse_yearly(data: bytes, name: str, *, force_strings: bool = False) -> Pars
     if headers and headers[-1].strip() == "":
         headers = headers[:-1]
     body_start = spans[header_index][1] + 1
-    body, body_encoding = to_utf8(data[body_start:])
+    body, body_encoding, first_data = data_body(data, body_start)
     if body_encoding not in ("ascii", encoding):
         metadata["data_encoding"] = body_encoding
-    first_data = body[: body.find(b"\n")] if b"\n" in body else body
     trailing = first_data.rstrip().endswith(b";") if first_data.strip() else lines[header_index].endswith(";")
     plan = plan_columns(
         headers, rules=HOURLY_RULES, trailing=trailing, name=name, header_line=header_line, need_hour=True

@@ -141,15 +141,19 @@ class MinioHook(S3Hook):
         """Fail early, with a message that says what to fix, if a bucket cannot be used."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
+        # The provider does not fail on an undefined conn id: it falls back to an empty connection
+        # (boto's default credentials and AWS's own endpoint). Look the connection up first instead.
+        try:
+            self.get_connection(str(self.aws_conn_id))
+        except AirflowNotFoundException:
+            raise ConnectionSetupError(
+                f"connection {self.aws_conn_id!r} is not defined: add it to airflow_settings.yaml or "
+                f"set AIRFLOW_CONN_{str(self.aws_conn_id).upper()}"
+            ) from None
         for bucket in buckets:
             validate_bucket(bucket)
             try:
                 self.get_conn().head_bucket(Bucket=bucket)
-            except AirflowNotFoundException:
-                raise ConnectionSetupError(
-                    f"connection {self.aws_conn_id!r} is not defined: add it to airflow_settings.yaml or "
-                    f"set AIRFLOW_CONN_{str(self.aws_conn_id).upper()}"
-                ) from None
             except Exception as err:
                 raise ConnectionSetupError(self.explain_error(err, bucket)) from err
 

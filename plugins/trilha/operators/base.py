@@ -177,7 +177,11 @@ class TrilhaBaseOperator(BaseOperator):
         status, error, extra = "failed", None, {}
         try:
             extra = self.run(context, counters) or {}
-            status = "success"
+            if counters["failed"] and self.fail_on_errors:
+                # The task fails below, after the records are written: they must say so too.
+                error = f"{counters['failed']} item(s) failed (first: {self._first_failure(counters)})"
+            else:
+                status = "success"
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             raise

@@ -18,14 +18,20 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from trilha import config, lake
 from trilha.digest import EMPTY_SHA256, ChunkStream, Digest
-from trilha.exceptions import IntegrityError, InvalidKeyError, InvalidProjectError, SourceError
+from trilha.exceptions import (
+    ExportTooLargeError,
+    IntegrityError,
+    InvalidKeyError,
+    InvalidProjectError,
+    SourceError,
+)
 from trilha.keys import validate_key, validate_key_prefix, validate_project_name, validate_project_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from trilha.hooks.audit import AuditHook
+    from trilha.hooks.audit import AuditHook, Transaction
     from trilha.hooks.minio import ObjectInfo
     from trilha.sources import CaptureSource, SourceFile
 
@@ -221,6 +227,16 @@ class _ReceptionMixin(TrilhaBaseOperator):
                     continue
                 wanted.append((f, key))
             known_sha = self.audit.known_checksums([f.sha256 for f, _ in wanted if f.sha256])
+            # Google documents carry no checksum and export to new bytes each time: what identifies a
+            # capture is the file at its revision, so one captured before is not exported again.
+            no_sum = [f for f, _ in wanted if not f.sha256 and not f.md5 and f.revision]
+            known_rev = (
+                self.audit.known_source_revisions(
+                    source.kind, [f.source_id for f in no_sum], [str(f.revision) for f in no_sum]
+                )
+                if no_sum
+                else set()
+            )
             known_md5 = {
                 r["md5"]
                 for r in self.audit.query(
@@ -235,6 +251,7 @@ class _ReceptionMixin(TrilhaBaseOperator):
                     (f.sha256 and f.sha256 in known_sha)
                     or (not f.sha256 and f.md5 in known_md5)
                     or (content_id and content_id in seen_content)
+                    or (not content_id and (f.source_id, f.revision) in known_rev)
                 ):
                     counters.add("duplicate")
                     progress.update()
@@ -267,9 +284,15 @@ class _ReceptionMixin(TrilhaBaseOperator):
             entries: list[Entry] = []
             for (_, key), outcome in zip(todo, parallel(upload, todo, workers), strict=True):
                 if isinstance(outcome, SourceError | IntegrityError) or is_missing(outcome):  # type: ignore[arg-type]
-                    counters.problem(
-                        "skipped" if isinstance(outcome, SourceError) else "failed", key, str(outcome)
+                    # Too large to export: bad input that no retry fixes, so a rejection with its reason.
+                    kind = (
+                        "rejected"
+                        if isinstance(outcome, ExportTooLargeError)
+                        else "skipped"
+                        if isinstance(outcome, SourceError)
+                        else "failed"
                     )
+                    counters.problem(kind, key, str(outcome))
                 elif isinstance(outcome, BaseException):
                     raise outcome
                 else:
@@ -555,6 +578,38 @@ class PromoteOperator(TrilhaBaseOperator):
             )
         return info.size == int(stored["size_bytes"]) and info.md5_etag == stored["md5"]
 
+    def _plan(
+        self,
+        tx: Transaction,
+        project_id: int,
+        items: list[lake.PromotionItem],
+        stored: dict[str, dict[str, Any]],
+        ok_keys: set[str],
+        latest: dict[str, dict[str, Any]],
+        prefix: str,
+    ) -> lake.PromotionPlan:
+        """Plan the batch so that no copy lands on a key another content holds.
+
+        A planned key may belong to a name outside this batch (a file really named ``data__v2.csv``):
+        the keys are locked, looked up in ``storage_audit``, and the plan is redone around the ones
+        taken. Nothing to copy (a re-run) costs no round trip here.
+        """
+        taken: set[str] = set()
+        while True:
+            plan = lake.plan_promotion(items, stored, ok_keys, latest, prefix, taken)
+            keys = sorted({i.dest_key for i in plan.copy})
+            if not keys:
+                return plan
+            tx.run(
+                "advisory_lock_batch",
+                {"project_id": project_id, "lock_keys": [lake.lock_key("key", k) for k in keys]},
+            )
+            rows = tx.run("storage_keys_taken", {"bucket": self.storage_bucket, "keys": keys})
+            clash = {r["dest_key"] for r in rows}
+            if not clash:
+                return plan
+            taken |= clash
+
     def _promote_batch(
         self,
         project: dict[str, Any],
@@ -575,7 +630,7 @@ class PromoteOperator(TrilhaBaseOperator):
                 for r in tx.run("storage_latest_versions", {"project_id": pid, "names": names})
             }
             ok_keys = {s["dest_key"] for s in stored.values() if self._verified_present(s, present)}
-            plan = lake.plan_promotion(items, stored, ok_keys, latest, project["prefix"])
+            plan = self._plan(tx, pid, items, stored, ok_keys, latest, project["prefix"])
             counters.add("duplicate", len(plan.duplicates))
             work = plan.copy + plan.repair
 
@@ -702,16 +757,38 @@ class CleanupOperator(TrilhaBaseOperator):
         deleted = 0
         for page in chunked(self.minio.iter_objects(bucket, key_prefix), BATCH):
             counters.add("seen", len(page))
-            known = self.audit.known_reception(bucket, [o.key for o in page], [o.etag for o in page])
-            audits = {o.key: known.get((o.key, o.etag)) for o in page}
+            # By key, not by (key, ETag): an object overwritten since its audit must read as changed.
+            current = {
+                r["object_key"]: r
+                for r in self.audit.query(
+                    "reception_current",
+                    {"bucket": bucket, "keys": [o.key for o in page], "etags": [o.etag for o in page]},
+                )
+            }
+            audits = {o.key: current.get(o.key) for o in page}
             shas = sorted({a["sha256"] for a in audits.values() if a and a["sha256"]})
             stored = {r["sha256"]: r for r in self.audit.query("storage_any_by_sha", {"sha256": shas})}
             decisions = []
             for obj in page:
                 audit = audits[obj.key]
+                if (
+                    audit
+                    and audit.get("deleted_at")
+                    and obj.last_modified
+                    and obj.last_modified > audit["deleted_at"]
+                ):
+                    # Uploaded again after its deletion was recorded: a new object raw_ingest has not
+                    # registered yet. (An older object with that record is a deletion a killed run did
+                    # not finish: it is deleted now, under the record already written.)
+                    audit = None
                 st = stored.get(audit["sha256"]) if audit else None
                 verified = False
-                if st is not None and audit is not None and audit.get("status") != "rejected":
+                if (
+                    st is not None
+                    and audit is not None
+                    and audit.get("status") != "rejected"
+                    and audit["etag"] == obj.etag
+                ):
                     info = self.minio.stat(st["dest_bucket"], st["dest_key"])
                     verified = (
                         info is not None
@@ -763,7 +840,8 @@ class CleanupOperator(TrilhaBaseOperator):
                     "reception_ids": [a["id"] if a else None for _, a, _, _, _ in rows],
                     "buckets": [self.reception_bucket] * len(rows),
                     "keys": [o.key for o, *_ in rows],
-                    "sha256": [a["sha256"] if a else None for _, a, _, _, _ in rows],
+                    # The audited sha256 describes the object only while its ETag is the audited one.
+                    "sha256": [a["sha256"] if a and a["etag"] == o.etag else None for o, a, *_ in rows],
                     "sizes": [o.size for o, *_ in rows],
                     "etags": [o.etag for o, *_ in rows],
                     "storage_ids": [s["id"] if s else None for _, _, s, _, _ in rows],

@@ -1,0 +1,265 @@
+"""DagBag integrity and policy over ``dags/`` (STYLE.md "Tests").
+
+The DagBag is loaded the way Airflow 3.3 loads it, with DeprecationWarning and FutureWarning turned into
+errors (an Airflow-2 import fails the load), with no connection and no variable defined anywhere and
+nothing mocked: a parse-time ``Variable.get`` or connection lookup becomes an import error here.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk import Asset
+from airflow.sdk.definitions.asset import AssetBooleanCondition, BaseAsset
+from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule, AssetTriggeredTimetable
+from croniter import croniter
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS_DIR = REPO / "dags"
+EXPECTED_DAG_IDS = {
+    "drive_capture",
+    "raw_ingest",
+    "reception_promote",
+    "staging",
+    "curated",
+    "dataset_split",
+    "reception_cleanup",
+}
+HEAVY_MODULES = ("pandas", "pyarrow")
+
+
+def load_dagbag(folder: Path) -> DagBag:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        warnings.simplefilter("error", FutureWarning)
+        return DagBag(dag_folder=str(folder))
+
+
+@pytest.fixture(scope="module")
+def no_connections_or_variables() -> Iterator[None]:
+    """Whatever ran before in the session (the integration stack sets AIRFLOW_CONN_*), none is visible."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in list(os.environ):
+            if key.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_")):
+                mp.delenv(key)
+        yield
+
+
+@pytest.fixture(scope="module")
+def dagbag(no_connections_or_variables: None) -> DagBag:
+    return load_dagbag(DAGS_DIR)
+
+
+@pytest.fixture(scope="module")
+def dags(dagbag: DagBag) -> dict[str, Any]:
+    return dict(dagbag.dags)
+
+
+def test_no_connection_or_variable_is_defined(no_connections_or_variables: None) -> None:
+    defined = [k for k in os.environ if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]
+    assert defined == []
+
+
+def test_no_import_errors(dagbag: DagBag) -> None:
+    assert dagbag.import_errors == {}
+    assert dagbag.size() >= len(EXPECTED_DAG_IDS)
+
+
+def test_expected_dag_ids(dags: dict[str, Any]) -> None:
+    assert set(dags) >= EXPECTED_DAG_IDS, f"missing: {sorted(EXPECTED_DAG_IDS - set(dags))}"
+    # One DAG per file, named after it.
+    for dag_id, dag in dags.items():
+        assert Path(dag.fileloc).name == f"{dag_id}.py"
+
+
+def test_every_dag_follows_the_policy(dags: dict[str, Any]) -> None:
+    problems = []
+    for dag_id, dag in sorted(dags.items()):
+        if not dag.tags:
+            problems.append(f"{dag_id}: no tags")
+        if dag.catchup:
+            problems.append(f"{dag_id}: catchup is on")
+        if not (dag.doc_md or "").strip():
+            problems.append(f"{dag_id}: no doc_md")
+        if dag.start_date is None or dag.start_date.tzinfo is None:
+            problems.append(f"{dag_id}: start_date {dag.start_date!r} is not timezone-aware")
+        for task in dag.tasks:
+            if task.owner in ("airflow", "", None):
+                problems.append(f"{dag_id}.{task.task_id}: owner is {task.owner!r}")
+            if (task.retries or 0) < 2:
+                problems.append(f"{dag_id}.{task.task_id}: retries {task.retries} < 2")
+        for name in dag.params:
+            description = dag.params.get_param(name).description
+            if not (description or "").strip():
+                problems.append(f"{dag_id}: Param {name!r} has no description")
+    assert problems == []
+
+
+def test_doc_md_is_the_module_docstring(dags: dict[str, Any]) -> None:
+    for dag_id, dag in dags.items():
+        docstring = ast.get_docstring(ast.parse(Path(dag.fileloc).read_text(encoding="utf-8")), clean=False)
+        assert docstring, f"{dag_id}: the DAG file has no module docstring"
+        assert dag.doc_md == docstring, f"{dag_id}: doc_md is not the module docstring"
+        assert dag_id in docstring.strip().splitlines()[0], (
+            f"{dag_id}: the docstring does not open with its id"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# the asset hand-off between DAGs
+
+
+def assets_of(condition: BaseAsset | None) -> set[Asset]:
+    """Every Asset in a schedule condition (AssetAll / AssetAny nest)."""
+    if condition is None:
+        return set()
+    if isinstance(condition, Asset):
+        return {condition}
+    if isinstance(condition, AssetBooleanCondition):
+        return set().union(*(assets_of(o) for o in condition.objects))
+    raise AssertionError(f"unexpected schedule element {condition!r}")
+
+
+def scheduled_on(dag: Any) -> set[Asset]:
+    timetable = dag.timetable
+    if isinstance(timetable, AssetTriggeredTimetable):  # AssetOrTimeSchedule is one too
+        return assets_of(timetable.asset_condition)
+    return set()
+
+
+def outlets(dag: Any) -> set[Asset]:
+    return {o for task in dag.tasks for o in (task.outlets or []) if isinstance(o, Asset)}
+
+
+@pytest.mark.parametrize(
+    ("producer", "consumer"),
+    [
+        ("drive_capture", "raw_ingest"),
+        ("raw_ingest", "reception_promote"),
+        ("reception_promote", "staging"),
+        ("staging", "curated"),
+        ("curated", "dataset_split"),
+    ],
+)
+def test_asset_hand_off(dags: dict[str, Any], producer: str, consumer: str) -> None:
+    assert producer in dags, f"{producer} missing from the DagBag"
+    assert consumer in dags, f"{consumer} missing from the DagBag"
+    waits_for = scheduled_on(dags[consumer])
+    assert waits_for, f"{consumer} is not scheduled on any asset"
+    emitted = outlets(dags[producer])
+    # Compared by (name, uri): the consumer must wait on exactly what the producer emits.
+    assert {(a.name, a.uri) for a in waits_for} <= {(a.name, a.uri) for a in emitted}, (
+        f"{consumer} waits for {sorted(a.name for a in waits_for)}, {producer} emits "
+        f"{sorted(a.name for a in emitted)}"
+    )
+
+
+def test_every_emitted_asset_has_a_consumer_except_the_last(dags: dict[str, Any]) -> None:
+    consumed = {(a.name, a.uri) for d in dags.values() for a in scheduled_on(d)}
+    emitted = {(a.name, a.uri): dag_id for dag_id, d in dags.items() for a in outlets(d)}
+    dangling = {key: dag_id for key, dag_id in emitted.items() if key not in consumed}
+    assert set(dangling.values()) <= {"dataset_split"}, dangling
+
+
+def test_asset_or_time_schedules_have_a_cron_fallback(dags: dict[str, Any]) -> None:
+    with_fallback = [d for d in dags.values() if isinstance(d.timetable, AssetOrTimeSchedule)]
+    assert {d.dag_id for d in with_fallback} >= {"raw_ingest", "reception_promote", "staging"}
+    for dag in with_fallback:
+        assert croniter.is_valid(dag.timetable.timetable.expression), dag.dag_id
+
+
+def test_reception_cleanup_runs_daily_on_a_cron(dags: dict[str, Any]) -> None:
+    dag = dags["reception_cleanup"]
+    expression = getattr(dag.timetable, "expression", None)
+    assert expression is not None, f"reception_cleanup timetable {dag.timetable!r} has no cron expression"
+    it = croniter(expression, dag.start_date)
+    first, second, third = (it.get_next(type(dag.start_date)) for _ in range(3))
+    assert second - first == timedelta(days=1)
+    assert third - second == timedelta(days=1)
+    assert scheduled_on(dag) == set()  # time-based, not waiting on an asset
+
+
+# --------------------------------------------------------------------------------------------------
+# parse cost and parse-time lookups
+
+
+def test_dag_files_do_not_import_pandas_or_pyarrow() -> None:
+    """In a fresh interpreter, import every DAG file; pandas and pyarrow must not be loaded after any."""
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, json, pathlib, sys
+        heavy = {HEAVY_MODULES!r}
+        import airflow.sdk  # the baseline every DAG file pays anyway
+        from airflow.sdk.definitions._internal.contextmanager import DagContext
+        report = {{"baseline": [m for m in heavy if m in sys.modules], "files": {{}}, "dags": {{}}}}
+        for path in sorted(pathlib.Path({str(DAGS_DIR)!r}).glob("*.py")):
+            name = "dagfile_" + path.stem
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            # As the DagBag does: DAGs created while this module runs are registered against it.
+            DagContext.current_autoregister_module_name = name
+            spec.loader.exec_module(module)
+            DagContext.current_autoregister_module_name = None
+            report["files"][path.name] = [m for m in heavy if m in sys.modules]
+            report["dags"][path.name] = sorted(
+                d.dag_id for d, mod in DagContext.autoregistered_dags if mod is module
+            )
+        print(json.dumps(report))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))}
+    res = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["baseline"] == []
+    assert set(report["files"]) >= {f"{d}.py" for d in EXPECTED_DAG_IDS}
+    # The files were really executed: each defined its DAG.
+    for dag_id in EXPECTED_DAG_IDS:
+        assert report["dags"][f"{dag_id}.py"] == [dag_id], report["dags"]
+    assert {name: mods for name, mods in report["files"].items() if mods} == {}
+
+
+def test_the_loader_catches_parse_time_lookups_and_airflow2_idioms(
+    tmp_path: Path, no_connections_or_variables: None
+) -> None:
+    """The integrity test can fail: a DAG that reads a Variable at parse time, and one written with an
+    Airflow 2 import, are both import errors under the same loader."""
+    header = "from datetime import datetime, UTC\nfrom airflow.sdk import dag, task\n"
+    body = (
+        "@dag(schedule=None, start_date=datetime(2026, 1, 1, tzinfo=UTC), catchup=False, tags=['t'])\n"
+        "def {name}():\n    @task\n    def t():\n        return 1\n    t()\n\n{name}()\n"
+    )
+    (tmp_path / "reads_variable.py").write_text(
+        header
+        + "from airflow.sdk import Variable\nBUCKET = Variable.get('trilha_bucket_reception')\n"
+        + body.format(name="reads_variable")
+    )
+    (tmp_path / "airflow2_import.py").write_text(
+        header.replace("from airflow.sdk import dag, task", "from airflow.decorators import dag, task")
+        + body.format(name="airflow2_import")
+    )
+    (tmp_path / "fine.py").write_text(header + body.format(name="fine"))
+    bag = load_dagbag(tmp_path)
+    assert set(bag.dags) == {"fine"}
+    assert {Path(p).name for p in bag.import_errors} == {"reads_variable.py", "airflow2_import.py"}

@@ -1,0 +1,264 @@
+"""trilha.devstack: a private Stack (not the session one) taken through up / status / down / up / up / down.
+
+Each test owns its Stack in its own temporary directory and always brings it down, whatever happens.
+As root, PostgreSQL runs as the unprivileged ``trilha-pg`` user, which must traverse the parents of
+the state directory: the directory is created with mode 0o711 (traverse, not list).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import psycopg2
+import pytest
+from pymongo import MongoClient
+
+from trilha import config, devstack
+from trilha.devstack import COMPONENTS, Stack, StackError, StackGroupError, port_open
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EXPECT = {"postgres": "postgres", "s3": "rclone", "mongo": "mongod"}
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    # Deliberately deep: PostgreSQL's socket path would exceed the 107-byte Unix limit in here.
+    parent = tmp_path / "a-checkout-path-deep-enough-to-exceed-the-unix-socket-limit"
+    parent.mkdir(mode=0o711)
+    os.chmod(parent, 0o711)
+    return Path(tempfile.mkdtemp(prefix="stack-", dir=parent))
+
+
+@pytest.fixture
+def make_stack(state_dir: Path) -> Iterator[list[Stack]]:
+    """Stacks created by the test; every one is brought down at the end, even on failure."""
+    stacks: list[Stack] = []
+    yield stacks
+    for st in stacks:
+        st.down()
+
+
+def new_stack(stacks: list[Stack], state_dir: Path) -> Stack:
+    st = Stack(state_dir, log=lambda _msg: None)
+    stacks.append(st)
+    return st
+
+
+def is_dead(pid: int, expect: str) -> bool:
+    """The recorded process is gone: no such pid, a zombie, or the pid now belongs to something else."""
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return expect not in " ".join(proc.cmdline())
+    except psutil.NoSuchProcess:
+        return True
+
+
+def pids(st: Stack) -> dict[str, int]:
+    return {c: int(st.state[c]["pid"]) for c in COMPONENTS}
+
+
+def ports(st: Stack) -> dict[str, int]:
+    return {c: int(st.state[c]["port"]) for c in COMPONENTS}
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def test_up_status_down_up_keeps_data_and_ports(make_stack: list[Stack], state_dir: Path) -> None:
+    st = new_stack(make_stack, state_dir)
+    status = st.up()
+    assert {c: s["state"] for c, s in status.items()} == dict.fromkeys(COMPONENTS, "running")
+    first_pids, first_ports = pids(st), ports(st)
+    assert len(set(first_ports.values())) == 3
+    for component in COMPONENTS:
+        assert port_open(first_ports[component]), component
+        assert status[component]["pid"] == first_pids[component]
+        assert not is_dead(first_pids[component], EXPECT[component]), component
+        assert Path(status[component]["data_dir"]).is_relative_to(state_dir.resolve())
+    # The socket went to a short directory outside the (too deep) state directory.
+    sock_dir = devstack.socket_dir_path(state_dir.resolve() / "postgres")
+    assert not sock_dir.is_relative_to(state_dir.resolve())
+    assert (sock_dir / f".s.PGSQL.{first_ports['postgres']}").is_socket()
+    buckets = {b["Name"] for b in st.s3_client().list_buckets()["Buckets"]}
+    assert buckets >= set(config.default_buckets().values())
+
+    # Data in each of the three services.
+    marker = uuid.uuid4().hex
+    st.s3_client().put_object(Bucket="recepcao-raw", Key=f"probe/{marker}.txt", Body=marker.encode())
+    with psycopg2.connect(st.postgres_dsn()) as pg, pg.cursor() as cur:
+        cur.execute("CREATE TABLE devstack_probe (marker text PRIMARY KEY)")
+        cur.execute("INSERT INTO devstack_probe VALUES (%(m)s)", {"m": marker})
+    pg.close()
+    mongo = MongoClient(st.mongo_uri(), serverSelectionTimeoutMS=5000)
+    mongo.get_database("trilha").probe.insert_one({"_id": marker})
+    mongo.close()
+
+    # down: exactly our processes are stopped, and really gone.
+    assert sorted(st.down()) == sorted(COMPONENTS)
+    for component in COMPONENTS:
+        assert is_dead(first_pids[component], EXPECT[component]), component
+        assert not port_open(first_ports[component]), component
+        assert st.state[component]["pid"] is None
+    assert {c: s["state"] for c, s in st.status().items()} == dict.fromkeys(COMPONENTS, "stopped")
+    # A second down finds nothing to stop.
+    assert st.down() == []
+
+    # up again, from the state on disk (a new Stack object): same ports, same secrets, same data.
+    st2 = new_stack(make_stack, state_dir)
+    assert st2.state["secrets"] == st.state["secrets"]
+    st2.up()
+    assert ports(st2) == first_ports
+    assert st2.postgres_dsn() == st.postgres_dsn()
+    second_pids = pids(st2)
+    assert all(second_pids[c] != first_pids[c] or is_dead(first_pids[c], EXPECT[c]) for c in COMPONENTS)
+    body = st2.s3_client().get_object(Bucket="recepcao-raw", Key=f"probe/{marker}.txt")["Body"].read()
+    assert body == marker.encode()
+    with psycopg2.connect(st2.postgres_dsn()) as pg, pg.cursor() as cur:
+        cur.execute("SELECT marker FROM devstack_probe")
+        assert cur.fetchall() == [(marker,)]
+    pg.close()
+    mongo = MongoClient(st2.mongo_uri(), serverSelectionTimeoutMS=5000)
+    assert mongo.get_database("trilha").probe.find_one({"_id": marker}) == {"_id": marker}
+    mongo.close()
+
+    # up while running is harmless: the same processes are kept.
+    status = st2.up()
+    assert pids(st2) == second_pids
+    assert ports(st2) == first_ports
+    assert {c: s["state"] for c, s in status.items()} == dict.fromkeys(COMPONENTS, "running")
+    assert json.loads((state_dir / "stack.json").read_text())["postgres"]["pid"] == second_pids["postgres"]
+
+    assert sorted(st2.down()) == sorted(COMPONENTS)
+    for component in COMPONENTS:
+        assert is_dead(second_pids[component], EXPECT[component]), component
+    assert not sock_dir.exists()
+
+
+def _source_env_file(path: Path, names: list[str]) -> dict[str, str]:
+    """What a shell sees after ``set -a; . env``: proves the quoting, not just the Python view."""
+    script = (
+        "set -a; . "
+        + shlex.quote(str(path))
+        + "; "
+        + "; ".join(f'printf "%s\\0" "${name}"' for name in names)
+    )
+    out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env={}, timeout=30).stdout
+    values = out.decode().split("\0")[:-1]
+    return dict(zip(names, values, strict=True))
+
+
+def test_env_file_has_working_connections(
+    make_stack: list[Stack], state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    st = new_stack(make_stack, state_dir)
+    st.up()
+    env_path = state_dir / "env"
+    assert st.env_path == env_path.resolve()
+    assert stat.S_IMODE(env_path.stat().st_mode) == 0o600
+    names = [
+        "AIRFLOW_CONN_TRILHA_MINIO",
+        "AIRFLOW_CONN_TRILHA_POSTGRES",
+        "AIRFLOW_CONN_TRILHA_MONGO",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW_HOME",
+    ]
+    env = _source_env_file(env_path, names)
+
+    minio = json.loads(env["AIRFLOW_CONN_TRILHA_MINIO"])
+    s3_port = st.state["s3"]["port"]
+    assert minio["conn_type"] == "aws"
+    assert minio["extra"]["endpoint_url"] == f"http://127.0.0.1:{s3_port}"
+    assert minio["extra"]["config_kwargs"]["s3"]["addressing_style"] == "path"
+    assert minio["extra"]["config_kwargs"]["request_checksum_calculation"] == "when_required"
+    assert minio["extra"]["config_kwargs"]["response_checksum_validation"] == "when_required"
+    assert minio["login"] == st.state["secrets"]["s3_access_key"]
+    assert minio["password"] == st.state["secrets"]["s3_secret_key"]
+
+    pg = json.loads(env["AIRFLOW_CONN_TRILHA_POSTGRES"])
+    assert (pg["conn_type"], pg["host"], pg["port"], pg["login"], pg["schema"]) == (
+        "postgres",
+        "127.0.0.1",
+        st.state["postgres"]["port"],
+        "trilha",
+        "trilha",
+    )
+    assert pg["password"] == st.state["secrets"]["postgres_password"]
+    mongo = json.loads(env["AIRFLOW_CONN_TRILHA_MONGO"])
+    assert (mongo["host"], mongo["port"]) == ("127.0.0.1", st.state["mongo"]["port"])
+    assert len(env["AIRFLOW__CORE__FERNET_KEY"]) == 44
+    assert env["AIRFLOW_HOME"] == str(state_dir.resolve() / "airflow")
+
+    # The JSON works as an Airflow connection: the provider-based hook reaches the server with it.
+    from trilha.hooks.minio import MinioHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_TRILHA_DEVSTACK_ENV", env["AIRFLOW_CONN_TRILHA_MINIO"])
+    MinioHook(aws_conn_id="trilha_devstack_env").check_buckets(config.default_buckets().values())
+    with (
+        psycopg2.connect(
+            host=pg["host"], port=pg["port"], user=pg["login"], password=pg["password"], dbname=pg["schema"]
+        ) as conn,
+        conn.cursor() as cur,
+    ):
+        cur.execute("SELECT current_user")
+        assert cur.fetchone() == ("trilha",)
+    conn.close()
+
+    # A wrong password is refused: password auth is really on for TCP.
+    with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+        psycopg2.connect(
+            host=pg["host"], port=pg["port"], user=pg["login"], password="wrong", dbname=pg["schema"]
+        )
+
+
+def test_component_that_cannot_start_names_itself_and_the_external_hint(
+    make_stack: list[Stack],
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("TRILHA_EXTERNAL_MONGO_URI", raising=False)
+    monkeypatch.setattr(devstack, "mongod_binary", lambda: None)
+    st = new_stack(make_stack, state_dir)
+    with pytest.raises(StackGroupError) as exc:
+        st.up()
+    errors = exc.value.errors
+    assert [type(e) for e in errors] == [StackError]
+    assert errors[0].component == "mongo"
+    message = str(exc.value)
+    assert message.startswith("mongo: no mongod binary found")
+    assert "TRILHA_EXTERNAL_MONGO_URI=" in message
+    assert "postgres:" not in message
+    assert "s3:" not in message
+    # The others started, and the state file says so; no env file claims a complete stack.
+    status = st.status()
+    assert status["postgres"]["state"] == "running"
+    assert status["s3"]["state"] == "running"
+    assert status["mongo"]["state"] == "stopped"
+    assert not (state_dir / "env").exists()
+    started = {c: int(st.state[c]["pid"]) for c in ("postgres", "s3")}
+
+    # The CLI says the same on stderr and exits 1; running components are kept, not restarted.
+    assert devstack.main(["up", "--state-dir", str(state_dir)]) == 1
+    err = capsys.readouterr().err
+    assert "could not start the stack" in err
+    assert "mongo: no mongod binary found" in err
+    assert "TRILHA_EXTERNAL_MONGO_URI=" in err
+    again = Stack(state_dir, log=lambda _msg: None)
+    make_stack.append(again)
+    assert {c: int(again.state[c]["pid"]) for c in ("postgres", "s3")} == started
+
+    assert sorted(again.down()) == ["postgres", "s3"]
+    assert is_dead(started["postgres"], "postgres")
+    assert is_dead(started["s3"], "rclone")

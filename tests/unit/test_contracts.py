@@ -1,0 +1,242 @@
+"""Schema contracts: loading the YAML files and splitting tables into ok and quarantine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from trilha.contracts import Contract, ContractError, load_contract, validate
+from trilha.exceptions import ParseError
+from trilha.formats import HOURLY_MEASUREMENTS, parse_file
+
+REPO = Path(__file__).parents[2]
+SAMPLES = REPO / "include" / "sample" / "inmet"
+NEW = "INMET_SE_SP_A701_SAO PAULO - MIRANTE_01-01-2024_A_31-12-2024.CSV"
+
+
+@pytest.fixture(scope="module")
+def hourly() -> Contract:
+    return load_contract("inmet_hourly")
+
+
+def hourly_rows(n: int = 3, **overrides: list[object]) -> pa.Table:
+    """A small inmet_hourly table (plain string columns) with plausible values."""
+    columns: dict[str, list[object]] = {
+        "observed_at": [datetime(2024, 1, 1, h, tzinfo=UTC) for h in range(n)],
+        "wmo_code": ["A701"] * n,
+        "station": ["SAO PAULO"] * n,
+        "uf": ["SP"] * n,
+        "region": ["SE"] * n,
+        "latitude": [-23.5] * n,
+        "longitude": [-46.6] * n,
+        "altitude": [785.6] * n,
+        **{m: [1.0] * n for m in HOURLY_MEASUREMENTS},
+        "_line_number": list(range(10, 10 + n)),
+    }
+    columns["pressure_station_hpa"] = [925.0] * n
+    columns["pressure_max_hpa"] = [926.0] * n
+    columns["pressure_min_hpa"] = [924.0] * n
+    columns.update(overrides)
+    table = pa.table(columns)
+    return table.set_column(0, "observed_at", table.column("observed_at").cast(pa.timestamp("us", tz="UTC")))
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def test_bundled_contracts_load() -> None:
+    contract = load_contract("inmet_hourly")
+    assert (contract.dataset, contract.version) == ("inmet_hourly", 1)
+    assert contract.key_columns == ("wmo_code", "observed_at")
+    humidity = contract.column("rel_humidity_pct")
+    assert (humidity.type, humidity.unit, humidity.min, humidity.max) == ("float64", "%", 0, 100)
+    assert contract.column("wmo_code").nullable is False
+    assert contract.column("observed_at").nullable is False
+    assert contract.schema.field("observed_at").type == pa.timestamp("us", tz="UTC")
+    assert [c.name for c in contract.columns][:2] == ["observed_at", "wmo_code"]
+    assert load_contract("inmet_bdmep_daily").key_columns == ("wmo_code", "observed_on")
+    assert load_contract("inmet_bdmep_hourly").column("air_temp_c").required is False
+    generic = load_contract("generic")
+    assert (generic.columns, generic.extra_columns) == ((), "allow")
+
+
+def test_contract_directory_argument_and_environment_override(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "mine.yaml").write_text(
+        "dataset: mine\nversion: 3\nkey: [id]\ncolumns:\n  - {name: id, type: int64, nullable: false}\n"
+    )
+    assert load_contract("mine", tmp_path).version == 3
+    monkeypatch.setenv("TRILHA_CONTRACTS_DIR", str(tmp_path))
+    assert load_contract("mine").key_columns == ("id",)
+    with pytest.raises(ContractError, match="inmet_hourly.yaml: expected a contract file"):
+        load_contract("inmet_hourly")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("dataset: bad\nversion: 1\ncolumns:\n  - {name: x, type: decimal}\n", "expected a type among"),
+        (
+            "dataset: bad\nversion: 1\ncolumns:\n  - {name: x, type: int64, maximum: 3}\n",
+            "got \\['maximum'\\]",
+        ),
+        (
+            "dataset: bad\nversion: 1\nkey: [y]\ncolumns:\n  - {name: x, type: int64}\n",
+            "key columns \\['y'\\]",
+        ),
+        (
+            "dataset: bad\nversion: 1\ncolumns:\n  - {name: x, type: int64}\n  - {name: x, type: int64}\n",
+            "dup",
+        ),
+        ("dataset: other\nversion: 1\ncolumns: []\n", "expected dataset 'bad', got 'other'"),
+        ("dataset: bad\ncolumns: []\n", "expected a 'version' entry"),
+        ("dataset: bad\nversion: 1\ncolumns: [\n", "expected valid YAML"),
+        ("dataset: bad\nversion: 1\nextra_columns: maybe\ncolumns: []\n", "'allow' or 'forbid'"),
+    ],
+)
+def test_malformed_contracts_name_the_file_and_entry(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(ContractError, match=message) as error:
+        load_contract("bad", tmp_path)
+    assert "bad.yaml" in str(error.value)
+
+
+def test_dataset_names_cannot_escape_the_directory() -> None:
+    with pytest.raises(ContractError, match=r"expected \[a-z0-9_\]\+"):
+        load_contract("../secrets")
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+def test_clean_rows_pass_untouched(hourly: Contract) -> None:
+    table = hourly_rows()
+    ok, quarantine = validate(table, hourly, "f.csv")
+    assert ok.equals(table)
+    assert quarantine.num_rows == 0
+    assert quarantine.column_names[-3:] == ["_source_file", "_line_number", "_reason"]
+
+
+def test_out_of_range_values_are_quarantined_with_every_reason(hourly: Contract) -> None:
+    table = hourly_rows(
+        4,
+        rel_humidity_pct=[50.0, 101.0, 100.0, 150.0],
+        air_temp_c=[20.0, 20.0, 75.5, -41.0],
+        precipitation_mm=[0.0, None, 0.0, 0.0],
+    )
+    ok, quarantine = validate(table, hourly, "f.csv")
+    assert ok.column("_line_number").to_pylist() == [10]
+    assert quarantine.num_rows == 3
+    assert ok.num_rows + quarantine.num_rows == 4
+    assert quarantine.column("_line_number").to_pylist() == [11, 12, 13]
+    assert quarantine.column("_source_file").to_pylist() == ["f.csv"] * 3
+    assert quarantine.column("_reason").to_pylist() == [
+        "rel_humidity_pct: expected 0..100 %, got 101",
+        "air_temp_c: expected -40..60 °C, got 75.5",
+        "air_temp_c: expected -40..60 °C, got -41; rel_humidity_pct: expected 0..100 %, got 150",
+    ]
+    # The quarantined rows keep their values, so the evidence is in the file.
+    assert quarantine.column("rel_humidity_pct").to_pylist() == [101.0, 100.0, 150.0]
+
+
+def test_nulls_in_key_columns_and_nan_are_quarantined(hourly: Contract) -> None:
+    table = hourly_rows(3, wmo_code=["A701", None, "A701"], wind_speed_ms=[1.0, 2.0, float("nan")])
+    ok, quarantine = validate(table, hourly, "f.csv")
+    assert ok.num_rows == 1
+    assert quarantine.column("_reason").to_pylist() == [
+        "wmo_code: expected a value, got null",
+        "wind_speed_ms: expected a number, got NaN",
+    ]
+
+
+def test_allowed_values_and_patterns(hourly: Contract) -> None:
+    table = hourly_rows(3, uf=["SP", "XX", "SP"], wmo_code=["A701", "A701", "701"])
+    _, quarantine = validate(table, hourly, "f.csv")
+    reasons = quarantine.column("_reason").to_pylist()
+    assert reasons[0].startswith("uf: expected one of [AC, AL, AM")
+    assert reasons[0].endswith("got 'XX'")
+    assert reasons[1] == "wmo_code: expected a value matching '^[A-Z][0-9]{3}$', got '701'"
+
+
+def test_dictionary_encoded_strings_satisfy_string_columns(hourly: Contract) -> None:
+    table = hourly_rows(3)
+    encoded = table.set_column(3, "uf", table.column("uf").dictionary_encode())
+    ok, quarantine = validate(encoded, hourly, "f.csv")
+    assert quarantine.num_rows == 0
+    assert ok.schema.field("uf").type == pa.dictionary(pa.int32(), pa.string())
+    bad = hourly_rows(3, uf=["SP", "ZZ", "SP"])
+    bad = bad.set_column(3, "uf", bad.column("uf").dictionary_encode())
+    ok, quarantine = validate(bad, hourly, "f.csv")
+    assert quarantine.column("_line_number").to_pylist() == [11]
+    assert quarantine.column("_reason")[0].as_py().endswith("got 'ZZ'")
+
+
+def test_timestamp_bounds(hourly: Contract) -> None:
+    table = hourly_rows(2)
+    early = pa.array([datetime(1999, 12, 31, 23, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC)])
+    table = table.set_column(0, "observed_at", early.cast(pa.timestamp("us", tz="UTC")))
+    ok, quarantine = validate(table, hourly, "f.csv")
+    assert ok.num_rows == 1
+    assert quarantine.column("_reason")[0].as_py().startswith("observed_at: expected 2000-01-01T00:00:00Z..")
+
+
+def test_missing_required_column_and_forbidden_extra_column(hourly: Contract, tmp_path: Path) -> None:
+    with pytest.raises(ParseError, match=r"f\.csv: expected columns \['wmo_code'\] required by contract"):
+        validate(hourly_rows().drop_columns(["wmo_code"]), hourly, "f.csv")
+    (tmp_path / "strict.yaml").write_text(
+        "dataset: strict\nversion: 1\nextra_columns: forbid\ncolumns:\n  - {name: a, type: int64}\n"
+    )
+    strict = load_contract("strict", tmp_path)
+    ok, _ = validate(pa.table({"a": [1], "_line_number": [2]}), strict, "s.csv")  # "_" columns are fine
+    assert ok.num_rows == 1
+    with pytest.raises(ParseError, match=r"got extra columns \['b'\]"):
+        validate(pa.table({"a": [1], "b": [2]}), strict, "s.csv")
+
+
+def test_cells_that_do_not_fit_the_type_are_quarantined(tmp_path: Path) -> None:
+    (tmp_path / "typed.yaml").write_text(
+        "dataset: typed\nversion: 1\ncolumns:\n"
+        "  - {name: value, type: float64, min: 0}\n"
+        "  - {name: count, type: int64}\n"
+    )
+    contract = load_contract("typed", tmp_path)
+    table = pa.table({"value": ["1,5", "abc", "-2", None], "count": ["1", "2", "x", "4"]})
+    ok, quarantine = validate(table, contract, "t.csv", line_numbers=pa.array([2, 3, 4, 5]))
+    assert ok.column("value").to_pylist() == [1.5, None]
+    assert ok.column("count").to_pylist() == [1, 4]
+    assert ok.schema.field("value").type == pa.float64()
+    assert quarantine.column("_line_number").to_pylist() == [3, 4]
+    assert quarantine.column("_reason").to_pylist() == [
+        "value: expected float64, got 'abc'",
+        "value: expected >= 0, got -2; count: expected int64, got 'x'",
+    ]
+    assert quarantine.column("value").to_pylist() == ["abc", "-2"]  # original text kept as evidence
+
+
+def test_generic_contract_accepts_anything() -> None:
+    table = pa.table({"anything": [1, None], "else": ["x", None]})
+    ok, quarantine = validate(table, load_contract("generic"), "g.csv")
+    assert ok.equals(table)
+    assert quarantine.num_rows == 0
+
+
+def test_real_file_with_an_implausible_reading_points_at_its_line(hourly: Contract) -> None:
+    data = (SAMPLES / NEW).read_bytes()
+    lines = data.split(b"\n")
+    fields = lines[499].split(b";")  # line 500
+    fields[15] = b"150"  # UMIDADE RELATIVA DO AR, HORARIA (%)
+    lines[499] = b";".join(fields)
+    parsed = parse_file(b"\n".join(lines), NEW)
+    ok, quarantine = validate(parsed.table, hourly, NEW)
+    assert (ok.num_rows, quarantine.num_rows, parsed.rejected.num_rows) == (8783, 1, 0)
+    row = quarantine.to_pylist()[0]
+    assert (row["_line_number"], row["_source_file"], row["wmo_code"]) == (500, NEW, "A701")
+    assert row["_reason"] == "rel_humidity_pct: expected 0..100 %, got 150"

@@ -1,0 +1,308 @@
+"""Curated tables (trilha.curate) and deterministic Parquet (trilha.parquet)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from trilha.contracts import load_contract, validate
+from trilha.curate import CURATED_HOURLY_COLUMNS, DAILY_COLUMNS, STATIONS_COLUMNS, curate
+from trilha.formats import HOURLY_MEASUREMENTS, parse_file
+from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+
+SAMPLES = Path(__file__).parents[2] / "include" / "sample" / "inmet"
+YEARLY = (
+    "INMET_S_PR_A807_CURITIBA_28-01-2003_A_31-12-2003.CSV",
+    "INMET_S_PR_A807_CURITIBA_01-01-2019_A_31-12-2019.CSV",
+    "INMET_SE_SP_A701_SAO PAULO - MIRANTE_01-01-2024_A_31-12-2024.CSV",
+)
+TS = pa.timestamp("us", tz="UTC")
+
+
+def at(day: int, hour: int, month: int = 1, year: int = 2024) -> datetime:
+    return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+def part(
+    code: str,
+    stamps: list[datetime],
+    *,
+    station: str = "STATION",
+    latitude: float = -23.5,
+    **measures: list[float | None],
+) -> pa.Table:
+    """A staged inmet_hourly part (as the staging task writes it), measurements default null."""
+    n = len(stamps)
+    columns: dict[str, pa.Array] = {
+        "observed_at": pa.array(stamps, TS),
+        "wmo_code": pa.array([code] * n).dictionary_encode(),
+        "station": pa.array([station] * n).dictionary_encode(),
+        "uf": pa.array(["SP"] * n).dictionary_encode(),
+        "region": pa.array(["SE"] * n).dictionary_encode(),
+        "latitude": pa.array([latitude] * n, pa.float64()),
+        "longitude": pa.array([-46.6] * n, pa.float64()),
+        "altitude": pa.array([785.0] * n, pa.float64()),
+    }
+    for name in HOURLY_MEASUREMENTS:
+        columns[name] = pa.array(measures.get(name, [None] * n), pa.float64())
+    columns["_line_number"] = pa.array(range(10, 10 + n), pa.int64())
+    return pa.table(columns)
+
+
+# --------------------------------------------------------------------------------------------------
+# hourly: dedup and order
+# --------------------------------------------------------------------------------------------------
+
+
+def test_overlapping_parts_later_part_wins_then_later_row() -> None:
+    first = part("A701", [at(1, 0), at(1, 1), at(1, 2)], air_temp_c=[10.0, 11.0, 12.0])
+    # A re-staged, corrected file: overlaps hours 1 and 2, adds hour 3, and repeats hour 2.
+    second = part("A701", [at(1, 1), at(1, 2), at(1, 3), at(1, 2)], air_temp_c=[21.0, 22.0, 23.0, 22.5])
+    hourly = curate("inmet_hourly", [first, second])["hourly"]
+    assert hourly.column("observed_at").to_pylist() == [at(1, 0), at(1, 1), at(1, 2), at(1, 3)]
+    assert hourly.column("air_temp_c").to_pylist() == [10.0, 21.0, 22.5, 23.0]
+    # Swapping the parts swaps the winner: the rule is positional, not "newest value".
+    swapped = curate("inmet_hourly", [second, first])["hourly"]
+    assert swapped.column("air_temp_c").to_pylist() == [10.0, 11.0, 12.0, 23.0]
+
+
+def test_hourly_is_sorted_by_station_then_time_and_drops_bookkeeping() -> None:
+    parts = [
+        part("A807", [at(2, 0), at(2, 1)]),
+        part("A701", [at(1, 5), at(1, 6)]),
+        part("A701", [at(1, 0), at(1, 1)]),
+    ]
+    hourly = curate("inmet_hourly", parts)["hourly"]
+    assert hourly.column_names == list(CURATED_HOURLY_COLUMNS)
+    assert hourly.schema.field("wmo_code").type == pa.string()
+    keys = list(
+        zip(hourly.column("wmo_code").to_pylist(), hourly.column("observed_at").to_pylist(), strict=True)
+    )
+    assert keys == [
+        ("A701", at(1, 0)),
+        ("A701", at(1, 1)),
+        ("A701", at(1, 5)),
+        ("A701", at(1, 6)),
+        ("A807", at(2, 0)),
+        ("A807", at(2, 1)),
+    ]
+
+
+def test_part_order_does_not_matter_without_overlap() -> None:
+    parts = [
+        part(code, [at(d, h) for h in range(24)]) for code in ("A001", "A002", "B003") for d in (1, 2, 3)
+    ]
+    expected = {name: table_to_parquet_bytes(t) for name, t in curate("inmet_hourly", parts).items()}
+    shuffled = parts[:]
+    random.Random(4).shuffle(shuffled)
+    again = {name: table_to_parquet_bytes(t) for name, t in curate("inmet_hourly", shuffled).items()}
+    assert again == expected
+
+
+def test_a_part_with_several_stations_and_unsorted_rows() -> None:
+    mixed = pa.concat_tables(
+        [
+            part("A807", [at(1, 3)], air_temp_c=[3.0]),
+            part("A701", [at(1, 2), at(1, 1)], air_temp_c=[2.0, 1.0]),
+        ]
+    )
+    hourly = curate("inmet_hourly", [mixed])["hourly"]
+    assert hourly.column("wmo_code").to_pylist() == ["A701", "A701", "A807"]
+    assert hourly.column("air_temp_c").to_pylist() == [1.0, 2.0, 3.0]
+
+
+def test_null_keys_are_refused() -> None:
+    broken = part("A701", [at(1, 0)])
+    broken = broken.set_column(0, "observed_at", pa.array([None], TS))
+    with pytest.raises(ValueError, match="part 0: expected observed_at on every row"):
+        curate("inmet_hourly", [broken])
+
+
+def test_an_extra_column_of_one_year_is_kept_with_nulls_elsewhere() -> None:
+    plain = part("A701", [at(1, 0)])
+    extra = part("A701", [at(1, 1)]).append_column("pressao_nivel_mar_mb", pa.array([1013.0]))
+    hourly = curate("inmet_hourly", [plain, extra])["hourly"]
+    assert hourly.column_names == [*CURATED_HOURLY_COLUMNS, "pressao_nivel_mar_mb"]
+    assert hourly.column("pressao_nivel_mar_mb").to_pylist() == [None, 1013.0]
+
+
+# --------------------------------------------------------------------------------------------------
+# daily and stations
+# --------------------------------------------------------------------------------------------------
+
+
+def test_daily_aggregates_on_a_hand_made_table() -> None:
+    # Day 1: only 3 hours reported. Day 2: 24 hours, some values missing.
+    day1 = part(
+        "A701",
+        [at(1, 0), at(1, 1), at(1, 2)],
+        precipitation_mm=[0.1, 0.2, None],
+        air_temp_c=[20.0, 22.0, 24.0],
+        air_temp_min_c=[19.5, None, 23.0],
+        air_temp_max_c=[20.5, 22.5, 25.0],
+        rel_humidity_pct=[80.0, 70.0, 60.0],
+        wind_gust_ms=[5.0, None, 7.5],
+        radiation_kj_m2=[None, None, None],
+    )
+    hours = list(range(24))
+    day2 = part(
+        "A701",
+        [at(2, h) for h in hours],
+        precipitation_mm=[1.0 if h < 10 else None for h in hours],
+        air_temp_c=[float(h) if h % 2 == 0 else None for h in hours],
+        wind_gust_ms=[None] * 24,
+        radiation_kj_m2=[100.0] * 24,
+    )
+    daily = curate("inmet_hourly", [day1, day2])["daily"]
+    assert daily.column_names == list(DAILY_COLUMNS)
+    first, second = daily.to_pylist()
+    assert (first["wmo_code"], first["date"], second["date"]) == ("A701", date(2024, 1, 1), date(2024, 1, 2))
+    assert (first["hours_total"], first["hours_with_precip"], first["hours_with_temp"]) == (3, 2, 3)
+    assert first["precipitation_sum_mm"] == 0.3  # rounded: not 0.30000000000000004
+    assert (first["air_temp_min_c"], first["air_temp_mean_c"], first["air_temp_max_c"]) == (19.5, 22.0, 25.0)
+    assert (first["rel_humidity_mean_pct"], first["hours_with_humidity"]) == (70.0, 3)
+    assert first["wind_gust_max_ms"] == 7.5
+    assert (first["radiation_sum_kj_m2"], first["hours_with_radiation"]) == (None, 0)
+
+    assert (second["hours_total"], second["hours_with_precip"], second["hours_with_temp"]) == (24, 10, 12)
+    assert second["precipitation_sum_mm"] == 10.0
+    assert (second["air_temp_min_c"], second["air_temp_mean_c"], second["air_temp_max_c"]) == (
+        0.0,
+        11.0,
+        22.0,
+    )
+    assert (second["wind_gust_max_ms"], second["rel_humidity_mean_pct"], second["hours_with_humidity"]) == (
+        None,
+        None,
+        0,
+    )
+    assert second["radiation_sum_kj_m2"] == 2400.0
+
+
+def test_daily_days_are_utc_and_per_station() -> None:
+    a = part("A701", [at(1, 23), at(2, 0)], air_temp_c=[1.0, 2.0])
+    b = part("A702", [at(1, 23)], air_temp_c=[5.0])
+    daily = curate("inmet_hourly", [a, b])["daily"]
+    assert [(r["wmo_code"], r["date"], r["air_temp_mean_c"]) for r in daily.to_pylist()] == [
+        ("A701", date(2024, 1, 1), 1.0),
+        ("A701", date(2024, 1, 2), 2.0),
+        ("A702", date(2024, 1, 1), 5.0),
+    ]
+
+
+def test_stations_take_the_metadata_of_the_latest_observation() -> None:
+    old = part("A807", [at(1, 0, year=2003)], station="CURITIBA", latitude=-25.43333333)
+    new = part("A807", [at(1, 0, year=2019), at(1, 1, year=2019)], station="CURITIBA", latitude=-25.448688)
+    other = part("A701", [at(5, 0)], station="SAO PAULO - MIRANTE", latitude=-23.5)
+    stations = curate("inmet_hourly", [new, other, old])["stations"]
+    assert stations.column_names == list(STATIONS_COLUMNS)
+    rows = stations.to_pylist()
+    assert [r["wmo_code"] for r in rows] == ["A701", "A807"]
+    curitiba = rows[1]
+    assert (curitiba["latitude"], curitiba["station"], curitiba["hours"]) == (-25.448688, "CURITIBA", 3)
+    assert (curitiba["first_observed_at"], curitiba["last_observed_at"]) == (
+        at(1, 0, year=2003),
+        at(1, 1, year=2019),
+    )
+
+
+def test_real_files_curate_into_consistent_tables() -> None:
+    contract = load_contract("inmet_hourly")
+    parts = []
+    for name in YEARLY:
+        parsed = parse_file((SAMPLES / name).read_bytes(), name)
+        ok, _ = validate(parsed.table, contract, name)
+        parts.append(parquet_bytes_to_table(table_to_parquet_bytes(ok)))
+    curated = curate("inmet_hourly", parts)
+    hourly, daily, stations = curated["hourly"], curated["daily"], curated["stations"]
+    assert hourly.num_rows == 8112 + 8760 + 8784
+    assert sum(daily.column("hours_total").to_pylist()) == hourly.num_rows
+    assert stations.column("wmo_code").to_pylist() == ["A701", "A807"]
+    assert stations.column("hours").to_pylist() == [8784, 8112 + 8760]
+    assert stations.column("latitude").to_pylist() == [-23.49638888, -25.448688]  # 2019 beats 2003
+    # 2003-03-17 at A807: 24 hours of data, temperatures known from the file.
+    day = [r for r in daily.to_pylist() if r["wmo_code"] == "A807" and r["date"] == date(2003, 3, 17)][0]
+    assert (day["hours_total"], day["hours_with_temp"]) == (24, 24)
+    assert day["precipitation_sum_mm"] == 0.4  # only 19:00 rained (",4")
+    # 2003-01-28 had no data at all: 24 rows, nothing measured.
+    empty = [r for r in daily.to_pylist() if r["wmo_code"] == "A807" and r["date"] == date(2003, 1, 28)][0]
+    assert (empty["hours_total"], empty["hours_with_temp"], empty["air_temp_mean_c"]) == (24, 0, None)
+
+
+# --------------------------------------------------------------------------------------------------
+# other datasets
+# --------------------------------------------------------------------------------------------------
+
+
+def test_generic_dedup_exact_rows_and_sort() -> None:
+    first = pa.table({"b": ["x", "y", None], "a": [2, 1, 3], "_line_number": [1, 2, 3]})
+    second = pa.table(
+        {"b": ["y", None, "z"], "a": [1, 3, 0], "c": [1.5, None, None], "_line_number": [7, 8, 9]}
+    )
+    data = curate("generic", [first, second])["data"]
+    assert data.column_names == ["b", "a", "c"]
+    assert data.to_pylist() == [
+        {"b": "x", "a": 2, "c": None},
+        {"b": "y", "a": 1, "c": 1.5},  # differs in c: not a duplicate (nulls sort last)
+        {"b": "y", "a": 1, "c": None},
+        {"b": "z", "a": 0, "c": None},
+        {"b": None, "a": 3, "c": None},
+    ]
+    assert curate("generic", [second, first])["data"].equals(data)
+
+
+def test_generic_incompatible_parts_are_refused() -> None:
+    with pytest.raises(ValueError, match="compatible column types"):
+        curate("generic", [pa.table({"a": [1]}), pa.table({"a": ["x"]})])
+
+
+# --------------------------------------------------------------------------------------------------
+# Parquet
+# --------------------------------------------------------------------------------------------------
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_parquet_is_byte_identical_on_rerun_and_for_any_chunking() -> None:
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    n = 20_000
+    table = pa.table(
+        {
+            "observed_at": pa.array([start + timedelta(hours=i) for i in range(n)], TS),
+            "wmo_code": pa.array([f"A{i % 7:03d}" for i in range(n)]),
+            "value": pa.array([(i % 101) / 10 if i % 13 else None for i in range(n)], pa.float64()),
+        }
+    )
+    first = table_to_parquet_bytes(table)
+    assert table_to_parquet_bytes(table) == first
+    rechunked = pa.concat_tables([table.slice(0, 7), table.slice(7, 12_000), table.slice(12_007)])
+    assert rechunked.column(0).num_chunks == 3
+    assert table_to_parquet_bytes(rechunked) == first
+    assert parquet_bytes_to_table(first).equals(table)
+
+
+def test_parquet_has_no_pandas_metadata_and_fixed_codec() -> None:
+    table = pa.Table.from_pydict({"a": [1, 2]}).replace_schema_metadata({b"pandas": b"{}", b"x": b"y"})
+    data = table_to_parquet_bytes(table)
+    metadata = pq.ParquetFile(pa.BufferReader(data)).metadata
+    assert b"pandas" not in (metadata.metadata or {})
+    assert parquet_bytes_to_table(data).schema.metadata in (None, {})
+    assert metadata.row_group(0).column(0).compression == "SNAPPY"
+
+
+def test_curated_rerun_gives_identical_bytes() -> None:
+    parts = [part("A701", [at(1, h) for h in range(24)], air_temp_c=[float(h) for h in range(24)])]
+    runs = [
+        {k: _digest(table_to_parquet_bytes(v)) for k, v in curate("inmet_hourly", parts).items()}
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1]
+    assert set(runs[0]) == {"hourly", "daily", "stations"}
