@@ -259,7 +259,8 @@ def test_same_bytes_uploaded_again_after_cleanup_get_their_own_record(stack: Any
     assert gone["deleted"] == 1
     deletions = query(
         stack,
-        "SELECT reception_audit_id FROM meta.cleanup_log WHERE object_key = %s AND action = 'deleted' ORDER BY id",
+        "SELECT reception_audit_id FROM meta.cleanup_log "
+        "WHERE object_key = %s AND action = 'deleted' ORDER BY id",
         (key,),
     )
     assert [d["reception_audit_id"] for d in deletions] == [r["id"] for r in rows]
