@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
-import pyarrow.compute as pc  # noqa: TID253
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 
 from trilha.exceptions import ParseError, TrilhaError

@@ -32,8 +32,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
-import pyarrow.compute as pc  # noqa: TID253
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from trilha.formats.common import constant
 from trilha.formats.inmet import HOURLY_MEASUREMENTS, STATION_COLUMNS, STATION_STRING, TIMESTAMP_TYPE
@@ -399,6 +399,14 @@ def curate_generic(parts: list[pa.Table]) -> pa.Table:
         raise ValueError(f"curated: expected staged parts with compatible column types, got {exc}") from exc
     if table.num_rows == 0 or table.num_columns == 0:
         return table.combine_chunks()
+    # Staged strings may be dictionary-encoded (see formats); Arrow cannot sort a table on those, and
+    # the curated table publishes plain values anyway.
+    table = pa.table(
+        {
+            name: (col.cast(col.type.value_type) if pa.types.is_dictionary(col.type) else col)
+            for name, col in zip(table.column_names, table.columns, strict=True)
+        }
+    )
     try:
         keys = [(n, "ascending", "at_end") for n in table.column_names]
         order = pc.sort_indices(table, sort_keys=keys)

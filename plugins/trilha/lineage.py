@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,19 +16,28 @@ from typing import Any
 from trilha.keys import join_key
 
 MANIFEST = "manifest.json"
+#: Same variable as ``trilha.contracts.CONTRACTS_ENV`` (not imported: that module loads pyarrow).
+CONTRACTS_ENV = "TRILHA_CONTRACTS_DIR"
 
 
-@cache
 def code_version() -> str:
     """A fingerprint of the code and contracts that decide staged output.
 
     A stored file is staged once per code version: change a parser or a contract and the next
-    staging run re-stages everything, without anyone tracking versions by hand.
+    staging run re-stages everything, without anyone tracking versions by hand. The contracts are
+    the ones validation reads: ``$TRILHA_CONTRACTS_DIR`` when set (see :mod:`trilha.contracts`).
     """
+    root = Path(__file__).resolve().parent
+    override = os.environ.get(CONTRACTS_ENV)
+    return _code_version(Path(override) if override else root.parents[1] / "include" / "contracts")
+
+
+@cache
+def _code_version(contracts_dir: Path) -> str:
     root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
     files = sorted((root / "formats").glob("*.py")) + [root / "contracts.py"]
-    files += sorted((root.parents[1] / "include" / "contracts").glob("*.yaml"))
+    files += sorted(contracts_dir.glob("*.yaml"))
     for path in files:
         if path.exists():
             digest.update(path.name.encode())
@@ -36,12 +46,22 @@ def code_version() -> str:
 
 
 def staged_key(
-    project_prefix: str, dataset: str, logical_name: str, sha256: str, quarantine: bool = False
+    project_prefix: str,
+    dataset: str,
+    logical_name: str,
+    sha256: str,
+    code_version: str,
+    quarantine: bool = False,
 ) -> str:
-    """``<prefix>/<dataset>/[_quarantine/]<stem>__<sha12>.parquet``: one output per source content."""
+    """``<prefix>/<dataset>/[_quarantine/]<stem>__<sha12>.<code version>.parquet``.
+
+    One output per source content and code version: re-staging after a parser or contract change
+    writes new objects beside the old ones, never over them, so every inventory row and curated
+    manifest that names the old output keeps naming the bytes it recorded.
+    """
     stem = PurePosixPath(logical_name).stem
     parent = str(PurePosixPath(logical_name).parent).strip(".")
-    name = f"{stem}__{sha256[:12]}.parquet"
+    name = f"{stem}__{sha256[:12]}.{code_version[:12]}.parquet"
     parts = [project_prefix, dataset]
     if quarantine:
         parts.append("_quarantine")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import functools
 
-import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
-import pyarrow.parquet as pq  # noqa: TID253
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 #: Snappy: fast to write and read. With the encodings below, zstd cost ~30% more CPU per staged
 #: INMET file for ~11% smaller output (measured), and staging writes one file per source file.

@@ -12,11 +12,12 @@ mixer, computed with numpy over whole columns (no per-row Python).
 from __future__ import annotations
 
 import hashlib
+import math
 from datetime import UTC, date, datetime
 
 import numpy as np
-import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
-import pyarrow.compute as pc  # noqa: TID253
+import pyarrow as pa
+import pyarrow.compute as pc
 
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 
@@ -27,11 +28,20 @@ _MICROS_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer: a bijective mix giving every output bit an even chance."""
+    """The splitmix64 finalizer: a bijective mix giving every output bit an even chance.
+
+    In place on one copy plus one scratch array: on 5 million keys each temporary is 40 MB.
+    """
     z = values + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
+    scratch = np.right_shift(z, np.uint64(30))
+    z ^= scratch
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    np.right_shift(z, np.uint64(27), out=scratch)
+    z ^= scratch
+    z *= np.uint64(0x94D049BB133111EB)
+    np.right_shift(z, np.uint64(31), out=scratch)
+    z ^= scratch
+    return z
 
 
 def _fnv1a(array: pa.Array) -> np.ndarray:
@@ -142,17 +152,24 @@ def hash_split(
     train, validation, _ = _check_ratios(ratios)
     hashes = key_hash(table, key_columns, salt)
     # Top 53 bits as a uniform number in [0, 1).
-    position = (hashes >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
-    bucket = np.where(position < train, 0, np.where(position < train + validation, 1, 2))
+    # A row's position in [0, 1) is (hash >> 11) / 2**53; "position < ratio" is the same as
+    # "(hash >> 11) < ceil(ratio * 2**53)" (scaling by a power of two is exact), which compares
+    # integers instead of building a float array.
+    top = hashes >> np.uint64(11)
+    first_cut = np.uint64(math.ceil(train * 2.0**53))
+    second_cut = np.uint64(math.ceil((train + validation) * 2.0**53))
+    bucket = (top >= first_cut).astype(np.int8)
+    bucket += top >= second_cut
     return _by_bucket(table, bucket)
 
 
 def _by_bucket(table: pa.Table, bucket: np.ndarray) -> dict[str, pa.Table]:
     """One ``take`` in bucket order (stable, so rows keep their order), then zero-copy slices:
     a third of the work of three ``filter`` calls over a many-chunk table."""
-    order = np.argsort(bucket, kind="stable")
+    groups = [np.flatnonzero(bucket == i) for i in range(3)]  # a stable order, in linear time
+    order = np.concatenate(groups)
     ordered = table.take(pa.array(order)) if len(order) else table
-    counts = np.bincount(bucket, minlength=3) if len(bucket) else np.zeros(3, dtype=np.int64)
+    counts = np.array([len(g) for g in groups], dtype=np.int64)
     starts = np.concatenate(([0], np.cumsum(counts)))
     return {name: ordered.slice(int(starts[i]), int(counts[i])) for i, name in enumerate(SPLITS)}
 
@@ -223,5 +240,6 @@ def temporal_split(
             f"time_column {time_column!r}: expected a time on every row, got {column.null_count} nulls"
         )
     micros = _column_micros(column, time_column)
-    bucket = np.where(micros < validation_at, 0, np.where(micros < test_at, 1, 2))
+    bucket = (micros >= validation_at).astype(np.int8)
+    bucket += micros >= test_at
     return _by_bucket(table, bucket)

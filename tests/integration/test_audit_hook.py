@@ -62,10 +62,14 @@ def audit(stack: Any) -> Iterator[AuditHook]:
 # concurrent claims
 
 
-def claim(hook: AuditHook, bucket: str, run_id: str, tags: list[str]) -> list[dict[str, Any]]:
+def claim(
+    hook: AuditHook, bucket: str, run_id: str, tags: list[str], hold_s: float = 0.0
+) -> list[dict[str, Any]]:
+    """Claim the contents in one transaction, kept open ``hold_s`` seconds after the claim (as the
+    register path keeps it open for its reception rows)."""
     ordered = sorted(tags, key=sha)
     with hook.transaction() as tx:
-        return tx.run(
+        rows = tx.run(
             "data_files_claim",
             {
                 "bucket": bucket,
@@ -76,13 +80,17 @@ def claim(hook: AuditHook, bucket: str, run_id: str, tags: list[str]) -> list[di
                 "keys": [f"{run_id}/{t}.csv" for t in ordered],
             },
         )
+        time.sleep(hold_s)
+    return rows
 
 
 def test_two_writers_claiming_overlapping_content_at_once(stack: Any) -> None:
     """Two threads, each with its own AuditHook (own connection), released together by a barrier.
 
     Writer A claims contents 0-299, writer B 150-449: each of the 450 distinct checksums must be new
-    for exactly one of them, and the 150 shared ones must be duplicates for the other.
+    for exactly one of them, and the 150 shared ones must be duplicates for the other. Each keeps its
+    transaction open for a moment after claiming, so the second claimer really waits on the first
+    one's uncommitted rows: the path where a loser must still learn where the winner put the content.
     """
     prefix = uuid.uuid4().hex
     tags_a = [f"{prefix}-{i}" for i in range(0, 300)]
@@ -96,7 +104,7 @@ def test_two_writers_claiming_overlapping_content_at_once(stack: Any) -> None:
         try:
             assert hook.db is not None  # connect (and migrate) first, so both really claim at once
             barrier.wait(timeout=30)
-            results[name] = claim(hook, f"bucket-{name}", f"run-{name}-{prefix}", tags)
+            results[name] = claim(hook, f"bucket-{name}", f"run-{name}-{prefix}", tags, hold_s=0.5)
         except BaseException as err:  # re-raised in the main thread below
             errors.append(err)
             barrier.abort()
@@ -126,11 +134,15 @@ def test_two_writers_claiming_overlapping_content_at_once(stack: Any) -> None:
     # What only one writer claimed is new for it; what both claimed went to one of them.
     assert {sha(t) for t in tags_a[:150]} <= new_a
     assert {sha(t) for t in tags_b[150:]} <= new_b
-    # The loser of a checksum is told where the winner put it.
-    rows_b = {r["sha256"]: r for r in results["b"]}
-    for checksum in {sha(t) for t in tags_a[150:]} & new_a:
-        assert rows_b[checksum]["first_bucket"] == "bucket-a"
-        assert rows_b[checksum]["first_key"].startswith(f"run-a-{prefix}/")
+    # The loser of each shared checksum is told where the winner put it (all 150 are checked).
+    by_writer = {name: {r["sha256"]: r for r in rows} for name, rows in results.items()}
+    shared = {sha(t) for t in tags_a[150:]}
+    for checksum in shared:
+        winner = "a" if checksum in new_a else "b"
+        loser = "b" if winner == "a" else "a"
+        assert by_writer[loser][checksum]["is_new"] is False
+        assert by_writer[loser][checksum]["first_bucket"] == f"bucket-{winner}", checksum
+        assert by_writer[loser][checksum]["first_key"].startswith(f"run-{winner}-{prefix}/")
     stored = query(
         stack,
         "SELECT sha256, first_bucket FROM raw.data_files WHERE sha256 = ANY(%(s)s)",

@@ -122,7 +122,8 @@ def test_up_status_down_up_keeps_data_and_ports(make_stack: list[Stack], state_d
     assert ports(st2) == first_ports
     assert st2.postgres_dsn() == st.postgres_dsn()
     second_pids = pids(st2)
-    assert all(second_pids[c] != first_pids[c] or is_dead(first_pids[c], EXPECT[c]) for c in COMPONENTS)
+    for component in COMPONENTS:
+        assert not is_dead(second_pids[component], EXPECT[component]), component
     body = st2.s3_client().get_object(Bucket="recepcao-raw", Key=f"probe/{marker}.txt")["Body"].read()
     assert body == marker.encode()
     with psycopg2.connect(st2.postgres_dsn()) as pg, pg.cursor() as cur:

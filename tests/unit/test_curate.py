@@ -306,3 +306,21 @@ def test_curated_rerun_gives_identical_bytes() -> None:
     ]
     assert runs[0] == runs[1]
     assert set(runs[0]) == {"hourly", "daily", "stations"}
+
+
+def test_generic_curate_sorts_dictionary_encoded_strings_and_publishes_plain_ones() -> None:
+    """Staged BDMEP/generic parts read back from Parquet carry dictionary-encoded strings."""
+    import pyarrow as pa
+
+    from trilha.curate import curate
+
+    part = pa.table(
+        {
+            "station": pa.array(["b", "a", "b"]).dictionary_encode(),
+            "value": pa.array([2.0, 1.0, 2.0]),
+        }
+    )
+    data = curate("inmet_bdmep_daily", [part])["data"]
+    assert data.column("station").type == pa.string()
+    assert data.column("station").to_pylist() == ["a", "b"]
+    assert data.column("value").to_pylist() == [1.0, 2.0]

@@ -12,7 +12,7 @@ known variables get English snake_case names, unknown ones their own snake_case 
 
 from __future__ import annotations
 
-import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
+import pyarrow as pa
 
 from trilha.exceptions import ParseError
 from trilha.formats.common import (

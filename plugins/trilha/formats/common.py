@@ -17,9 +17,9 @@ import numpy as np
 
 # Domain modules are imported inside task code (operators' execute), never by DAG files at parse
 # time, so the parse-time ban on pyarrow does not apply here.
-import pyarrow as pa  # noqa: TID253
-import pyarrow.compute as pc  # noqa: TID253
-import pyarrow.csv as pv  # noqa: TID253
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pv
 
 from trilha.exceptions import ParseError
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
+import pyarrow as pa
 
 from trilha.exceptions import ParseError
 from trilha.formats.bdmep import looks_like_bdmep, parse_bdmep

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
-import pyarrow as pa  # noqa: TID253  (imported inside tasks only, never at DAG parse time)
-import pyarrow.compute as pc  # noqa: TID253
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from trilha.exceptions import ParseError
 from trilha.formats.common import (

@@ -53,12 +53,28 @@ def _quarantine_table(parsed_rejected: pa.Table, contract_rejected: pa.Table, so
     return pa.concat_tables(parts, promote_options="permissive")
 
 
+def _quarantine_reason(source: str, quarantine: pa.Table, bucket: str, key: str, shown: int = 3) -> str:
+    """The audit's account of a file's quarantined rows: how many, where, and the first lines and why."""
+    import pyarrow.compute as pc
+
+    first = quarantine.take(pc.sort_indices(quarantine, sort_keys=[("_line_number", "ascending")])[:shown])
+    lines = "; ".join(
+        f"line {n}: {str(r)[:200]}"
+        for n, r in zip(
+            first.column("_line_number").to_pylist(), first.column("_reason").to_pylist(), strict=True
+        )
+    )
+    more = f"; and {quarantine.num_rows - shown} more" if quarantine.num_rows > shown else ""
+    return f"{source}: {quarantine.num_rows} row(s) quarantined to {bucket}/{key}: {lines}{more}"[:2000]
+
+
 class StagingOperator(TrilhaBaseOperator):
     """Parse, clean and validate each stored raw file not yet staged by the current code version.
 
-    Writes ``<staging bucket>/<project>/<dataset>/<name>__<sha12>.parquet`` and, for rows that break
-    the dataset's contract or cannot be parsed, a quarantine Parquet with a reason per row. A file that
-    matches no layout is recorded as rejected with the reason; the batch goes on.
+    Writes ``<staging bucket>/<project>/<dataset>/<name>__<sha12>.<code version>.parquet`` and, for
+    rows that break the dataset's contract or cannot be parsed, a quarantine Parquet with a reason per
+    row. A file that matches no layout, or has no data lines, is recorded as rejected with the reason;
+    the batch goes on.
 
     :param project: only this project (templated; empty = all projects).
     :param key_prefix: only stored keys starting with this (templated).
@@ -151,9 +167,18 @@ class StagingOperator(TrilhaBaseOperator):
             record["reason"] = str(err)[:2000]
             counters.problem("rejected", where, record["reason"])
             return record
-        record.update(
-            dataset=parsed.dataset, layout=parsed.layout, rows_in=parsed.rows_in, rows_ok=ok.num_rows
-        )
+        record.update(dataset=parsed.dataset, layout=parsed.layout)
+        if parsed.rows_in == 0:
+            # A header without rows is bad input (a failed export, a cut download), not an empty dataset.
+            header = parsed.metadata.get("header_lines") or parsed.metadata.get("header_line")
+            record["reason"] = (
+                f"{src['logical_name']}: no data lines: expected rows after the header"
+                + (f" (line {header})" if header else "")
+                + ", got none"
+            )
+            counters.problem("rejected", where, record["reason"])
+            return record
+        record.update(rows_in=parsed.rows_in, rows_ok=ok.num_rows)
         quarantine = _quarantine_table(parsed.rejected, bad, src["logical_name"])
         record["rows_rejected"] = quarantine.num_rows if quarantine is not None else 0
         if record["rows_in"] != record["rows_ok"] + record["rows_rejected"]:
@@ -166,7 +191,7 @@ class StagingOperator(TrilhaBaseOperator):
             counters.problem("failed", where, record["reason"])
             return record
         prefix = src["project_prefix"]
-        out_key = lineage.staged_key(prefix, parsed.dataset, src["logical_name"], src["sha256"])
+        out_key = lineage.staged_key(prefix, parsed.dataset, src["logical_name"], src["sha256"], version)
         digest = self.minio.put_bytes(self.staging_bucket, out_key, table_to_parquet_bytes(ok))
         record.update(
             status="staged",
@@ -177,10 +202,14 @@ class StagingOperator(TrilhaBaseOperator):
         )
         if quarantine is not None:
             q_key = lineage.staged_key(
-                prefix, parsed.dataset, src["logical_name"], src["sha256"], quarantine=True
+                prefix, parsed.dataset, src["logical_name"], src["sha256"], version, quarantine=True
             )
             q_digest = self.minio.put_bytes(self.staging_bucket, q_key, table_to_parquet_bytes(quarantine))
-            record.update(quarantine_key=q_key, quarantine_sha256=q_digest.sha256)
+            record.update(
+                quarantine_key=q_key,
+                quarantine_sha256=q_digest.sha256,
+                reason=_quarantine_reason(src["logical_name"], quarantine, self.staging_bucket, q_key),
+            )
             self.log.info("%s: %s rows quarantined to %s", where, record["rows_rejected"], q_key)
         counters.add("new")
         counters.add("bytes", digest.size)
