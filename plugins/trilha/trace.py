@@ -16,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from trilha import config
+from trilha.exceptions import TrilhaError
 
 if TYPE_CHECKING:
     from trilha.hooks.audit import AuditHook
@@ -89,16 +90,23 @@ def main(argv: list[str] | None = None) -> int:
 
     audit = AuditHook(postgres_conn_id=args.conn_id)
     try:
-        if args.query == "summary":
-            if not args.project:
-                parser.error("summary needs --project")
-            print(format_summary(args.project, summary(audit, args.project)))
-            return 0
-        events = trace(audit, args.query)
-        print(format_trace(args.query, events))
-        return 0 if events else 1
+        return _run(args, parser, audit)
+    except TrilhaError as err:
+        print(f"trilha trace: {err}", file=sys.stderr)
+        return 2
     finally:
         audit.close()
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, audit: AuditHook) -> int:
+    if args.query == "summary":
+        if not args.project:
+            parser.error("summary needs --project")
+        print(format_summary(args.project, summary(audit, args.project)))
+        return 0
+    events = trace(audit, args.query)
+    print(format_trace(args.query, events))
+    return 0 if events else 1
 
 
 if __name__ == "__main__":
