@@ -83,6 +83,19 @@ def split(s: Scope, **kwargs: Any) -> Any:
     return DatasetSplitOperator(task_id="split", project=s.name, **kwargs)
 
 
+def record_writes(op: Any) -> list[str]:
+    """The keys ``op`` uploads through its MinIO hook's ``put_bytes``, in order, as it runs."""
+    written: list[str] = []
+    put_bytes = op.minio.put_bytes
+
+    def spy(bucket: str, key: str, data: bytes, **kwargs: Any) -> Any:
+        written.append(key)
+        return put_bytes(bucket, key, data, **kwargs)
+
+    op.minio.put_bytes = spy
+    return written
+
+
 def staged_rows(stack: Any, s: Scope) -> list[dict[str, Any]]:
     return query(
         stack,

@@ -88,7 +88,10 @@ def samples_staged(stack: Any) -> dict[str, Any]:
 
 def test_layouts_are_detected_from_content(samples_staged: dict[str, Any]) -> None:
     rows, names = samples_staged["rows"], samples_staged["names"]
-    found = {real: (rows[Path(alias).name]["layout"], rows[Path(alias).name]["dataset"]) for real, alias in names.items()}
+    found = {
+        real: (rows[Path(alias).name]["layout"], rows[Path(alias).name]["dataset"])
+        for real, alias in names.items()
+    }
     assert found == {
         NAME_2003: ("inmet_yearly_pre2019", "inmet_hourly"),
         NAME_2019: ("inmet_yearly_2019", "inmet_hourly"),
@@ -123,10 +126,13 @@ def test_every_data_line_is_a_staged_or_quarantined_row(stack: Any, samples_stag
 
 def test_inmet_years_share_one_tidy_typed_schema(stack: Any, samples_staged: dict[str, Any]) -> None:
     rows, names = samples_staged["rows"], samples_staged["names"]
-    tables = {real: parquet(stack, STAGING, rows[Path(names[real]).name]["output_key"]) for real in INMET_YEARLY}
+    tables = {
+        real: parquet(stack, STAGING, rows[Path(names[real]).name]["output_key"]) for real in INMET_YEARLY
+    }
     schemas = {real: [(f.name, str(f.type)) for f in t.schema] for real, t in tables.items()}
     first = schemas[NAME_2003]
-    assert schemas[NAME_2019] == first and schemas[NAME_2024] == first
+    assert schemas[NAME_2019] == first
+    assert schemas[NAME_2024] == first
     names_only = [n for n, _ in first]
     assert all(SNAKE.match(n) for n in names_only), names_only
     assert names_only[: 1 + len(STATION_COLUMNS)] == ["observed_at", *STATION_COLUMNS]
@@ -165,13 +171,16 @@ def test_inmet_years_share_one_tidy_typed_schema(stack: Any, samples_staged: dic
             assert not pc.any(pc.less_equal(column, -9999)).as_py(), (real, m)
     assert sentinel_row["latitude"] == pytest.approx(-25.43333333)
     # the same station's coordinates differ between years: each file keeps its own
-    assert row_at(tables[NAME_2019], datetime(2019, 1, 1, 0, tzinfo=UTC))["latitude"] == pytest.approx(-25.448688)
+    assert row_at(tables[NAME_2019], datetime(2019, 1, 1, 0, tzinfo=UTC))["latitude"] == pytest.approx(
+        -25.448688
+    )
 
 
 def test_rerun_with_unchanged_input_creates_nothing(stack: Any, samples_staged: dict[str, Any]) -> None:
     before = snapshot(stack)
     summary = run(staging(samples_staged["scope"]))
-    assert summary["files"] == 0 and summary["counters"]["new"] == 0
+    assert summary["files"] == 0
+    assert summary["counters"]["new"] == 0
     assert snapshot(stack) == before
 
 
@@ -198,13 +207,16 @@ def test_contract_violations_go_to_quarantine_with_a_reason_per_row(stack: Any) 
     assert object_sha(stack, STAGING, row["quarantine_key"]) == row["quarantine_sha256"]
     got = {r["_line_number"]: r for r in q.to_pylist()}
     assert sorted(got) == [10, 11]
-    assert "air_temp_c" in got[10]["_reason"] and "75.3" in got[10]["_reason"]
-    assert "rel_humidity_pct" in got[11]["_reason"] and "150" in got[11]["_reason"]
+    assert "air_temp_c" in got[10]["_reason"]
+    assert "75.3" in got[10]["_reason"]
+    assert "rel_humidity_pct" in got[11]["_reason"]
+    assert "150" in got[11]["_reason"]
     assert {r["_source_file"] for r in got.values()} == {"bad-ranges.csv"}
     staged = parquet(stack, STAGING, row["output_key"])
     assert not set(staged.column("_line_number").to_pylist()) & {10, 11}
     # the audit names the file, the lines and why
-    assert "10" in row["reason"] and "air_temp_c" in row["reason"]
+    assert "10" in row["reason"]
+    assert "air_temp_c" in row["reason"]
 
 
 # ------------------------------------------------------------------------------------ CRLF
@@ -281,7 +293,9 @@ def bad_batch(stack: Any) -> dict[str, Any]:
     return {"scope": s, "files": files, "summary": summary, "rows": staged_by_name(stack, s)}
 
 
-def test_bad_input_never_stops_the_batch_nor_loses_the_good_file(stack: Any, bad_batch: dict[str, Any]) -> None:
+def test_bad_input_never_stops_the_batch_nor_loses_the_good_file(
+    stack: Any, bad_batch: dict[str, Any]
+) -> None:
     rows = bad_batch["rows"]
     assert len(rows) == len(bad_batch["files"]) + 1  # every file has its inventory row, the empty one too
     good = rows["good.csv"]
@@ -308,10 +322,13 @@ def test_bad_input_never_stops_the_batch_nor_loses_the_good_file(stack: Any, bad
         ("giant-line.csv", ["line 1", "bytes"]),
     ],
 )
-def test_whole_file_rejections_name_the_file_and_why(bad_batch: dict[str, Any], name: str, words: list[str]) -> None:
+def test_whole_file_rejections_name_the_file_and_why(
+    bad_batch: dict[str, Any], name: str, words: list[str]
+) -> None:
     row = bad_batch["rows"][name]
     assert row["status"] == "rejected", row
-    assert row["output_key"] is None and row["rows_ok"] == 0
+    assert row["output_key"] is None
+    assert row["rows_ok"] == 0
     assert name in row["reason"]
     for word in words:
         assert word in row["reason"], row["reason"]
@@ -338,9 +355,12 @@ def test_bad_lines_are_quarantined_and_their_neighbours_kept(
         assert word in q[0]["_reason"]
     staged = parquet(stack, STAGING, row["output_key"])
     numbers = staged.column("_line_number").to_pylist()
-    assert line not in numbers and line - 1 in numbers and (line + 1 in numbers or line == 8769)
+    assert line not in numbers
+    assert line - 1 in numbers
+    assert line + 1 in numbers or line == 8769
     # the inventory says which file and which line
-    assert name in row["reason"] and f"line {line}" in row["reason"], row["reason"]
+    assert name in row["reason"], row["reason"]
+    assert f"line {line}" in row["reason"], row["reason"]
 
 
 def test_decimal_points_parse_like_decimal_commas(stack: Any, bad_batch: dict[str, Any]) -> None:
@@ -348,7 +368,8 @@ def test_decimal_points_parse_like_decimal_commas(stack: Any, bad_batch: dict[st
     assert (dots["status"], dots["rows_ok"], dots["rows_rejected"]) == ("staged", 8760, 0)
     table = parquet(stack, STAGING, dots["output_key"])
     last = row_at(table, datetime(2019, 12, 31, 23, tzinfo=UTC))
-    assert last["wind_speed_ms"] == pytest.approx(0.8) and last["pressure_station_hpa"] == pytest.approx(907.5)
+    assert last["wind_speed_ms"] == pytest.approx(0.8)
+    assert last["pressure_station_hpa"] == pytest.approx(907.5)
     assert pc.sum(table.column("air_temp_c")).as_py() == pytest.approx(
         pc.sum(_reference_2019(stack).column("air_temp_c")).as_py()
     )

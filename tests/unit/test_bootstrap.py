@@ -494,6 +494,10 @@ def test_main_bootstraps_the_stack_and_loads_the_settings(
     finally:
         admin.close()
 
+    # Connections in the environment win over Airflow's database: the session stack's
+    # AIRFLOW_CONN_* (set by the ``stack`` fixture) would shadow what bootstrap stored.
+    for key in [k for k in os.environ if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]:
+        monkeypatch.delenv(key)
     # A private Airflow metadata database for the settings loader (it calls the airflow CLI).
     home = tmp_path / "airflow"
     home.mkdir()

@@ -307,20 +307,21 @@ class CuratedOperator(TrilhaBaseOperator):
 
         pid, dataset, prefix = int(target["project_id"]), target["dataset"], target["project_prefix"]
         staged = self.audit.query("curated_inputs", {"project_id": pid, "dataset": dataset})
-        inputs = sorted(
-            (
-                {
-                    "key": r["output_key"],
-                    "sha256": r["output_sha256"],
-                    "rows": int(r["rows_ok"]),
-                    "source_key": r["source_key"],
-                    "source_sha256": r["source_sha256"],
-                    "bucket": r["output_bucket"],
-                }
-                for r in staged
-            ),
-            key=lambda i: i["key"],
-        )
+        # Parts in the order their source content entered storage (then by key): curate() lets a later
+        # part win a duplicate key, so a corrected file stored later replaces the older one hour by
+        # hour, whatever its name. The manifest lists the inputs in this order.
+        staged.sort(key=lambda r: (int(r["storage_audit_id"] or 0), r["output_key"]))
+        inputs = [
+            {
+                "key": r["output_key"],
+                "sha256": r["output_sha256"],
+                "rows": int(r["rows_ok"]),
+                "source_key": r["source_key"],
+                "source_sha256": r["source_sha256"],
+                "bucket": r["output_bucket"],
+            }
+            for r in staged
+        ]
         fp = lineage.inputs_fingerprint(inputs)
         existing = self.audit.query(
             "curated_by_fingerprint", {"project_id": pid, "dataset": dataset, "fingerprint": fp}

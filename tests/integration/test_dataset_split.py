@@ -1,0 +1,295 @@
+"""dataset_split against the real stack: hash and temporal cuts of a curated version, the manifest
+written last with the real sha256 of every file, no rework for the same cut, stable hash
+assignment when data is added, clear errors for bad parameters, and the optional Drive export.
+
+Google Drive has no endpoint here: the export test fakes it **at the HTTP boundary** with
+:class:`googleapiclient.http.HttpMockSequence` serving Drive v3 JSON to the real ``drive v3`` client
+(which replaces ``TrilhaDriveHook.get_conn``); it answers each upload with the md5 of the bytes it
+actually received, as Drive does. Everything else (S3 server, audit store) is real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from googleapiclient.discovery import build
+from googleapiclient.http import HttpMockSequence
+
+from tests.integration.ingest_support import new_scope, read, run, snapshot
+from tests.integration.process_support import (
+    CURATED,
+    DATASETS,
+    NAME_2003,
+    NAME_2019,
+    NAME_2024,
+    curated,
+    curated_rows,
+    data_lines,
+    dataset_rows,
+    load,
+    object_sha,
+    parquet,
+    record_writes,
+    sample,
+    sha,
+    split,
+    staging,
+)
+
+pytestmark = pytest.mark.integration
+
+SPLITS = ("train", "validation", "test")
+
+
+def key_set(table: pa.Table) -> set[tuple[str, int]]:
+    micros = table.column("observed_at").cast(pa.int64()).to_pylist()
+    return set(zip(table.column("wmo_code").to_pylist(), micros, strict=True))
+
+
+def tables(stack: Any, row: dict[str, Any]) -> dict[str, pa.Table]:
+    return {name: parquet(stack, DATASETS, row["files"][name]["key"]) for name in SPLITS}
+
+
+def only(rows: list[dict[str, Any]], version: str) -> dict[str, Any]:
+    (row,) = [r for r in rows if r["version"] == version]
+    return row
+
+
+@pytest.fixture(scope="module")
+def lake(stack: Any) -> dict[str, Any]:
+    """Two INMET yearly files (A807 2019, A701 2024) staged and curated, then cut with the defaults."""
+    s = new_scope("split")
+    load(stack, s, {NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
+    run(staging(s))
+    run(curated(s, dataset="inmet_hourly"))
+    op = split(s)
+    written = record_writes(op)
+    summary = run(op)
+    return {"scope": s, "summary": summary, "written": written}
+
+
+def test_hash_cut_covers_every_curated_row_once(stack: Any, lake: dict[str, Any]) -> None:
+    s, summary = lake["scope"], lake["summary"]
+    assert summary["created"] is True
+    (cur,) = curated_rows(stack, s)
+    row = only(dataset_rows(stack, s), summary["version"])
+    assert row["version"].startswith("v0001-hash-")
+    assert row["curated_id"] == cur["id"]
+    hourly = parquet(stack, CURATED, cur["files"]["hourly"]["key"])
+    parts = tables(stack, row)
+    total = data_lines(sample(NAME_2019)) + data_lines(sample(NAME_2024))
+    assert sum(t.num_rows for t in parts.values()) == hourly.num_rows == total
+    keys = {name: key_set(t) for name, t in parts.items()}
+    assert keys["train"] | keys["validation"] | keys["test"] == key_set(hourly)
+    assert not (keys["train"] & keys["validation"])
+    assert not (keys["train"] & keys["test"])
+    assert not keys["validation"] & keys["test"]
+    # 0.7 / 0.15 / 0.15 of 17544 rows: a fair hash is within a few standard deviations of that
+    for name, share in zip(SPLITS, (0.7, 0.15, 0.15), strict=True):
+        assert abs(parts[name].num_rows / total - share) < 0.02, (name, parts[name].num_rows)
+    assert parts["train"].schema == hourly.schema
+
+
+def test_manifest_is_written_last_and_names_the_real_bytes(stack: Any, lake: dict[str, Any]) -> None:
+    s, summary = lake["scope"], lake["summary"]
+    row = only(dataset_rows(stack, s), summary["version"])
+    (cur,) = curated_rows(stack, s)
+    assert lake["written"] == [f"{row['prefix']}/{n}.parquet" for n in SPLITS] + [row["manifest_key"]]
+    raw = read(stack, DATASETS, row["manifest_key"])
+    assert sha(raw) == row["manifest_sha256"]
+    manifest = json.loads(raw)
+    assert manifest["version"] == row["version"] == summary["version"]
+    assert manifest["parameters"] == {
+        "strategy": "hash",
+        "table": "hourly",
+        "ratios": [0.7, 0.15, 0.15],
+        "key_columns": ["wmo_code", "observed_at"],
+    }
+    assert manifest["lineage"]["curated_version"] == cur["version"]
+    assert manifest["lineage"]["curated_manifest_sha256"] == cur["manifest_sha256"]
+    assert manifest["lineage"]["curated_table"] == cur["files"]["hourly"]
+    assert manifest["files"] == row["files"]
+    for name in SPLITS:
+        f = manifest["files"][name]
+        assert object_sha(stack, DATASETS, f["key"]) == f["sha256"], name
+        assert parquet(stack, DATASETS, f["key"]).num_rows == f["rows"] == manifest["rows"][name]
+    assert row["rows"] == manifest["rows"] == summary["rows"]
+
+
+def test_the_same_cut_is_made_once(stack: Any, lake: dict[str, Any]) -> None:
+    before = snapshot(stack)
+    again = run(split(lake["scope"]))
+    assert again["created"] is False
+    assert again["version"] == lake["summary"]["version"]
+    assert again["counters"]["skipped"] == 1
+    assert snapshot(stack) == before
+
+
+def test_a_row_keeps_its_split_when_data_is_added(stack: Any, lake: dict[str, Any]) -> None:
+    """A807's 2003 year arrives later: v0002 of the curated data, a new cut whose old rows did not move."""
+    s, first = lake["scope"], only(dataset_rows(stack, lake["scope"]), lake["summary"]["version"])
+    load(stack, s, {NAME_2003: sample(NAME_2003)})
+    run(staging(s))
+    assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0002"]
+    summary = run(split(s))
+    assert summary["created"] is True
+    assert summary["version"].startswith("v0002-hash-")
+    second = only(dataset_rows(stack, s), summary["version"])
+    old, new = tables(stack, first), tables(stack, second)
+    for name in SPLITS:
+        assert key_set(old[name]) <= key_set(new[name]), name
+    added = sum(new[n].num_rows for n in SPLITS) - sum(old[n].num_rows for n in SPLITS)
+    assert added == data_lines(sample(NAME_2003))
+
+
+def test_temporal_cut_has_nothing_from_the_future(stack: Any, lake: dict[str, Any]) -> None:
+    s = lake["scope"]
+    summary = run(
+        split(
+            s,
+            strategy="temporal",
+            validation_start="2024-05-01",
+            test_start="2024-09-01T00:00:00Z",
+            curated_version="v0001",
+        )
+    )
+    row = only(dataset_rows(stack, s), summary["version"])
+    assert row["version"].startswith("v0001-temporal-")
+    assert row["strategy"] == "temporal"
+    parts = tables(stack, row)
+    times = {n: parts[n].column("observed_at") for n in SPLITS}
+    validation_at = datetime(2024, 5, 1, tzinfo=UTC)
+    test_at = datetime(2024, 9, 1, tzinfo=UTC)
+    assert pc.max(times["train"]).as_py() < validation_at <= pc.min(times["validation"]).as_py()
+    assert pc.max(times["validation"]).as_py() < test_at <= pc.min(times["test"]).as_py()
+    # all of A807's 2019 is train; A701's 2024 is split at the cut-offs, hour by hour
+    assert parts["validation"].num_rows == (31 + 30 + 31 + 31) * 24
+    assert parts["test"].num_rows == (30 + 31 + 30 + 31) * 24
+    assert parts["train"].num_rows == data_lines(sample(NAME_2019)) + (31 + 29 + 31 + 30) * 24
+    assert set(parts["test"].column("wmo_code").to_pylist()) == {"A701"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"ratios": [0.8, 0.3, 0.1]}, ["ratios", "summing to 1", "[0.8, 0.3, 0.1]"]),
+        ({"ratios": "[0.5, 0.5]"}, ["ratios", "three"]),
+        ({"ratios": "[0.7, abc, 0.1]"}, ["ratios", "three numbers"]),
+        ({"strategy": "random"}, ["strategy", "'hash' or 'temporal'", "'random'"]),
+        ({"strategy": "temporal"}, ["validation_start", "test_start"]),
+        ({"table": "weekly"}, ["table", "'daily'", "'hourly'", "'weekly'"]),
+        ({"key_columns": ["wmo_code", "no_such"]}, ["key_columns", "no_such"]),
+        ({"curated_version": "v0099"}, ["no curated version", "'v0099'", "run the curated DAG"]),
+        (
+            {"strategy": "temporal", "validation_start": "2024-09-01", "test_start": "2024-05-01"},
+            ["validation_start <= test_start"],
+        ),
+        (
+            {"strategy": "temporal", "validation_start": "1 May", "test_start": "2024-05-01"},
+            ["validation_start", "ISO", "'1 May'"],
+        ),
+    ],
+)
+def test_bad_parameters_fail_clearly_and_write_nothing(
+    stack: Any, lake: dict[str, Any], kwargs: dict[str, Any], words: list[str]
+) -> None:
+    before = snapshot(stack)
+    with pytest.raises(AirflowFailException) as err:
+        run(split(lake["scope"], **kwargs))
+    for word in words:
+        assert word in str(err.value), str(err.value)
+    assert snapshot(stack) == before
+
+
+def test_unknown_project_fails_with_what_to_run() -> None:
+    s = new_scope("nosplit")
+    with pytest.raises(AirflowFailException, match=f"project '{s.name}': run the curated DAG first"):
+        run(split(s))
+
+
+# --------------------------------------------------------------------------- Drive export
+
+
+class DriveEcho(HttpMockSequence):
+    """HttpMockSequence whose upload answers carry the md5 and size of the bytes really received."""
+
+    def __init__(self, iterable: list[tuple[dict[str, str], Any]]) -> None:
+        super().__init__(iterable)
+        self.uploads: list[bytes] = []
+
+    def request(self, uri: str, method: str = "GET", body: Any = None, headers: Any = None, **kw: Any) -> Any:
+        if hasattr(body, "read"):
+            body = body.read()
+        if method == "PUT":
+            self.uploads.append(body)
+        resp, content = super().request(uri, method, body, headers, **kw)
+        if content == b"ECHO":
+            n = len(self.uploads)
+            content = json.dumps(
+                {"id": f"file-{n}", "md5Checksum": hashlib.md5(body).hexdigest(), "size": str(len(body))}
+            ).encode()
+        return resp, content
+
+
+def ok(payload: dict[str, Any]) -> tuple[dict[str, str], str]:
+    return {"status": "200", "content-type": "application/json; charset=UTF-8"}, json.dumps(payload)
+
+
+def upload_round(n: int) -> list[tuple[dict[str, str], Any]]:
+    """One file: no file of that name yet, a resumable session, the upload answered with its md5."""
+    location = f"https://www.googleapis.com/upload/drive/v3/files?uploadType=resumable&upload_id=U{n}"
+    return [
+        ok({"files": []}),
+        ({"status": "200", "location": location}, ""),
+        ({"status": "200", "content-type": "application/json; charset=UTF-8"}, "ECHO"),
+    ]
+
+
+def test_drive_export_sends_every_file_and_the_manifest_last(
+    stack: Any, lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trilha.hooks.drive import FOLDER_MIME, TrilhaDriveHook
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TRILHA_GOOGLE",
+        json.dumps({"conn_type": "google_cloud_platform", "extra": {"num_retries": 0}}),
+    )
+    responses = [
+        ok({"id": "colab", "name": "colab", "mimeType": FOLDER_MIME, "trashed": False}),
+        ok({"files": []}),  # <dataset>/ missing under the export folder
+        ok({"id": "f-dataset"}),
+        ok({"files": []}),  # <version>/ missing under it
+        ok({"id": "f-version"}),
+        *[r for n in range(4) for r in upload_round(n)],
+    ]
+    http = DriveEcho(responses)
+    service = build("drive", "v3", http=http, static_discovery=True)
+    monkeypatch.setattr(TrilhaDriveHook, "get_conn", lambda self: service)
+    s = lake["scope"]
+
+    summary = run(split(s, key_columns=["wmo_code"], drive_folder_id="colab"))
+
+    row = only(dataset_rows(stack, s), summary["version"])
+    assert row["drive_folder_id"] == "colab"
+    names = [
+        json.loads(body)["name"]
+        for uri, method, body, _ in http.request_sequence
+        if method == "POST" and parse_qs(urlsplit(uri).query).get("uploadType") == ["resumable"]
+    ]
+    assert names == ["train.parquet", "validation.parquet", "test.parquet", "manifest.json"]
+    assert http.uploads[:3] == [read(stack, DATASETS, row["files"][n]["key"]) for n in SPLITS]
+    assert http.uploads[3] == read(stack, DATASETS, row["manifest_key"])
+    created = [json.loads(body)["name"] for _, m, body, _ in http.request_sequence if m == "POST" and body]
+    assert created[:2] == ["inmet_hourly", summary["version"]]
+    # stations are kept whole by a station key: each WMO code is in exactly one split
+    parts = tables(stack, row)
+    owners = [set(parts[n].column("wmo_code").to_pylist()) for n in SPLITS]
+    assert sum(len(o) for o in owners) == 2
