@@ -16,6 +16,8 @@ from typing import Any
 from trilha.keys import join_key
 
 MANIFEST = "manifest.json"
+#: The files of a dataset version, in the order they are written (the manifest comes after them).
+SPLITS: tuple[str, str, str] = ("train", "validation", "test")
 #: Same variable as ``trilha.contracts.CONTRACTS_ENV`` (not imported: that module loads pyarrow).
 CONTRACTS_ENV = "TRILHA_CONTRACTS_DIR"
 

@@ -1,13 +1,13 @@
 """A child process for the concurrency and crash tests: build one Trilha operator and run it.
 
 Usage: ``python ingest_child.py '<json job>'``. The job names the operator (``promote``, ``cleanup``,
-``ingest``), its keyword arguments, an optional ``batch`` size (``trilha.operators.ingest.BATCH``),
-and optional ``ready_file`` / ``go_file`` paths: the child writes the first once it is ready and
-waits for the second, so that two children start their work at the same moment. ``delay_s`` adds a
-pause before each copy and each delete request (a slower server), so that a test can kill the child
-in the middle of its work rather than after it. It prints
-``RESULT <json>`` (the operator's summary, or the error) on its last line. Connections come from the
-``AIRFLOW_CONN_*`` variables the parent test session exported.
+``ingest``, ``curated``, ``split``), its keyword arguments, an optional ``batch`` size
+(``trilha.operators.ingest.BATCH``), and optional ``ready_file`` / ``go_file`` paths: the child
+writes the first once it is ready and waits for the second, so that two children start their work
+at the same moment. ``delay_s`` adds a pause before each copy and each delete request (a slower
+server), so that a test can kill the child in the middle of its work rather than after it. It
+prints ``RESULT <json>`` (the operator's summary, or the error) on its last line. Connections come
+from the ``AIRFLOW_CONN_*`` variables the parent test session exported.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 def main() -> int:
     job = json.loads(sys.argv[1])
     import trilha.operators.ingest as ingest
+    import trilha.operators.process as process
     from tests.helpers import run_operator
 
     if job.get("batch"):
@@ -42,6 +43,8 @@ def main() -> int:
         "promote": ingest.PromoteOperator,
         "cleanup": ingest.CleanupOperator,
         "ingest": ingest.RawIngestOperator,
+        "curated": process.CuratedOperator,
+        "split": process.DatasetSplitOperator,
     }
     op = ops[job["op"]](task_id=job["op"], **job["kwargs"])
     # Hooks and connections are built before the start signal, so both children race on the work only.

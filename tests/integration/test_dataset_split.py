@@ -23,7 +23,16 @@ from airflow.sdk.exceptions import AirflowFailException
 from googleapiclient.discovery import build
 from googleapiclient.http import HttpMockSequence
 
-from tests.integration.ingest_support import new_scope, read, run, snapshot
+from tests.integration.ingest_support import (
+    child_result,
+    list_keys,
+    new_scope,
+    read,
+    run,
+    snapshot,
+    spawn_child,
+    wait_until,
+)
 from tests.integration.process_support import (
     CURATED,
     DATASETS,
@@ -213,6 +222,47 @@ def test_unknown_project_fails_with_what_to_run() -> None:
     s = new_scope("nosplit")
     with pytest.raises(AirflowFailException, match=f"project '{s.name}': run the curated DAG first"):
         run(split(s))
+
+
+def race(tmp_path: Any, op: str, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run ``op`` in two processes released at the same instant; their summaries."""
+    go = tmp_path / f"go-{op}"
+    children = []
+    for i in range(2):
+        ready = tmp_path / f"ready-{op}{i}"
+        job = {"op": op, "kwargs": kwargs, "ready_file": str(ready), "go_file": str(go)}
+        children.append((spawn_child(job, tmp_path / f"{op}{i}.log"), ready))
+    wait_until(lambda: all(r.exists() for _, r in children), 90, f"both {op} children ready")
+    go.write_text("go")
+    for i, (proc, _) in enumerate(children):
+        assert proc.wait(180) == 0, (tmp_path / f"{op}{i}.log").read_text()[-3000:]
+    return [child_result(tmp_path / f"{op}{i}.log") for i in range(2)]
+
+
+def test_two_runs_at_once_make_one_version_and_one_cut(stack: Any, tmp_path: Any) -> None:
+    """Two curated and then two dataset_split processes started together over the same input: one
+    curated version, one cut, and every recorded sha256 is the stored object's (no run overwrote
+    what the other recorded, and no orphan version was written)."""
+    s = new_scope("splitrace")
+    load(stack, s, {NAME_2019: sample(NAME_2019)})
+    run(staging(s))
+
+    made = race(tmp_path, "curated", {"project": s.name, "dataset": "inmet_hourly"})
+    assert sorted(len(r["versions"]) for r in made) == [0, 1]
+    assert sum(r["counters"]["skipped"] for r in made) == 1
+    (cur,) = curated_rows(stack, s)
+    assert cur["version"] == "v0001"
+    curated_keys = list_keys(stack, CURATED, f"{s.prefix}/")
+    assert sorted(curated_keys) == sorted([cur["manifest_key"], *(f["key"] for f in cur["files"].values())])
+    assert object_sha(stack, CURATED, cur["manifest_key"]) == cur["manifest_sha256"]
+
+    cuts = race(tmp_path, "split", {"project": s.name})
+    assert sorted(r["created"] for r in cuts) == [False, True]
+    assert cuts[0]["version"] == cuts[1]["version"]
+    (row,) = dataset_rows(stack, s)
+    assert object_sha(stack, DATASETS, row["manifest_key"]) == row["manifest_sha256"]
+    assert json.loads(read(stack, DATASETS, row["manifest_key"]))["run_id"] == row["run_id"]
+    assert len(list_keys(stack, DATASETS, f"{s.prefix}/")) == 4
 
 
 # --------------------------------------------------------------------------- Drive export

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -213,6 +214,21 @@ class MinioHook(S3Hook):
         while reader.read(CHUNK_SIZE):
             pass
         return reader.digest()
+
+    def download_verified(self, bucket: str, key: str, path: Path, sha256: str) -> Digest:
+        """Stream an object into ``path``, hashing as it goes; the bytes must have ``sha256``.
+
+        :raises IntegrityError: the object is not the content its record says (the file is removed).
+        """
+        reader = DigestingReader(self.get_conn().get_object(Bucket=bucket, Key=key)["Body"])
+        with open(path, "wb") as handle:
+            while chunk := reader.read(CHUNK_SIZE):
+                handle.write(chunk)
+        got = reader.digest()
+        if got.sha256 != sha256:
+            path.unlink(missing_ok=True)
+            raise IntegrityError(f"s3://{bucket}/{key}: expected sha256 {sha256}, got {got.sha256}")
+        return got
 
     # writing -------------------------------------------------------------------------------------
     def upload_stream(

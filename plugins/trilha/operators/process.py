@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from airflow.sdk import Context
 
+    from trilha.hooks.audit import Transaction
+
 BATCH = 100
 
 
@@ -344,6 +346,16 @@ class CuratedOperator(TrilhaBaseOperator):
         tables = curate(dataset, parts)
         with self.audit.transaction() as tx:
             nxt = tx.run("curated_next_version", {"project_id": pid, "dataset": dataset})[0]["next"]
+            # Under the lock: a run that started at the same time may have made this version meanwhile.
+            raced = tx.run(
+                "curated_by_fingerprint", {"project_id": pid, "dataset": dataset, "fingerprint": fp}
+            )
+            if raced:
+                self.log.info(
+                    "%s/%s: made meanwhile by another run as %s", prefix, dataset, raced[0]["version"]
+                )
+                counters.add("skipped")
+                return None
             version = f"v{int(nxt):04d}"
             base = lineage.curated_prefix(prefix, dataset, version)
             files: dict[str, Any] = {}
@@ -527,7 +539,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         raise AirflowFailException(f"strategy: expected 'hash' or 'temporal', got {self.strategy!r}")
 
     def run(self, context: Context, counters: Counters) -> dict[str, Any]:
-        from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+        from trilha.parquet import parquet_bytes_to_table
         from trilha.splitting import hash_split, temporal_split
 
         run_id = context["run_id"]
@@ -551,11 +563,10 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 f"got {params['table']!r}"
             )
         fp = lineage.fingerprint({**params, "curated_id": int(cur["id"])})
+        drive_folder = (self.drive_folder_id or "").strip() or None
         existing = self.audit.query("dataset_by_fingerprint", {"curated_id": cur["id"], "fingerprint": fp})
         if existing:
-            self.log.info("this cut already exists as %s; nothing to do", existing[0]["version"])
-            counters.add("skipped")
-            return {"version": existing[0]["version"], "created": False}
+            return self._existing_cut(existing[0], drive_folder, counters)
         source = files[params["table"]]
         table = parquet_bytes_to_table(self.minio.get_bytes(cur["bucket"], source["key"]))
         try:
@@ -569,19 +580,55 @@ class DatasetSplitOperator(TrilhaBaseOperator):
             raise AirflowFailException(f"split parameters: {err}") from None
         version = lineage.dataset_version(cur["version"], params["strategy"], fp)
         base = join_key(cur["project_prefix"], self.dataset, version)
-        out: dict[str, Any] = {}
-        payloads: dict[str, bytes] = {}
-        for name in ("train", "validation", "test"):
-            payloads[name] = table_to_parquet_bytes(splits[name])
+        with self.audit.transaction() as tx:
+            # Two runs making the same cut at once: the second waits here, then finds the first's row
+            # and writes nothing, so the manifest object is always the one the inventory describes.
+            tx.run("dataset_lock", {"project_id": cur["project_id"], "fingerprint": fp})
+            raced = tx.run("dataset_by_fingerprint", {"curated_id": cur["id"], "fingerprint": fp})
+            if not raced:
+                record = self._write_cut(tx, cur, params, fp, version, base, splits, run_id, counters)
+        if raced:
+            return self._existing_cut(raced[0], drive_folder, counters)
+        self.log.info("dataset version %s: %s", version, record["rows"])
+        if drive_folder:
+            # After the inventory row: a failed export leaves a complete, recorded version in the lake,
+            # and the re-run (same cut, same folder) finds the row and does only the export.
+            self._export_to_drive(record, drive_folder, counters)
+        return {
+            "version": version,
+            "created": True,
+            "rows": record["rows"],
+            "manifest": record["manifest_key"],
+        }
+
+    def _write_cut(
+        self,
+        tx: Transaction,
+        cur: dict[str, Any],
+        params: dict[str, Any],
+        fp: str,
+        version: str,
+        base: str,
+        splits: dict[str, Any],
+        run_id: str,
+        counters: Counters,
+    ) -> dict[str, Any]:
+        """Write the three files, then the manifest, then the inventory row (in ``tx``); return the row."""
+        from trilha.parquet import table_to_parquet_bytes
+
+        files: dict[str, Any] = {}
+        for name in lineage.SPLITS:
             key = join_key(base, f"{name}.parquet")
-            digest = self.minio.put_bytes(self.datasets_bucket, key, payloads[name])
-            out[name] = {
+            digest = self.minio.put_bytes(self.datasets_bucket, key, table_to_parquet_bytes(splits[name]))
+            files[name] = {
                 "key": key,
                 "sha256": digest.sha256,
                 "rows": splits[name].num_rows,
                 "bytes": digest.size,
             }
             counters.add("bytes", digest.size)
+        rows = {n: f["rows"] for n, f in files.items()}
+        curated_files = cur["files"] if isinstance(cur["files"], dict) else json.loads(cur["files"])
         manifest = {
             "project": cur["project_name"],
             "dataset": self.dataset,
@@ -589,62 +636,79 @@ class DatasetSplitOperator(TrilhaBaseOperator):
             "created_at": datetime.now(UTC).isoformat(),
             "run_id": run_id,
             "parameters": params,
-            "rows": {n: f["rows"] for n, f in out.items()},
-            "files": out,
+            "rows": rows,
+            "files": files,
             "lineage": {
                 "curated_version": cur["version"],
                 "curated_manifest": cur["manifest_key"],
                 "curated_manifest_sha256": cur["manifest_sha256"],
-                "curated_table": source,
+                "curated_table": curated_files[params["table"]],
             },
         }
         manifest_key = join_key(base, lineage.MANIFEST)
-        m_bytes = lineage.manifest_bytes(manifest)
         m_digest = self.minio.put_bytes(
-            self.datasets_bucket, manifest_key, m_bytes, content_type="application/json"
+            self.datasets_bucket,
+            manifest_key,
+            lineage.manifest_bytes(manifest),
+            content_type="application/json",
         )
-        drive_folder = (self.drive_folder_id or "").strip() or None
-        if drive_folder:
-            self._export_to_drive(drive_folder, version, {**payloads, "manifest": m_bytes})
-        self.audit.query(
-            "dataset_insert",
-            {
-                "project_id": cur["project_id"],
-                "dataset": self.dataset,
-                "version": version,
-                "curated_id": cur["id"],
-                "strategy": params["strategy"],
-                "params": json.dumps(params),
-                "fingerprint": fp,
-                "rows": json.dumps(manifest["rows"]),
-                "bucket": self.datasets_bucket,
-                "prefix": base,
-                "files": json.dumps(out),
-                "manifest_key": manifest_key,
-                "manifest_sha256": m_digest.sha256,
-                "drive_folder_id": drive_folder,
-                "run_id": run_id,
-            },
-        )
+        record = {
+            "project_id": cur["project_id"],
+            "dataset": self.dataset,
+            "version": version,
+            "curated_id": cur["id"],
+            "strategy": params["strategy"],
+            "params": params,
+            "fingerprint": fp,
+            "rows": rows,
+            "bucket": self.datasets_bucket,
+            "prefix": base,
+            "files": files,
+            "manifest_key": manifest_key,
+            "manifest_sha256": m_digest.sha256,
+            "run_id": run_id,
+        }
+        as_json = {k: json.dumps(record[k]) for k in ("params", "rows", "files")}
+        inserted = tx.run("dataset_insert", {**record, **as_json})
+        if not inserted:
+            # Under the lock only another cut whose fingerprint starts with the same 8 hex digits can
+            # hold this name: refuse rather than describe its objects with this cut's record.
+            raise TrilhaError(f"dataset version {version!r} exists with other parameters; objects at {base}/")
         counters.add("new")
         counters.touched(f"{self.datasets_bucket}/{manifest_key}")
-        self.log.info("dataset version %s: %s", version, manifest["rows"])
-        return {"version": version, "created": True, "rows": manifest["rows"], "manifest": manifest_key}
+        return {**record, "id": int(inserted[0]["id"])}
 
-    def _export_to_drive(self, folder_id: str, version: str, payloads: dict[str, bytes]) -> None:
+    def _existing_cut(
+        self, row: dict[str, Any], drive_folder: str | None, counters: Counters
+    ) -> dict[str, Any]:
+        """The cut exists: nothing to write, unless its export to ``drive_folder`` has not been done."""
+        self.log.info("this cut already exists as %s; nothing to write", row["version"])
+        counters.add("skipped")
+        if drive_folder and row["drive_folder_id"] != drive_folder:
+            self._export_to_drive(row, drive_folder, counters)
+        return {"version": row["version"], "created": False}
+
+    def _export_to_drive(self, row: dict[str, Any], folder_id: str, counters: Counters) -> None:
+        """Upload a recorded version to ``folder_id/<dataset>/<version>/``, read back from the lake and
+        checked against its record, so Colab gets byte for byte what the manifest describes. The
+        manifest goes last there too: a reader never sees a version without all of its files."""
         from trilha.hooks.drive import TrilhaDriveHook
 
+        files = row["files"] if isinstance(row["files"], dict) else json.loads(row["files"])
+        wanted = [(files[n]["key"], files[n]["sha256"]) for n in lineage.SPLITS]
+        wanted.append((row["manifest_key"], row["manifest_sha256"]))
         hook = TrilhaDriveHook(gcp_conn_id=self.gcp_conn_id)
         with tempfile.TemporaryDirectory(prefix="trilha-export-") as tmp:
             paths = []
-            for name, data in payloads.items():
-                fname = "manifest.json" if name == "manifest" else f"{name}.parquet"
-                path = Path(tmp) / fname
-                path.write_bytes(data)
-                paths.append((path, f"{self.dataset}/{version}/{fname}"))
-            # manifest last here too, so a Colab reader never sees a version without all its files
-            paths.sort(key=lambda p: p[0].name == "manifest.json")
+            for key, sha256 in wanted:
+                name = key.rsplit("/", 1)[-1]
+                path = Path(tmp) / name
+                self.minio.download_verified(row["bucket"], key, path, sha256)
+                paths.append((path, f"{self.dataset}/{row['version']}/{name}"))
             hook.upload_files(paths, folder_id)
+        self.audit.query("dataset_mark_exported", {"id": int(row["id"]), "drive_folder_id": folder_id})
+        counters.add("exported", len(paths))
+        self.log.info("exported %s (%s files) to Drive folder %s", row["version"], len(paths), folder_id)
 
 
 def _as_list(value: Any, name: str) -> list[Any]:
