@@ -34,3 +34,7 @@ run dataset_split "$CONF_PROJECT"
 run reception_cleanup '{"dry_run": true}'
 echo
 "$BIN/python" -m trilha.trace summary --project "$PROJECT"
+STATE_DIR="${TRILHA_STATE_DIR:-$HERE/.trilha}"
+echo
+echo "Objects are plain files under $STATE_DIR/s3/<bucket>/ (the s3:// paths above)."
+echo "DAG logs: $LOGS/   Audit store: psql \"\$($BIN/python -m trilha.devstack dsn)\"   Stop: make down"

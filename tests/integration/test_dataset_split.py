@@ -343,3 +343,53 @@ def test_drive_export_sends_every_file_and_the_manifest_last(
     parts = tables(stack, row)
     owners = [set(parts[n].column("wmo_code").to_pylist()) for n in SPLITS]
     assert sum(len(o) for o in owners) == 2
+
+
+def test_a_failed_export_is_done_by_the_rerun_without_a_new_cut(
+    stack: Any, lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fake Drive (HttpMockSequence): first a 500 on the export folder, then a working Drive. The
+    version is recorded and complete in the lake after the failure; the re-run only exports it."""
+    from googleapiclient.errors import HttpError
+
+    from trilha.hooks.drive import FOLDER_MIME, TrilhaDriveHook
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TRILHA_GOOGLE",
+        json.dumps({"conn_type": "google_cloud_platform", "extra": {"num_retries": 0}}),
+    )
+
+    def drive(responses: list[tuple[dict[str, str], Any]]) -> DriveEcho:
+        http = DriveEcho(responses)
+        service = build("drive", "v3", http=http, static_discovery=True)
+        monkeypatch.setattr(TrilhaDriveHook, "get_conn", lambda self: service)
+        return http
+
+    s = lake["scope"]
+    kwargs = {"ratios": [0.8, 0.1, 0.1], "drive_folder_id": "later"}
+    drive([({"status": "500", "content-type": "application/json"}, '{"error": {"code": 500}}')])
+    with pytest.raises(HttpError):
+        run(split(s, **kwargs))
+    (row,) = [r for r in dataset_rows(stack, s) if r["params"]["ratios"] == [0.8, 0.1, 0.1]]
+    assert (row["drive_folder_id"], row["drive_exported_at"]) == (None, None)
+    assert object_sha(stack, DATASETS, row["manifest_key"]) == row["manifest_sha256"]
+
+    before = snapshot(stack)
+    http = drive(
+        [
+            ok({"id": "later", "name": "later", "mimeType": FOLDER_MIME, "trashed": False}),
+            ok({"files": []}),
+            ok({"id": "f-dataset"}),
+            ok({"files": []}),
+            ok({"id": "f-version"}),
+            *[r for n in range(4) for r in upload_round(n)],
+        ]
+    )
+    again = run(split(s, **kwargs))
+    assert (again["created"], again["version"]) == (False, row["version"])
+    assert again["counters"]["exported"] == 4
+    assert snapshot(stack) == before
+    assert http.uploads[3] == read(stack, DATASETS, row["manifest_key"])
+    (done,) = [r for r in dataset_rows(stack, s) if r["id"] == row["id"]]
+    assert done["drive_folder_id"] == "later"
+    assert done["drive_exported_at"] is not None

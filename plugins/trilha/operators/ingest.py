@@ -444,6 +444,8 @@ class RawIngestOperator(_ReceptionMixin):
         for page in chunked(self.minio.iter_objects(bucket, key_prefix), BATCH):
             known = self.audit.known_reception(bucket, [o.key for o in page], [o.etag for o in page])
             todo = [o for o in page if (o.key, o.etag) not in known]
+            # Registered before (by capture, or an earlier run): nothing to read.
+            counters.add("skipped", len(page) - len(todo))
             progress.update(len(page) - len(todo))
 
             def describe(obj: ObjectInfo) -> Entry:
@@ -550,6 +552,7 @@ class PromoteOperator(TrilhaBaseOperator):
                 )
                 for r in batch
             ]
+            counters.add("seen", len(items))
             self._promote_batch(project, items, present, counters, run_id)
             progress.update(len(items), sum(i.size for i in items))
         progress.finish()

@@ -556,6 +556,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 + ": run the curated DAG first"
             )
         cur = rows[0]
+        counters.add("seen")
         files = cur["files"] if isinstance(cur["files"], dict) else json.loads(cur["files"])
         if params["table"] not in files:
             raise AirflowFailException(
