@@ -84,6 +84,44 @@ def claim(
     return rows
 
 
+def _create_project(
+    hook: AuditHook, tag: str, barrier: threading.Barrier, got: list[Any], errors: list[BaseException]
+) -> None:
+    try:
+        barrier.wait(timeout=30)
+        got.append(hook.get_or_create_project(f"race {tag}", f"race-{tag}", f"run-{tag}"))
+    except BaseException as err:  # re-raised in the main thread
+        errors.append(err)
+
+
+def test_one_project_created_by_many_runs_at_once(stack: Any) -> None:
+    """Four threads (own connections) create the same new project at the same instant, 25 times over:
+    each time exactly one creates it and every other gets that very row, never an error. (Without the
+    creation lock, the losers can fail on the prefix's UNIQUE index: ON CONFLICT covers the name.)"""
+    hooks = [AuditHook() for _ in range(4)]
+    try:
+        for hook in hooks:
+            assert hook.db is not None
+        for _ in range(25):
+            tag = uuid.uuid4().hex[:12]
+            barrier = threading.Barrier(len(hooks))
+            got: list[dict[str, Any]] = []
+            errors: list[BaseException] = []
+            args = (tag, barrier, got, errors)
+            threads = [threading.Thread(target=_create_project, args=(h, *args)) for h in hooks]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=60)
+            assert not errors, errors
+            assert len({r["id"] for r in got}) == 1
+            assert sorted(r["created"] for r in got) == [False, False, False, True]
+            assert {r["prefix"] for r in got} == {f"race-{tag}"}
+    finally:
+        for hook in hooks:
+            hook.close()
+
+
 def test_two_writers_claiming_overlapping_content_at_once(stack: Any) -> None:
     """Two threads, each with its own AuditHook (own connection), released together by a barrier.
 

@@ -370,7 +370,7 @@ def test_a_failed_export_is_done_by_the_rerun_without_a_new_cut(
     drive([({"status": "500", "content-type": "application/json"}, '{"error": {"code": 500}}')])
     with pytest.raises(HttpError):
         run(split(s, **kwargs))
-    (row,) = [r for r in dataset_rows(stack, s) if r["params"]["ratios"] == [0.8, 0.1, 0.1]]
+    (row,) = [r for r in dataset_rows(stack, s) if r["params"].get("ratios") == [0.8, 0.1, 0.1]]
     assert (row["drive_folder_id"], row["drive_exported_at"]) == (None, None)
     assert object_sha(stack, DATASETS, row["manifest_key"]) == row["manifest_sha256"]
 

@@ -79,8 +79,8 @@ def test_two_promotes_started_together_copy_and_record_each_content_once(stack: 
     # Both children are up, connected and waiting: release them at the same instant.
     wait_until(lambda: all(r.exists() for _, r in children), 90, "both children ready")
     go.write_text("go")
-    for proc, _ in children:
-        assert proc.wait(120) == 0, (tmp_path / "child0.log").read_text()[-3000:]
+    for i, (proc, _) in enumerate(children):
+        assert proc.wait(120) == 0, (tmp_path / f"child{i}.log").read_text()[-3000:]
     results = [child_result(tmp_path / f"child{i}.log") for i in range(2)]
 
     assert sum(r["copied"] for r in results) == 45

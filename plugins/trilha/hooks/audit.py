@@ -134,6 +134,8 @@ class AuditHook(PostgresHook):
     def get_or_create_project(self, name: str, prefix: str | None, run_id: str | None) -> dict[str, Any]:
         """The project ``name``; created with ``prefix`` if new (``None`` prefix: must exist)."""
         with self.transaction() as tx:
+            if prefix is not None:
+                tx.run("project_lock", {})
             rows = tx.run("project_get_or_create", {"name": name, "prefix": prefix, "run_id": run_id})
         return rows[0] if rows else {}
 
