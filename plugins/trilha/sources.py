@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
@@ -76,6 +76,16 @@ class CaptureSource(Protocol):
 
     def iter_chunks(self, file: SourceFile, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         """Yield the content of ``file`` in chunks of at most ``chunk_size`` bytes."""
+        ...
+
+
+@runtime_checkable
+class HashesLocally(Protocol):
+    """A source whose bytes are local, so that hashing a file costs a read and no transfer: the caller
+    lists without checksums, skips what it captured at the same revision, and hashes only the rest."""
+
+    def with_checksums(self, file: SourceFile) -> SourceFile:
+        """``file`` with its sha256 and md5 filled in (unchanged when it cannot be hashed)."""
         ...
 
 
@@ -200,35 +210,48 @@ class LocalFolderSource:
         return target.is_file()
 
     def _describe_file(self, path: Path, rel: str) -> SourceFile | None:
-        before = path.stat()
-        md5: str | None = None
-        sha256: str | None = None
-        if self.compute_checksums:
-            try:
-                digest = digest_file(path)
-            except FileNotFoundError:
-                raise
-            except OSError as exc:
-                log.warning("local file %s: cannot be hashed while listing (%s)", path, exc.strerror)
-            else:
-                after = path.stat()
-                if (after.st_mtime_ns, after.st_size) == (before.st_mtime_ns, before.st_size):
-                    md5, sha256 = digest.md5, digest.sha256
-                else:
-                    # Still being written: checksums of a moving file would describe nothing.
-                    log.warning("local file %s changed while it was hashed; listed without checksums", path)
-                    before = after
-        return SourceFile(
+        stat = path.stat()
+        listed = SourceFile(
             source_kind=self.kind,
             source_id=str(path),
             relative_path=rel,
-            size=before.st_size,
-            md5=md5,
-            sha256=sha256,
+            size=stat.st_size,
+            md5=None,
+            sha256=None,
             mime_type=mimetypes.guess_type(path.name)[0],
-            modified_time=rfc3339_from_ns(before.st_mtime_ns),
-            revision=f"{before.st_mtime_ns}-{before.st_size}",
+            modified_time=rfc3339_from_ns(stat.st_mtime_ns),
+            revision=f"{stat.st_mtime_ns}-{stat.st_size}",
         )
+        return self.with_checksums(listed) if self.compute_checksums else listed
+
+    def with_checksums(self, file: SourceFile) -> SourceFile:
+        """``file`` with its sha256 and md5 (one pass over the bytes), if it is still as listed.
+
+        A file that changed since it was listed, or while it was hashed, comes back without checksums
+        and with its new size and revision: checksums of a moving file would describe nothing, and
+        the upload then hashes what it really sends. A file that cannot be read comes back without
+        checksums too, so that reading it reports the failure for that file alone.
+
+        :raises FileNotFoundError: the file vanished since it was listed.
+        """
+        path = Path(file.source_id)
+        before = path.stat()
+        current = f"{before.st_mtime_ns}-{before.st_size}"
+        if current != file.revision:
+            log.warning("local file %s changed since it was listed; listed without checksums", path)
+            return replace(file, size=before.st_size, revision=current, md5=None, sha256=None)
+        try:
+            digest = digest_file(path)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            log.warning("local file %s: cannot be hashed while listing (%s)", path, exc.strerror)
+            return file
+        after = path.stat()
+        if (after.st_mtime_ns, after.st_size) != (before.st_mtime_ns, before.st_size):
+            log.warning("local file %s changed while it was hashed; listed without checksums", path)
+            return replace(file, size=after.st_size, revision=f"{after.st_mtime_ns}-{after.st_size}")
+        return replace(file, md5=digest.md5, sha256=digest.sha256)
 
     def iter_chunks(self, file: SourceFile, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         """Stream a listed file in chunks of at most ``chunk_size`` bytes (memory stays bounded).

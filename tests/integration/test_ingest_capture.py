@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,37 @@ def test_rerun_costs_constant_round_trips(stack: Any, tmp_path: Path) -> None:
 
     trips_10, trips_60 = rerun(10), rerun(60)
     assert trips_10 == trips_60, f"SQL round trips grew with N: {trips_10} for 10, {trips_60} for 60"
+
+
+def test_rerun_reads_no_unchanged_file_and_hashes_a_touched_one(
+    stack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file captured at the same revision (mtime and size) is not even read again; a file whose
+    mtime moved is hashed, found known by its sha256, and still not uploaded."""
+    from trilha.sources import LocalFolderSource
+
+    s = new_scope("caprev")
+    for i in range(5):
+        (tmp_path / f"f{i}.csv").write_bytes(f"{s.prefix};{i}\n".encode())
+    assert run(capture(s, str(tmp_path)))["counters"]["new"] == 5
+    hashed: list[str] = []
+    real = LocalFolderSource.with_checksums
+
+    def spy(self: Any, file: Any) -> Any:
+        hashed.append(file.relative_path)
+        return real(self, file)
+
+    monkeypatch.setattr(LocalFolderSource, "with_checksums", spy)
+    touched = tmp_path / "f3.csv"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+
+    op = capture(s, str(tmp_path), project_prefix=None)
+    calls = S3Calls(op)
+    again = run(op)
+
+    assert hashed == ["f3.csv"]
+    assert (again["counters"]["new"], again["counters"]["duplicate"]) == (0, 5)
+    assert calls["PutObject"] == 0
 
 
 def test_same_name_with_other_content_lands_beside_never_over(stack: Any, tmp_path: Path) -> None:

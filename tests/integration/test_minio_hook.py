@@ -268,6 +268,46 @@ def test_copy_with_wrong_expected_content_is_refused_and_removed(hook: MinioHook
     assert hook.stat(bucket, "src") is not None  # the source is never touched
 
 
+def test_copy_whose_server_md5_differs_is_deleted_and_refused(hook: MinioHook, bucket: str) -> None:
+    """The copy is verified from the md5 the server reports for it: a wrong one (here the response
+    is altered at the client boundary) deletes the destination and raises."""
+    data = data_of(20_000, seed=13)
+    digest = hook.put_bytes(bucket, "src-md5", data)
+    client = hook.get_conn()
+    real = client.copy_object
+
+    def lying_copy(**kwargs: Any) -> Any:
+        resp = real(**kwargs)
+        resp["CopyObjectResult"]["ETag"] = '"' + "0" * 32 + '"'
+        return resp
+
+    client.copy_object = lying_copy
+    try:
+        with pytest.raises(IntegrityError, match=f"expected md5 {digest.md5}, the server reports 0{{32}}"):
+            hook.copy_object_verified(bucket, "src-md5", bucket, "dst-md5", digest)
+    finally:
+        client.copy_object = real
+    assert hook.stat(bucket, "dst-md5") is None
+    info = hook.copy_object_verified(bucket, "src-md5", bucket, "dst-md5", digest)
+    assert (info.md5_etag, info.sha256) == (digest.md5, digest.sha256)
+    head = hook.stat(bucket, "dst-md5")
+    assert head is not None
+    assert (head.size, head.sha256, head.md5_etag) == (len(data), digest.sha256, digest.md5)
+
+
+def test_bodies_are_not_signed_but_carry_content_md5(hook: MinioHook, bucket: str) -> None:
+    """Payload signing is off (no sha256 pass over the body on either side); Content-MD5 is sent."""
+    assert hook.config.s3["payload_signing_enabled"] is False
+    assert hook.config.s3["addressing_style"] == "path"  # the connection's own settings are kept
+    sent: list[Any] = []
+    client = hook.get_conn()
+    client.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.append(request.headers))
+    hook.put_bytes(bucket, "unsigned", b"x" * 1000)
+    (headers,) = sent
+    assert headers["X-Amz-Content-SHA256"] == b"UNSIGNED-PAYLOAD"
+    assert headers["Content-MD5"]
+
+
 def test_verification_catches_a_corrupted_destination(hook: MinioHook, bucket: str, stack: Any) -> None:
     data = data_of(50_000, seed=11)
     digest = hook.put_bytes(bucket, "src", data)

@@ -254,3 +254,25 @@ def test_describe_and_protocol(root: Path) -> None:
     assert source.describe() == f"local folder {root.resolve()}"
     assert source.kind == "local"
     assert isinstance(source, CaptureSource)
+
+
+def test_checksums_added_later_match_hashlib_and_refuse_a_file_changed_since_listing(tmp_path: Path) -> None:
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"estacao;chuva\n")
+    source = LocalFolderSource(tmp_path, compute_checksums=False)
+    (record,) = listed(source)
+    hashed = source.with_checksums(record)
+    assert (hashed.sha256, hashed.md5) == (
+        hashlib.sha256(b"estacao;chuva\n").hexdigest(),
+        hashlib.md5(b"estacao;chuva\n").hexdigest(),
+    )
+    assert hashed.revision == record.revision
+
+    path.write_bytes(b"estacao;chuva;vento\n")  # rewritten after the listing
+    changed = source.with_checksums(record)
+    assert (changed.sha256, changed.md5) == (None, None)
+    assert changed.size == len(b"estacao;chuva;vento\n")
+    assert changed.revision != record.revision
+    path.unlink()
+    with pytest.raises(FileNotFoundError):
+        source.with_checksums(record)

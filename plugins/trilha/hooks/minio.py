@@ -73,9 +73,14 @@ class ObjectInfo:
 
 
 def _md5_b64(data: bytes) -> str:
+    return _hex_b64(hashlib.md5(data, usedforsecurity=False).hexdigest())
+
+
+def _hex_b64(hex_digest: str) -> str:
+    """A hex md5 as the base64 that ``Content-MD5`` takes."""
     import base64
 
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+    return base64.b64encode(bytes.fromhex(hex_digest)).decode()
 
 
 class MinioHook(S3Hook):
@@ -107,6 +112,23 @@ class MinioHook(S3Hook):
         self.part_size = part_size
         self.copy_part_size = copy_part_size
         self.max_single_copy = max_single_copy
+
+    @property
+    def config(self) -> Any:
+        """The connection's botocore config, with payload signing off unless the connection says.
+
+        Over plain http botocore signs every body with sha256, and the server re-hashes it to check
+        the signature: two extra passes over every byte, which on a small worker cost as much as the
+        transfer. Every body this hook sends carries ``Content-MD5`` (checked by the server) and its
+        content is verified against the audited digest anyway, so the signature need not cover it;
+        the request itself stays signed. This is what botocore does by default over https.
+        """
+        from botocore.config import Config
+
+        base = super().config
+        s3 = dict(getattr(base, "s3", None) or {})
+        s3.setdefault("payload_signing_enabled", False)
+        return base.merge(Config(s3=s3))
 
     # connection checks ---------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
@@ -255,6 +277,8 @@ class MinioHook(S3Hook):
         validate_key(key)
         client = self.get_conn()
         head = stream.read(self.multipart_threshold)
+        if len(head) < self.multipart_threshold and expected is not None:
+            return self._put_known(bucket, key, head, expected, metadata, content_type)
         if len(head) < self.multipart_threshold:
             digest = Digest(
                 hashlib.sha256(head).hexdigest(),
@@ -284,6 +308,51 @@ class MinioHook(S3Hook):
         finally:
             client.delete_object(Bucket=bucket, Key=target)
         return UploadResult(digest, info.etag)
+
+    def _put_known(
+        self,
+        bucket: str,
+        key: str,
+        body: bytes,
+        expected: Digest,
+        metadata: dict[str, str] | None,
+        content_type: str,
+    ) -> UploadResult:
+        """Upload bytes whose digest the caller computed when it read them for the uniqueness check,
+        without hashing them again: the server checks them against that md5 (``Content-MD5``) and
+        reports the md5 of what it stored (the ETag). Bytes that are not the ones hashed (the source
+        changed in between) are refused by the server, or deleted here, and nothing is kept."""
+        from botocore.exceptions import ClientError
+
+        changed = (
+            f"s3://{bucket}/{key}: expected the {expected.size} bytes that were hashed (sha256 "
+            f"{expected.sha256}, md5 {expected.md5}), {{got}}; the source changed while it was being "
+            "uploaded, nothing was kept"
+        )
+        if len(body) != expected.size:
+            raise IntegrityError(changed.format(got=f"read {len(body)} bytes"))
+        try:
+            resp = self.get_conn().put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=body,
+                ContentMD5=_hex_b64(expected.md5),
+                ContentType=content_type,
+                Metadata={**(metadata or {}), SHA256_META: expected.sha256},
+            )
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("BadDigest", "InvalidDigest"):
+                # Only on this error path are the bytes hashed again, to name what was really read.
+                read = hashlib.sha256(body).hexdigest()
+                raise IntegrityError(
+                    changed.format(got=f"read sha256 {read}, which the server refused")
+                ) from err
+            raise
+        etag = str(resp["ETag"]).strip('"')
+        if etag != expected.md5:
+            self.get_conn().delete_object(Bucket=bucket, Key=key)
+            raise IntegrityError(changed.format(got=f"the server stored md5 {etag}"))
+        return UploadResult(expected, etag)
 
     def _check_expected(
         self, bucket: str, key: str, digest: Digest, expected: Digest | None, uploaded: bool
@@ -384,7 +453,7 @@ class MinioHook(S3Hook):
             self._multipart_copy(src_bucket, src_key, dst_bucket, dst_key, expected.size, meta, source_etag)
         else:
             extra: dict[str, Any] = {"CopySourceIfMatch": source_etag} if source_etag else {}
-            self.get_conn().copy_object(
+            resp = self.get_conn().copy_object(
                 Bucket=dst_bucket,
                 Key=dst_key,
                 CopySource={"Bucket": src_bucket, "Key": src_key},
@@ -392,6 +461,27 @@ class MinioHook(S3Hook):
                 Metadata=meta,
                 **extra,
             )
+            result = resp.get("CopyObjectResult") or {}
+            copied = ObjectInfo(
+                dst_bucket,
+                dst_key,
+                expected.size,
+                str(result.get("ETag", "")),
+                result.get("LastModified"),
+                meta,
+            )
+            if not rehash and copied.md5_etag is not None:
+                # The server answers a single-request copy with the md5 of the bytes it wrote: when
+                # that is the audited md5 (computed in the same pass as the sha256), the destination
+                # holds the audited content, and a HEAD would only read the same md5 back. (Reading
+                # it back costs the server a read of the whole object on disk-backed stores.)
+                if copied.md5_etag != expected.md5:
+                    self.get_conn().delete_object(Bucket=dst_bucket, Key=dst_key)
+                    raise IntegrityError(
+                        f"s3://{dst_bucket}/{dst_key}: verification failed: expected md5 {expected.md5}, "
+                        f"the server reports {copied.md5_etag} for the copy"
+                    )
+                return copied
         return self.verify_object(dst_bucket, dst_key, expected, rehash=rehash, delete_on_mismatch=True)
 
     def _multipart_copy(

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from trilha.hooks.audit import AuditHook, Transaction
     from trilha.hooks.minio import ObjectInfo
-    from trilha.sources import CaptureSource, SourceFile
+    from trilha.sources import CaptureSource, HashesLocally, SourceFile
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -207,6 +207,8 @@ class _ReceptionMixin(TrilhaBaseOperator):
         Uniqueness is checked *before* any byte moves: a file whose checksum the inventory already
         holds is counted as a duplicate and never downloaded nor uploaded.
         """
+        from trilha.sources import HashesLocally
+
         bucket = self.reception_bucket
         progress = Progress(self.log, f"capture from {source.describe()}")
         for batch in chunked(source.list_files(prefix=source_prefix), BATCH):
@@ -226,9 +228,9 @@ class _ReceptionMixin(TrilhaBaseOperator):
                     counters.problem("rejected", f.relative_path, "empty file (0 bytes): nothing to capture")
                     continue
                 wanted.append((f, key))
-            known_sha = self.audit.known_checksums([f.sha256 for f, _ in wanted if f.sha256])
-            # Google documents carry no checksum and export to new bytes each time: what identifies a
-            # capture is the file at its revision, so one captured before is not exported again.
+            # Captured before at this very revision (a local file untouched since, a Google document
+            # not edited since): nothing to read, hash or export. Google documents need this most:
+            # they carry no checksum and export to new bytes each time.
             no_sum = [f for f, _ in wanted if not f.sha256 and not f.md5 and f.revision]
             known_rev = (
                 self.audit.known_source_revisions(
@@ -237,21 +239,30 @@ class _ReceptionMixin(TrilhaBaseOperator):
                 if no_sum
                 else set()
             )
+            fresh = [
+                (f, key)
+                for f, key in wanted
+                if f.sha256 or f.md5 or (f.source_id, f.revision) not in known_rev
+            ]
+            counters.add("duplicate", len(wanted) - len(fresh))
+            progress.update(len(wanted) - len(fresh))
+            if isinstance(source, HashesLocally):
+                fresh = self._hash_local(source, fresh, counters, workers)
+            known_sha = self.audit.known_checksums([f.sha256 for f, _ in fresh if f.sha256])
             known_md5 = {
                 r["md5"]
                 for r in self.audit.query(
-                    "checksums_known_md5", {"md5": [f.md5 for f, _ in wanted if f.md5 and not f.sha256]}
+                    "checksums_known_md5", {"md5": [f.md5 for f, _ in fresh if f.md5 and not f.sha256]}
                 )
             }
             todo: list[tuple[SourceFile, str]] = []
             seen_content: set[str] = set()
-            for f, key in wanted:
+            for f, key in fresh:
                 content_id = f.sha256 or f.md5
                 if (
                     (f.sha256 and f.sha256 in known_sha)
                     or (not f.sha256 and f.md5 in known_md5)
                     or (content_id and content_id in seen_content)
-                    or (not content_id and (f.source_id, f.revision) in known_rev)
                 ):
                     counters.add("duplicate")
                     progress.update()
@@ -301,6 +312,28 @@ class _ReceptionMixin(TrilhaBaseOperator):
                     progress.update(1, outcome.size)
             register_entries(self.audit, bucket, entries, run_id, counters)
         progress.finish()
+
+    @staticmethod
+    def _hash_local(
+        source: HashesLocally, files: list[tuple[SourceFile, str]], counters: Counters, workers: int
+    ) -> list[tuple[SourceFile, str]]:
+        """sha256 and md5 of local files (one pass each), on ``workers`` threads: hashlib releases the
+        GIL on large buffers, so both cores hash. A file that vanished meanwhile is skipped."""
+        hashed: list[tuple[SourceFile, str]] = []
+        todo = [f for f, _ in files if not f.sha256]
+        outcomes = iter(parallel(source.with_checksums, todo, workers))
+        for f, key in files:
+            if f.sha256:
+                hashed.append((f, key))
+                continue
+            outcome = next(outcomes)
+            if isinstance(outcome, FileNotFoundError):
+                counters.problem("skipped", key, "vanished between listing and reading")
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                hashed.append((outcome, key))
+        return hashed
 
     @staticmethod
     def _entry(f: SourceFile, key: str, etag: str, digest: Digest) -> Entry:
@@ -372,7 +405,7 @@ class CaptureOperator(_ReceptionMixin):
             from trilha.sources import LocalFolderSource
 
             try:
-                return LocalFolderSource(Path(source).expanduser())
+                return LocalFolderSource(Path(source).expanduser(), compute_checksums=False)
             except SourceError as err:
                 raise AirflowFailException(str(err)) from None
         from trilha.hooks.drive import TrilhaDriveHook
@@ -434,7 +467,7 @@ class RawIngestOperator(_ReceptionMixin):
             from trilha.sources import LocalFolderSource
 
             try:
-                landing = LocalFolderSource(self.landing_dir)
+                landing = LocalFolderSource(self.landing_dir, compute_checksums=False)
             except SourceError as err:
                 raise AirflowFailException(f"landing_dir: {err}") from None
             landing_prefix = validate_key_prefix(self.landing_prefix, what="landing_prefix").strip("/")
