@@ -644,8 +644,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="threads for per-file work (bare read and staging alike; Parquet reads/writes); default 1",
+        default=2,
+        help="threads for per-file work (bare read and staging alike; Parquet reads/writes); default 2, "
+        "as StagingOperator's default",
     )
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)

@@ -12,6 +12,7 @@ bad key, an unparseable row) is an expected outcome, recorded in the audit, and 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -42,9 +43,12 @@ class Counters:
         self.values: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self.problems: list[dict[str, str]] = []
         self.keys_touched: list[str] = []
+        # Operators count from worker threads too; a read-modify-write needs the lock.
+        self._lock = threading.Lock()
 
     def add(self, name: str, n: int = 1) -> None:
-        self.values[name] = self.values.get(name, 0) + n
+        with self._lock:
+            self.values[name] = self.values.get(name, 0) + n
 
     def __getitem__(self, name: str) -> int:
         return self.values.get(name, 0)
@@ -52,12 +56,14 @@ class Counters:
     def problem(self, kind: str, item: str, reason: str) -> None:
         """Count a 'rejected', 'failed' or 'skipped' item and keep its reason."""
         self.add(kind)
-        if len(self.problems) < MAX_ITEMS_IN_LOG:
-            self.problems.append({"kind": kind, "item": item, "reason": reason})
+        with self._lock:
+            if len(self.problems) < MAX_ITEMS_IN_LOG:
+                self.problems.append({"kind": kind, "item": item, "reason": reason})
 
     def touched(self, key: str) -> None:
-        if len(self.keys_touched) < MAX_ITEMS_IN_LOG:
-            self.keys_touched.append(key)
+        with self._lock:
+            if len(self.keys_touched) < MAX_ITEMS_IN_LOG:
+                self.keys_touched.append(key)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.values)
