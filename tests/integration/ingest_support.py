@@ -212,6 +212,25 @@ class S3Calls:
         return self.ops.count(operation)
 
 
+# --------------------------------------------------------------------------------------- fake Drive
+
+
+def install_fake_drive(monkeypatch: Any, http: Any) -> Any:
+    """Serve Google Drive from ``http`` (an ``HttpMockSequence``): the real ``drive v3`` client, built
+    from the bundled discovery document, replaces ``TrilhaDriveHook.get_conn``. Returns ``http``."""
+    from googleapiclient.discovery import build
+
+    from trilha.hooks.drive import TrilhaDriveHook
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_TRILHA_GOOGLE",
+        json.dumps({"conn_type": "google_cloud_platform", "extra": {"num_retries": 0}}),
+    )
+    service = build("drive", "v3", http=http, static_discovery=True)
+    monkeypatch.setattr(TrilhaDriveHook, "get_conn", lambda self: service)
+    return http
+
+
 # --------------------------------------------------------------------------------------- processes
 
 

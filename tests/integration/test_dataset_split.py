@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from googleapiclient.discovery import build
 from googleapiclient.http import HttpMockSequence
 
 from tests.integration.ingest_support import (
     child_result,
+    install_fake_drive,
     list_keys,
     new_scope,
     read,
@@ -303,26 +303,31 @@ def upload_round(n: int) -> list[tuple[dict[str, str], Any]]:
     ]
 
 
-def test_drive_export_sends_every_file_and_the_manifest_last(
-    stack: Any, lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from trilha.hooks.drive import FOLDER_MIME, TrilhaDriveHook
+def export_to_empty_folder(folder_id: str) -> list[tuple[dict[str, str], Any]]:
+    """Drive's answers to a whole export into an empty folder: the folder, two new sub-folders
+    (<dataset>/ and <version>/), then the four files."""
+    from trilha.hooks.drive import FOLDER_MIME
 
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_TRILHA_GOOGLE",
-        json.dumps({"conn_type": "google_cloud_platform", "extra": {"num_retries": 0}}),
-    )
-    responses = [
-        ok({"id": "colab", "name": "colab", "mimeType": FOLDER_MIME, "trashed": False}),
+    return [
+        ok({"id": folder_id, "name": folder_id, "mimeType": FOLDER_MIME, "trashed": False}),
         ok({"files": []}),  # <dataset>/ missing under the export folder
         ok({"id": "f-dataset"}),
         ok({"files": []}),  # <version>/ missing under it
         ok({"id": "f-version"}),
         *[r for n in range(4) for r in upload_round(n)],
     ]
-    http = DriveEcho(responses)
-    service = build("drive", "v3", http=http, static_discovery=True)
-    monkeypatch.setattr(TrilhaDriveHook, "get_conn", lambda self: service)
+
+
+@pytest.fixture
+def fake_drive(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``fake_drive(responses)`` serves Drive from a :class:`DriveEcho` and returns it."""
+    return lambda responses: install_fake_drive(monkeypatch, DriveEcho(responses))
+
+
+def test_drive_export_sends_every_file_and_the_manifest_last(
+    stack: Any, lake: dict[str, Any], fake_drive: Any
+) -> None:
+    http = fake_drive(export_to_empty_folder("colab"))
     s = lake["scope"]
 
     summary = run(split(s, key_columns=["wmo_code"], drive_folder_id="colab"))
@@ -346,28 +351,15 @@ def test_drive_export_sends_every_file_and_the_manifest_last(
 
 
 def test_a_failed_export_is_done_by_the_rerun_without_a_new_cut(
-    stack: Any, lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    stack: Any, lake: dict[str, Any], fake_drive: Any
 ) -> None:
     """Fake Drive (HttpMockSequence): first a 500 on the export folder, then a working Drive. The
     version is recorded and complete in the lake after the failure; the re-run only exports it."""
     from googleapiclient.errors import HttpError
 
-    from trilha.hooks.drive import FOLDER_MIME, TrilhaDriveHook
-
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_TRILHA_GOOGLE",
-        json.dumps({"conn_type": "google_cloud_platform", "extra": {"num_retries": 0}}),
-    )
-
-    def drive(responses: list[tuple[dict[str, str], Any]]) -> DriveEcho:
-        http = DriveEcho(responses)
-        service = build("drive", "v3", http=http, static_discovery=True)
-        monkeypatch.setattr(TrilhaDriveHook, "get_conn", lambda self: service)
-        return http
-
     s = lake["scope"]
     kwargs = {"ratios": [0.8, 0.1, 0.1], "drive_folder_id": "later"}
-    drive([({"status": "500", "content-type": "application/json"}, '{"error": {"code": 500}}')])
+    fake_drive([({"status": "500", "content-type": "application/json"}, '{"error": {"code": 500}}')])
     with pytest.raises(HttpError):
         run(split(s, **kwargs))
     (row,) = [r for r in dataset_rows(stack, s) if r["params"].get("ratios") == [0.8, 0.1, 0.1]]
@@ -375,16 +367,7 @@ def test_a_failed_export_is_done_by_the_rerun_without_a_new_cut(
     assert object_sha(stack, DATASETS, row["manifest_key"]) == row["manifest_sha256"]
 
     before = snapshot(stack)
-    http = drive(
-        [
-            ok({"id": "later", "name": "later", "mimeType": FOLDER_MIME, "trashed": False}),
-            ok({"files": []}),
-            ok({"id": "f-dataset"}),
-            ok({"files": []}),
-            ok({"id": "f-version"}),
-            *[r for n in range(4) for r in upload_round(n)],
-        ]
-    )
+    http = fake_drive(export_to_empty_folder("later"))
     again = run(split(s, **kwargs))
     assert (again["created"], again["version"]) == (False, row["version"])
     assert again["counters"]["exported"] == 4

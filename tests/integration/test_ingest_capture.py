@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
-from googleapiclient.discovery import build
 from googleapiclient.http import HttpMockSequence
 
 from tests.integration.ingest_support import (
     RECEPTION,
     S3Calls,
     Scope,
+    install_fake_drive,
     list_keys,
     md5,
     new_scope,
@@ -221,20 +221,7 @@ def media(content: bytes) -> tuple[dict[str, str], bytes]:
 @pytest.fixture
 def fake_drive(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Install a fake Drive for the next capture: ``fake_drive(responses)`` returns its recorder."""
-    from trilha.hooks.drive import TrilhaDriveHook
-
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_TRILHA_GOOGLE",
-        json.dumps({"conn_type": "google_cloud_platform", "extra": {"num_retries": 0}}),
-    )
-
-    def install(responses: list[tuple[dict[str, str], Any]]) -> HttpMockSequence:
-        http = HttpMockSequence(responses)
-        service = build("drive", "v3", http=http, static_discovery=True)
-        monkeypatch.setattr(TrilhaDriveHook, "get_conn", lambda self: service)
-        return http
-
-    return install
+    return lambda responses: install_fake_drive(monkeypatch, HttpMockSequence(responses))
 
 
 def paths(http: HttpMockSequence) -> list[str]:

@@ -177,11 +177,8 @@ def test_run_log_and_audit_log_have_a_record_of_every_task(demo: dict[str, Any])
 
 
 def test_trace_follows_a_file_from_the_folder_to_the_dataset(demo: dict[str, Any]) -> None:
-    env = clean_env(demo["state"])
-    for line in (demo["state"] / "env").read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            env[key] = value.strip("'")
+    # What `set -a; . .trilha/env` gives a user's shell: the stack's own variables.
+    env = {**clean_env(demo["state"]), **demo["stack"].env_vars()}
     res = subprocess.run(
         [str(REPO / ".venv" / "bin" / "python"), "-m", "trilha.trace", NAME_2019],
         cwd=REPO,

@@ -32,6 +32,11 @@ if TYPE_CHECKING:
 BATCH = 100
 
 
+def _json(value: Any) -> Any:
+    """A JSONB column as Python: drivers hand it over decoded, or as text when a cast was lost."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
 def _quarantine_table(parsed_rejected: pa.Table, contract_rejected: pa.Table, source: str) -> pa.Table | None:
     """One quarantine table: unparseable lines and contract violations, each with its reason and line."""
     import pyarrow as pa
@@ -335,14 +340,8 @@ class CuratedOperator(TrilhaBaseOperator):
             for r in staged
         ]
         fp = lineage.inputs_fingerprint(inputs)
-        existing = self.audit.query(
-            "curated_by_fingerprint", {"project_id": pid, "dataset": dataset, "fingerprint": fp}
-        )
-        if existing:
-            self.log.info(
-                "%s/%s: inputs unchanged since %s; no new version", prefix, dataset, existing[0]["version"]
-            )
-            counters.add("skipped")
+        made = {"project_id": pid, "dataset": dataset, "fingerprint": fp}
+        if self._made_before(self.audit.query("curated_by_fingerprint", made), prefix, dataset, counters):
             return None
         parts = []
         for inp in inputs:
@@ -357,14 +356,7 @@ class CuratedOperator(TrilhaBaseOperator):
         with self.audit.transaction() as tx:
             nxt = tx.run("curated_next_version", {"project_id": pid, "dataset": dataset})[0]["next"]
             # Under the lock: a run that started at the same time may have made this version meanwhile.
-            raced = tx.run(
-                "curated_by_fingerprint", {"project_id": pid, "dataset": dataset, "fingerprint": fp}
-            )
-            if raced:
-                self.log.info(
-                    "%s/%s: made meanwhile by another run as %s", prefix, dataset, raced[0]["version"]
-                )
-                counters.add("skipped")
+            if self._made_before(tx.run("curated_by_fingerprint", made), prefix, dataset, counters):
                 return None
             version = f"v{int(nxt):04d}"
             base = lineage.curated_prefix(prefix, dataset, version)
@@ -434,6 +426,14 @@ class CuratedOperator(TrilhaBaseOperator):
             "version": version,
             "files": len(files),
         }
+
+    def _made_before(self, rows: list[dict[str, Any]], prefix: str, dataset: str, counters: Counters) -> bool:
+        """Whether a version from these very inputs exists (``rows``: ``curated_by_fingerprint``)."""
+        if not rows:
+            return False
+        self.log.info("%s/%s: inputs unchanged since %s; no new version", prefix, dataset, rows[0]["version"])
+        counters.add("skipped")
+        return True
 
     def _maybe_load_snowflake(
         self, target: dict[str, Any], version: str, files: dict[str, Any], counters: Counters
@@ -567,7 +567,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
             )
         cur = rows[0]
         counters.add("seen")
-        files = cur["files"] if isinstance(cur["files"], dict) else json.loads(cur["files"])
+        files = _json(cur["files"])
         if params["table"] not in files:
             raise AirflowFailException(
                 f"table: expected one of {sorted(files)} in curated version {cur['version']}, "
@@ -597,7 +597,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
             tx.run("dataset_lock", {"project_id": cur["project_id"], "fingerprint": fp})
             raced = tx.run("dataset_by_fingerprint", {"curated_id": cur["id"], "fingerprint": fp})
             if not raced:
-                record = self._write_cut(tx, cur, params, fp, version, base, splits, run_id, counters)
+                record = self._write_cut(tx, cur, source, params, fp, version, base, splits, run_id, counters)
         if raced:
             return self._existing_cut(raced[0], drive_folder, counters)
         self.log.info("dataset version %s: %s", version, record["rows"])
@@ -616,6 +616,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         self,
         tx: Transaction,
         cur: dict[str, Any],
+        source: dict[str, Any],
         params: dict[str, Any],
         fp: str,
         version: str,
@@ -624,7 +625,10 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         run_id: str,
         counters: Counters,
     ) -> dict[str, Any]:
-        """Write the three files, then the manifest, then the inventory row (in ``tx``); return the row."""
+        """Write the three files, then the manifest, then the inventory row (in ``tx``); return the row.
+
+        :param source: the curated table that was cut (its entry in the curated version's files).
+        """
         from trilha.parquet import table_to_parquet_bytes
 
         files: dict[str, Any] = {}
@@ -639,7 +643,6 @@ class DatasetSplitOperator(TrilhaBaseOperator):
             }
             counters.add("bytes", digest.size)
         rows = {n: f["rows"] for n, f in files.items()}
-        curated_files = cur["files"] if isinstance(cur["files"], dict) else json.loads(cur["files"])
         manifest = {
             "project": cur["project_name"],
             "dataset": self.dataset,
@@ -653,7 +656,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 "curated_version": cur["version"],
                 "curated_manifest": cur["manifest_key"],
                 "curated_manifest_sha256": cur["manifest_sha256"],
-                "curated_table": curated_files[params["table"]],
+                "curated_table": source,
             },
         }
         manifest_key = join_key(base, lineage.MANIFEST)
@@ -705,7 +708,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         manifest goes last there too: a reader never sees a version without all of its files."""
         from trilha.hooks.drive import TrilhaDriveHook
 
-        files = row["files"] if isinstance(row["files"], dict) else json.loads(row["files"])
+        files = _json(row["files"])
         wanted = [(files[n]["key"], files[n]["sha256"]) for n in lineage.SPLITS]
         wanted.append((row["manifest_key"], row["manifest_sha256"]))
         hook = TrilhaDriveHook(gcp_conn_id=self.gcp_conn_id)
