@@ -347,7 +347,7 @@ class Stack:
         data_dir = pg_root / "data"
         password = self._secret("postgres_password")
         user = "trilha"
-        run_as = _postgres_os_user(pg_root)
+        run_as = _postgres_os_user(pg_root, bindir)
         sock_dir = _socket_dir(pg_root, run_as)
         if not (data_dir / "PG_VERSION").exists():
             data_dir.mkdir(parents=True, exist_ok=True)
@@ -699,11 +699,12 @@ class Stack:
 PG_OS_USER = "trilha-pg"
 
 
-def _postgres_os_user(pg_root: Path) -> str | None:
+def _postgres_os_user(pg_root: Path, bindir: Path) -> str | None:
     """PostgreSQL refuses to run as root: as root, run it as a dedicated unprivileged system user.
 
-    That user must be able to traverse every parent of the data directory, so the parents get the
-    'x' (traverse, not list) bit for others; nothing is made readable that was not.
+    That user must be able to traverse every parent of the data directory and of the binaries (the
+    virtualenv may sit in a checkout whose directory is 0700, as ``mktemp -d`` makes them), so those
+    parents get the 'x' (traverse, not list) bit for others; nothing is made readable that was not.
     """
     if os.geteuid() != 0:
         return None
@@ -718,7 +719,7 @@ def _postgres_os_user(pg_root: Path) -> str | None:
             capture_output=True,
         )
     pg_root.mkdir(parents=True, exist_ok=True)
-    for parent in pg_root.resolve().parents:
+    for parent in {*pg_root.resolve().parents, *bindir.resolve().parents}:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             os.chmod(parent, mode | 0o001)

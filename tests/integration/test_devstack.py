@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import stat
 import subprocess
 import tempfile
@@ -263,3 +264,20 @@ def test_component_that_cannot_start_names_itself_and_the_external_hint(
     assert sorted(again.down()) == ["postgres", "s3"]
     assert is_dead(started["postgres"], "postgres")
     assert is_dead(started["s3"], "rclone")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the unprivileged PostgreSQL user exists only as root")
+def test_as_root_postgres_can_reach_binaries_under_a_private_checkout(tmp_path: Path) -> None:
+    """A checkout made with ``mktemp -d`` is 0700: the PostgreSQL user must still reach the binaries
+    of the virtualenv inside it. Only the traverse bit is added, never read."""
+    checkout = Path(tempfile.mkdtemp(prefix="trilha-private-checkout-"))
+    try:
+        assert stat.S_IMODE(checkout.stat().st_mode) == 0o700
+        bindir = checkout / ".venv" / "pginstall" / "bin"
+        bindir.mkdir(parents=True)
+        pg_root = tmp_path / "state" / "postgres"
+        assert devstack._postgres_os_user(pg_root, bindir) == devstack.PG_OS_USER
+        assert stat.S_IMODE(checkout.stat().st_mode) == 0o701
+        assert pg_root.is_dir()
+    finally:
+        shutil.rmtree(checkout, ignore_errors=True)
