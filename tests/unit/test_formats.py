@@ -12,7 +12,7 @@ import pytest
 from trilha.contracts import load_contract, validate
 from trilha.exceptions import ParseError
 from trilha.formats import HOURLY_COLUMNS, HOURLY_MEASUREMENTS, LAYOUTS, ParsedFile, detect_layout, parse_file
-from trilha.formats.common import prepare
+from trilha.formats.common import THREADED_READ_BYTES, prepare
 from trilha.formats.inmet import parse_yearly
 
 SAMPLES = Path(__file__).parents[2] / "include" / "sample" / "inmet"
@@ -420,6 +420,28 @@ def test_blank_lines_are_skipped_and_line_numbers_stay_true() -> None:
     numbers = result.table.column("_line_number").to_pylist()
     assert numbers[39:42] == [49, 50, 53]  # lines 51-52 are the blank ones
     assert result.table.column("observed_at")[41].as_py() == utc(2024, 1, 2, 17)
+
+
+def test_a_large_file_read_on_threads_keeps_true_line_numbers() -> None:
+    """A body of at least THREADED_READ_BYTES goes through Arrow's multi-threaded read, which does
+    not report row numbers; a malformed line there must still be rejected under its own number."""
+    lines = raw(NEW).split(b"\n")
+    header, data = lines[:9], [line for line in lines[9:] if line]
+    copies = THREADED_READ_BYTES // len(b"\n".join(data)) + 2
+    body = data * copies
+    truncated = 5 * len(data) + 17  # 0-based index into body
+    body[truncated] = body[truncated][:30]
+    body.insert(3 * len(data), b"")  # a blank line before it shifts every later line by one
+    result = parse_file(b"\n".join([*header, *body]), NEW)
+    assert len(b"\n".join(body)) >= THREADED_READ_BYTES
+    line_number = 9 + truncated + 2  # 9 header lines, 1-based, the blank line inserted before it
+    assert result.rejected.column("line_number").to_pylist() == [line_number]
+    assert result.rejected.column("raw_line").to_pylist() == [data[17][:30].decode()]
+    assert result.rows_in == len(data) * copies
+    assert result.table.num_rows == len(data) * copies - 1
+    numbers = result.table.column("_line_number").to_pylist()
+    assert numbers[truncated - 1 : truncated + 1] == [line_number - 1, line_number + 1]
+    assert numbers[-1] == 9 + len(data) * copies + 1
 
 
 def test_a_50_mb_line_is_rejected_without_blowing_up() -> None:

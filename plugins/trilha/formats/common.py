@@ -32,6 +32,10 @@ BLOCK_SIZE = 4 * MAX_LINE_BYTES
 RAW_LINE_CHARS = 500
 #: How much of a file layout detection and header sniffing look at.
 SNIFF_BYTES = 64 * 1024
+#: Bodies at least this large are read on Arrow's thread pool. Smaller ones (an INMET yearly file
+#: is ~1 MB) are read on the calling thread: staging already runs one file per core, and handing a
+#: small read to the pool costs more than it saves (measured ~10% of staging, bench/transform.py).
+THREADED_READ_BYTES = 2 * BLOCK_SIZE
 
 REJECTED_SCHEMA = pa.schema(
     [
@@ -446,9 +450,9 @@ def read_delimited(
     :param rejects: malformed (truncated, extra fields) and over-long lines are added here.
     :param field_hint: appended to the expected field count in messages.
 
-    Blank lines are not data: they are skipped and not counted. The happy path is a single
-    multi-threaded Arrow read; only a body with malformed, blank or over-long lines pays for a
-    line-offset scan or a second, single-threaded read.
+    Blank lines are not data: they are skipped and not counted. The happy path is a single Arrow
+    read (multi-threaded from :data:`THREADED_READ_BYTES` on); only a body with malformed, blank or
+    over-long lines pays for a line-offset scan or, when it was read on threads, a second read.
     """
     end = len(body)
     while end and body[end - 1] == 10:
@@ -474,11 +478,12 @@ def read_delimited(
                 )
             body, kept = _without_lines(body, offsets, too_long | (lengths == 0))
 
-    # Optimistic multi-threaded read (Arrow converts columns in parallel). Line numbers are then
-    # simply consecutive; a file with malformed or blank lines is read again single-threaded,
-    # which is what makes Arrow report the row number of each malformed line.
-    table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=True)
-    if invalid:
+    # A large body is read optimistically on Arrow's thread pool; line numbers are then simply
+    # consecutive, and a body with malformed or blank lines is read again single-threaded, which
+    # is what makes Arrow report the row number of each malformed line.
+    threads = len(body) >= THREADED_READ_BYTES
+    table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=threads)
+    if invalid and threads:
         table, invalid = _arrow_read(body, column_names, column_types, dialect, threads=False)
     if len(column_names) > 1:
         physical = table.num_rows + len(invalid)  # empty lines came back as malformed rows
@@ -498,6 +503,11 @@ def read_delimited(
                     f"got {table.num_rows + len(invalid)}"
                 )
 
+    maybe_empty_rows = len(column_names) > 1 and table.num_rows and table.column(0).null_count
+    if not invalid and kept is None and not maybe_empty_rows:
+        # The usual case: every line became a row, numbered consecutively.
+        numbers = np.arange(first_line, first_line + physical, dtype=np.int64)
+        return DelimitedRead(table, numbers, original, first_line, physical)
     good = np.ones(physical, dtype=bool)
     for row in invalid:
         index = row.number - 1
@@ -512,7 +522,7 @@ def read_delimited(
             row.text,
         )
     indices = np.flatnonzero(good)  # line (of the buffer Arrow read) of each table row
-    if len(column_names) > 1 and table.num_rows and table.column(0).null_count:
+    if maybe_empty_rows:
         table, indices = _drop_empty_lines(table, indices, body)
     if kept is not None:
         indices = kept[indices]
