@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -355,30 +356,49 @@ def _coerce(column: pa.Array, target: pa.DataType) -> tuple[pa.Array, pa.Array |
     return cast, bad
 
 
-def _extremes(column: pa.Array) -> tuple[Any, Any, int]:
-    """``(min, max, nan_count)`` of a column, ignoring nulls (and NaN for min/max).
+Extremes = tuple[Any, Any, int]
 
-    Floats go through numpy: Arrow's float ``min_max`` is NaN-aware and about twice as slow as
-    ``to_numpy`` plus ``fmin``/``fmax``, and validation runs on every staged file.
-    """
+
+def _extremes(column: pa.Array) -> Extremes:
+    """``(min, max, nan_count)`` of a column, ignoring nulls (and NaN for min/max)."""
     if pa.types.is_floating(column.type):
-        values = column.to_numpy(zero_copy_only=False)  # nulls become NaN
-        nan_count = int(np.count_nonzero(np.isnan(values))) - column.null_count
-        low, high = np.fmin.reduce(values), np.fmax.reduce(values)
-        if np.isnan(low):
-            return None, None, nan_count
-        return float(low), float(high), nan_count
+        return _float_extremes([column])[0]
     extremes = pc.min_max(column)
     return extremes["min"].as_py(), extremes["max"].as_py(), 0
 
 
-def _value_problems(values: pa.Array, rule: _Compiled) -> bool:
-    """Whether any (non-null) value breaks the range, NaN, allowed or pattern rule."""
+def _float_extremes(columns: Sequence[pa.Array]) -> list[Extremes]:
+    """``(min, max, nan_count)`` of float columns of equal length, all in one numpy pass.
+
+    Arrow's float ``min_max`` is NaN-aware and about twice as slow as numpy's ``fmin``/``fmax``.
+    Stacking the columns makes it three numpy calls for all of them instead of three per column:
+    staging validates a file per core, and every small call is a GIL hand-off between threads.
+    """
+    length = len(columns[0]) if columns else 0
+    if length == 0:
+        return [(None, None, 0)] * len(columns)
+    stack = np.empty((len(columns), length), dtype=np.float64)
+    for row, column in zip(stack, columns, strict=True):
+        row[:] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
+    nulls = np.array([column.null_count for column in columns], dtype=np.int64)
+    nan_counts = np.count_nonzero(np.isnan(stack), axis=1) - nulls
+    lows, highs = np.fmin.reduce(stack, axis=1), np.fmax.reduce(stack, axis=1)
+    return [
+        (None, None, int(nans)) if np.isnan(low) else (float(low), float(high), int(nans))
+        for low, high, nans in zip(lows.tolist(), highs.tolist(), nan_counts.tolist(), strict=True)
+    ]
+
+
+def _value_problems(values: pa.Array, rule: _Compiled, extremes: Extremes | None = None) -> bool:
+    """Whether any (non-null) value breaks the range, NaN, allowed or pattern rule.
+
+    :param extremes: ``values``' extremes when already computed (see :func:`_float_extremes`).
+    """
     spec = rule.spec
     if len(values) == values.null_count:
         return False
     if rule.low is not None or rule.high is not None:
-        low, high, nan_count = _extremes(values)
+        low, high, nan_count = extremes if extremes is not None else _extremes(values)
         if nan_count:
             return True
         if rule.low is not None and low is not None and low < rule.low_value:
@@ -396,7 +416,7 @@ def _value_problems(values: pa.Array, rule: _Compiled) -> bool:
     return False
 
 
-def _checks_for(column: pa.Array, rule: _Compiled) -> list[_Check]:
+def _checks_for(column: pa.Array, rule: _Compiled, extremes: Extremes | None = None) -> list[_Check]:
     """The failed checks of one (already typed) column. A first pass over cheap aggregates (null
     count, min/max, distinct values) decides; masks are only built for a column that fails."""
     spec = rule.spec
@@ -407,7 +427,7 @@ def _checks_for(column: pa.Array, rule: _Compiled) -> list[_Check]:
         if not _value_problems(column.dictionary, rule):
             return checks
         column = column.cast(column.type.value_type)  # rare: decode to locate the bad rows
-    elif not _value_problems(column, rule):
+    elif not _value_problems(column, rule, extremes):
         return checks
 
     type_ = column.type
@@ -505,6 +525,7 @@ def validate(
     changed: dict[str, pa.Array] = {}
     checks: list[_Check] = []
     present = set(names)
+    columns: list[tuple[_Compiled, pa.Array, list[_Check]]] = []
     for rule in contract.rules:
         spec = rule.spec
         if spec.name not in present:
@@ -512,11 +533,22 @@ def validate(
         chunked = table.column(spec.name)
         original = chunked.chunk(0) if chunked.num_chunks == 1 else chunked.combine_chunks()
         typed, bad = _coerce(original, rule.type)
+        failed_type = []
         if bad is not None and pc.any(bad).as_py():
-            checks.append(_Check(bad, f"{spec.name}: expected {spec.type}, got ", original))
+            failed_type.append(_Check(bad, f"{spec.name}: expected {spec.type}, got ", original))
         if typed is not original:
             changed[spec.name] = typed
-        checks.extend(_checks_for(typed, rule))
+        columns.append((rule, typed, failed_type))
+    # The range checks of all float columns share one pass (most of an INMET file's columns).
+    ranged = [
+        (rule.spec.name, typed)
+        for rule, typed, _ in columns
+        if pa.types.is_floating(typed.type) and (rule.low is not None or rule.high is not None)
+    ]
+    extremes = dict(zip([n for n, _ in ranged], _float_extremes([c for _, c in ranged]), strict=True))
+    for rule, typed, failed_type in columns:  # reasons in contract order, a column's type first
+        checks.extend(failed_type)
+        checks.extend(_checks_for(typed, rule, extremes.get(rule.spec.name)))
 
     ok = table
     for name, typed in changed.items():

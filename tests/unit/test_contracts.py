@@ -157,6 +157,33 @@ def test_nulls_in_key_columns_and_nan_are_quarantined(hourly: Contract) -> None:
     ]
 
 
+def test_float_columns_checked_together_keep_their_own_nulls_nan_and_bounds(hourly: Contract) -> None:
+    """The float range checks of all columns share one numpy pass: each column's nulls, NaN and
+    bounds must still be its own (a mix-up between rows of the stack would move these reasons)."""
+    table = hourly_rows(
+        5,
+        air_temp_c=[None, 20.0, 61.0, None, 25.0],  # 61 is over the 60 °C bound
+        rel_humidity_pct=[50.0, None, None, float("nan"), 101.0],  # NaN; 101 over 100
+        precipitation_mm=[None] * 5,  # all null: no bound to break
+        wind_gust_ms=[-1.0, 3.0, 4.0, 5.0, None],  # -1 under the 0 bound
+        radiation_kj_m2=[float("nan")] * 5,  # NaN in every row
+    )
+    ok, quarantine = validate(table, hourly, "f.csv")
+    assert ok.num_rows == 0
+    assert quarantine.column("_line_number").to_pylist() == [10, 11, 12, 13, 14]
+    nan_radiation = "radiation_kj_m2: expected a number, got NaN"
+    assert quarantine.column("_reason").to_pylist() == [
+        f"{nan_radiation}; wind_gust_ms: expected 0..100 m/s, got -1",
+        nan_radiation,
+        f"{nan_radiation}; air_temp_c: expected -40..60 °C, got 61",
+        f"{nan_radiation}; rel_humidity_pct: expected a number, got NaN",
+        f"{nan_radiation}; rel_humidity_pct: expected 0..100 %, got 101",
+    ]
+    empty_ok, empty_quarantine = validate(table.slice(0, 0), hourly, "f.csv")
+    assert (empty_ok.num_rows, empty_quarantine.num_rows) == (0, 0)
+    assert empty_ok.schema == ok.schema
+
+
 def test_allowed_values_and_patterns(hourly: Contract) -> None:
     table = hourly_rows(3, uf=["SP", "XX", "SP"], wmo_code=["A701", "A701", "701"])
     _, quarantine = validate(table, hourly, "f.csv")
