@@ -13,14 +13,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from airflow.sdk.exceptions import AirflowException
 
-from tests.integration.ingest_support import new_scope, read, run, snapshot
+from tests.integration.ingest_support import last_audit_log, new_scope, put, read, run, snapshot
 from tests.integration.process_support import (
     CURATED,
     NAME_2003,
     NAME_2019,
     NAME_2024,
     NAME_BDMEP,
+    STAGING,
     crlf,
     curated,
     curated_rows,
@@ -243,3 +245,26 @@ def test_a_corrected_file_stored_later_wins_whatever_its_name(stack: Any) -> Non
         "z-original.csv",
         "a-corrected.csv",
     ]
+
+
+def test_a_staged_part_changed_behind_the_audits_back_makes_no_version(stack: Any) -> None:
+    """Parts are fetched in parallel and each is checked against its inventory sha256: one part
+    overwritten in the staging bucket stops the version, names that part, and writes nothing."""
+    s = new_scope("curtamper")
+    load(stack, s, {NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
+    run(staging(s))
+    parts = {r["source_key"].rsplit("/", 1)[-1]: r["output_key"] for r in staged_rows(stack, s)}
+    original = read(stack, STAGING, parts[NAME_2024])
+    put(stack, parts[NAME_2024], original + b"\0", bucket=STAGING)
+    before = snapshot(stack)
+    with pytest.raises(AirflowException, match=r"1 item\(s\) failed \(first: .*__"):
+        run(curated(s, dataset="inmet_hourly"), run_id=f"tamper__{s.name}")
+    record = last_audit_log(stack, f"tamper__{s.name}")
+    assert (record["status"], record["counters"]["failed"]) == ("failed", 1)
+    assert [(p["item"], p["reason"]) for p in record["problems"]] == [
+        (parts[NAME_2024], "staged file does not match its inventory sha256")
+    ]
+    assert curated_rows(stack, s) == []
+    assert snapshot(stack) == before
+    put(stack, parts[NAME_2024], original, bucket=STAGING)  # restored: the next run makes v0001
+    assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0001"]
