@@ -145,7 +145,8 @@ class Contract:
     @functools.cached_property
     def rules(self) -> tuple[_Compiled, ...]:
         """The column specs with Arrow types and bounds converted, once per contract object
-        (``validate`` runs per staged file; hashing the whole contract for a cache cost more)."""
+        (``validate`` runs per staged file; an ``lru_cache`` keyed by the contract hashed every
+        column spec on each call)."""
         return _compile(self)
 
 
@@ -567,7 +568,7 @@ def validate(
 @functools.lru_cache(maxsize=64)
 def _empty_quarantine(schema: pa.Schema) -> pa.Table:
     """The quarantine of a clean file: no rows, the same columns as a non-empty one. Cached (Arrow
-    tables are immutable): building 30 empty columns cost more than the rest of a clean validation."""
+    tables are immutable) rather than building ~30 empty columns for every clean file."""
     fields = [f for f in schema if f.name != LINE_NUMBER_COLUMN]
     return pa.schema(
         [

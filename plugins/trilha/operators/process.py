@@ -347,6 +347,7 @@ class CuratedOperator(TrilhaBaseOperator):
         made = {"project_id": pid, "dataset": dataset, "fingerprint": fp}
         if self._made_before(self.audit.query("curated_by_fingerprint", made), prefix, dataset, counters):
             return None
+
         def fetch(inp: dict[str, Any]) -> Any:
             data = self.minio.get_bytes(inp["bucket"], inp["key"])
             if digest_bytes(data).sha256 != inp["sha256"]:
