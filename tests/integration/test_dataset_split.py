@@ -111,7 +111,10 @@ def test_manifest_is_written_last_and_names_the_real_bytes(stack: Any, lake: dic
     s, summary = lake["scope"], lake["summary"]
     row = only(dataset_rows(stack, s), summary["version"])
     (cur,) = curated_rows(stack, s)
-    assert lake["written"] == [f"{row['prefix']}/{n}.parquet" for n in SPLITS] + [row["manifest_key"]]
+    # The three files go up on threads, in any order; the manifest only once all of them are in place.
+    *files, last = lake["written"]
+    assert sorted(files) == sorted(f"{row['prefix']}/{n}.parquet" for n in SPLITS)
+    assert last == row["manifest_key"]
     raw = read(stack, DATASETS, row["manifest_key"])
     assert sha(raw) == row["manifest_sha256"]
     manifest = json.loads(raw)
@@ -376,3 +379,36 @@ def test_a_failed_export_is_done_by_the_rerun_without_a_new_cut(
     (done,) = [r for r in dataset_rows(stack, s) if r["id"] == row["id"]]
     assert done["drive_folder_id"] == "later"
     assert done["drive_exported_at"] is not None
+
+
+def test_a_failed_split_upload_writes_no_manifest_and_no_row(stack: Any) -> None:
+    """One of the three uploads fails (the store refuses it): the task fails with that error, no
+    manifest and no inventory row exist, so readers see no version; the re-run makes it whole."""
+    s = new_scope("splitfail")
+    load(stack, s, {NAME_2024: sample(NAME_2024)})
+    run(staging(s))
+    run(curated(s, dataset="inmet_hourly"))
+    op = split(s)
+    put_bytes = op.minio.put_bytes
+
+    def refuse_validation(bucket: str, key: str, data: bytes, **kwargs: Any) -> Any:
+        if key.endswith("/validation.parquet"):
+            raise ConnectionError("store unreachable while writing validation.parquet")
+        return put_bytes(bucket, key, data, **kwargs)
+
+    op.minio.put_bytes = refuse_validation
+    with pytest.raises(ConnectionError, match="validation.parquet"):
+        run(op)
+    assert dataset_rows(stack, s) == []
+
+    def manifests() -> list[str]:
+        return [k for k in list_keys(stack, DATASETS, s.keys) if k.endswith("/manifest.json")]
+
+    assert manifests() == []
+    summary = run(split(s))
+    row = only(dataset_rows(stack, s), summary["version"])
+    assert manifests() == [row["manifest_key"]]
+    assert sorted(row["files"]) == sorted(SPLITS)
+    assert {object_sha(stack, DATASETS, f["key"]) for f in row["files"].values()} == {
+        f["sha256"] for f in row["files"].values()
+    }

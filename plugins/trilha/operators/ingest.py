@@ -52,7 +52,7 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
-def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R | BaseException]:
     """Map ``fn`` over ``items`` on a thread pool, keeping order; exceptions are returned, not raised."""
 
     def safe(item: T) -> R | BaseException:
@@ -62,9 +62,9 @@ def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
             return err
 
     if workers <= 1 or len(items) <= 1:
-        return [safe(i) for i in items]  # type: ignore[misc]
+        return [safe(i) for i in items]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(safe, items))  # type: ignore[arg-type]
+        return list(pool.map(safe, items))
 
 
 def is_missing(err: BaseException) -> bool:

@@ -124,7 +124,7 @@ class StagingOperator(TrilhaBaseOperator):
         progress = Progress(self.log, "staging", total=len(todo))
         rows_ok = rows_rejected = 0
         for batch in chunked(todo, BATCH):
-            records = []
+            records: list[dict[str, Any]] = []
             outcomes = parallel(lambda src: self._stage_one(src, version, counters), batch, self.workers)
             for src, record in zip(batch, outcomes, strict=True):
                 if isinstance(record, BaseException):
@@ -479,6 +479,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
     :param test_start: first instant of test for ``temporal`` (templated).
     :param curated_version: which curated version; empty = the latest (templated).
     :param drive_folder_id: also upload the version to this Drive folder (templated; empty = no).
+    :param workers: split files serialized and uploaded at once (the manifest always goes last).
     """
 
     template_fields: Sequence[str] = (
@@ -514,6 +515,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         drive_folder_id: str = "",
         datasets_bucket: str = config.DEFAULT_BUCKETS["bucket_datasets"],
         gcp_conn_id: str = config.GOOGLE_CONN_ID,
+        workers: int = 2,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -530,6 +532,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         self.drive_folder_id = drive_folder_id
         self.datasets_bucket = datasets_bucket
         self.gcp_conn_id = gcp_conn_id
+        self.workers = workers
 
     def split_params(self) -> dict[str, Any]:
         """The parameters that define the cut, validated, with a clear message for each mistake."""
@@ -644,17 +647,20 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         """
         from trilha.parquet import table_to_parquet_bytes
 
-        files: dict[str, Any] = {}
-        for name in lineage.SPLITS:
+        def write(name: str) -> dict[str, Any]:
             key = join_key(base, f"{name}.parquet")
             digest = self.minio.put_bytes(self.datasets_bucket, key, table_to_parquet_bytes(splits[name]))
-            files[name] = {
-                "key": key,
-                "sha256": digest.sha256,
-                "rows": splits[name].num_rows,
-                "bytes": digest.size,
-            }
-            counters.add("bytes", digest.size)
+            return {"key": key, "sha256": digest.sha256, "rows": splits[name].num_rows, "bytes": digest.size}
+
+        # The split files are serialized and uploaded on threads (Arrow and boto3 release the GIL);
+        # the manifest is written only once every one of them is in place.
+        written = parallel(write, list(lineage.SPLITS), self.workers)
+        failure = next((w for w in written if isinstance(w, BaseException)), None)
+        if failure is not None:
+            raise failure
+        files: dict[str, Any] = dict(zip(lineage.SPLITS, written, strict=True))
+        for entry in files.values():
+            counters.add("bytes", entry["bytes"])
         rows = {n: f["rows"] for n, f in files.items()}
         manifest = {
             "project": cur["project_name"],
