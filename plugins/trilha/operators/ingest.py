@@ -67,6 +67,16 @@ def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R |
         return list(pool.map(safe, items))
 
 
+def all_or_raise(outcomes: Sequence[R | BaseException]) -> list[R]:
+    """The results of :func:`parallel` when every item succeeded; else raise the first exception."""
+    results: list[R] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        results.append(outcome)
+    return results
+
+
 def is_missing(err: BaseException) -> bool:
     """A 404 from S3: the object vanished (a per-item problem, unlike an unreachable endpoint)."""
     from botocore.exceptions import ClientError

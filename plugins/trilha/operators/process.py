@@ -21,7 +21,7 @@ from trilha import config, lineage
 from trilha.exceptions import ParseError, TrilhaError
 from trilha.keys import join_key, validate_key_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
-from trilha.operators.ingest import chunked, parallel
+from trilha.operators.ingest import all_or_raise, chunked, parallel
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -356,10 +356,7 @@ class CuratedOperator(TrilhaBaseOperator):
 
         # Parts are downloaded, checked and decoded on threads (boto3 and Arrow release the GIL);
         # ``parallel`` keeps their order, which decides which duplicate hour wins.
-        parts = parallel(fetch, inputs, self.workers)
-        failure = next((part for part in parts if isinstance(part, BaseException)), None)
-        if failure is not None:
-            raise failure
+        parts = all_or_raise(parallel(fetch, inputs, self.workers))
         tampered = [inp["key"] for inp, part in zip(inputs, parts, strict=True) if part is None]
         for key in tampered:
             counters.problem("failed", key, "staged file does not match its inventory sha256")
@@ -654,10 +651,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
 
         # The split files are serialized and uploaded on threads (Arrow and boto3 release the GIL);
         # the manifest is written only once every one of them is in place.
-        written = parallel(write, list(lineage.SPLITS), self.workers)
-        failure = next((w for w in written if isinstance(w, BaseException)), None)
-        if failure is not None:
-            raise failure
+        written = all_or_raise(parallel(write, list(lineage.SPLITS), self.workers))
         files: dict[str, Any] = dict(zip(lineage.SPLITS, written, strict=True))
         for entry in files.values():
             counters.add("bytes", entry["bytes"])
