@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pytest
 from airflow.sdk.exceptions import AirflowException
 
-from tests.integration.ingest_support import last_audit_log, new_scope, put, read, run, snapshot
+from tests.integration.ingest_support import last_audit_log, new_scope, put, read, run, s3, snapshot
 from tests.integration.process_support import (
     CURATED,
     NAME_2003,
@@ -247,24 +247,30 @@ def test_a_corrected_file_stored_later_wins_whatever_its_name(stack: Any) -> Non
     ]
 
 
-def test_a_staged_part_changed_behind_the_audits_back_makes_no_version(stack: Any) -> None:
-    """Parts are fetched in parallel and each is checked against its inventory sha256: one part
-    overwritten in the staging bucket stops the version, names that part, and writes nothing."""
+def test_staged_parts_changed_or_lost_behind_the_audits_back_make_no_version(stack: Any) -> None:
+    """Parts are fetched in parallel and each is checked against its inventory sha256: a part
+    overwritten in the staging bucket and another one deleted stop the version, each is named with
+    its reason (no botocore traceback), and nothing is written. Restored, the next run makes v0001."""
     s = new_scope("curtamper")
     load(stack, s, {NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
     run(staging(s))
     parts = {r["source_key"].rsplit("/", 1)[-1]: r["output_key"] for r in staged_rows(stack, s)}
-    original = read(stack, STAGING, parts[NAME_2024])
-    put(stack, parts[NAME_2024], original + b"\0", bucket=STAGING)
+    originals = {name: read(stack, STAGING, key) for name, key in parts.items()}
+    put(stack, parts[NAME_2024], originals[NAME_2024] + b"\0", bucket=STAGING)
+    s3(stack).delete_object(Bucket=STAGING, Key=parts[NAME_2019])
     before = snapshot(stack)
-    with pytest.raises(AirflowException, match=r"1 item\(s\) failed \(first: .*__"):
+    with pytest.raises(AirflowException, match=r"2 item\(s\) failed \(first: .*__"):
         run(curated(s, dataset="inmet_hourly"), run_id=f"tamper__{s.name}")
     record = last_audit_log(stack, f"tamper__{s.name}")
-    assert (record["status"], record["counters"]["failed"]) == ("failed", 1)
-    assert [(p["item"], p["reason"]) for p in record["problems"]] == [
-        (parts[NAME_2024], "staged file does not match its inventory sha256")
-    ]
+    assert (record["status"], record["counters"]["failed"]) == ("failed", 2)
+    assert sorted((p["item"], p["reason"]) for p in record["problems"]) == sorted(
+        [
+            (parts[NAME_2024], "staged file does not match its inventory sha256"),
+            (parts[NAME_2019], f"staged file is missing from bucket {STAGING}"),
+        ]
+    )
     assert curated_rows(stack, s) == []
     assert snapshot(stack) == before
-    put(stack, parts[NAME_2024], original, bucket=STAGING)  # restored: the next run makes v0001
+    for name, data in originals.items():
+        put(stack, parts[name], data, bucket=STAGING)
     assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0001"]

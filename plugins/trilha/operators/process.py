@@ -21,7 +21,7 @@ from trilha import config, lineage
 from trilha.exceptions import ParseError, TrilhaError
 from trilha.keys import join_key, validate_key_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
-from trilha.operators.ingest import all_or_raise, chunked, parallel
+from trilha.operators.ingest import all_or_raise, chunked, is_missing, parallel
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -348,21 +348,27 @@ class CuratedOperator(TrilhaBaseOperator):
         if self._made_before(self.audit.query("curated_by_fingerprint", made), prefix, dataset, counters):
             return None
 
-        def fetch(inp: dict[str, Any]) -> Any:
-            data = self.minio.get_bytes(inp["bucket"], inp["key"])
+        def fetch(inp: dict[str, Any]) -> tuple[Any, str | None]:
+            """The part's table, or ``None`` and why it cannot be used."""
+            try:
+                data = self.minio.get_bytes(inp["bucket"], inp["key"])
+            except Exception as err:
+                if is_missing(err):
+                    return None, f"staged file is missing from bucket {inp['bucket']}"
+                raise
             if digest_bytes(data).sha256 != inp["sha256"]:
-                return None
-            return parquet_bytes_to_table(data)
+                return None, "staged file does not match its inventory sha256"
+            return parquet_bytes_to_table(data), None
 
         # Parts are downloaded, checked and decoded on threads (boto3 and Arrow release the GIL);
         # ``parallel`` keeps their order, which decides which duplicate hour wins.
-        parts = all_or_raise(parallel(fetch, inputs, self.workers))
-        tampered = [inp["key"] for inp, part in zip(inputs, parts, strict=True) if part is None]
-        for key in tampered:
-            counters.problem("failed", key, "staged file does not match its inventory sha256")
-        if tampered:
+        fetched = all_or_raise(parallel(fetch, inputs, self.workers))
+        unusable = [(inp["key"], why) for inp, (_, why) in zip(inputs, fetched, strict=True) if why]
+        for key, why in unusable:
+            counters.problem("failed", key, why)
+        if unusable:
             return None
-        tables = curate(dataset, parts)
+        tables = curate(dataset, [part for part, _ in fetched])
         with self.audit.transaction() as tx:
             nxt = tx.run("curated_next_version", {"project_id": pid, "dataset": dataset})[0]["next"]
             # Under the lock: a run that started at the same time may have made this version meanwhile.
