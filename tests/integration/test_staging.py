@@ -15,8 +15,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from airflow.sdk.exceptions import AirflowException
 
-from tests.integration.ingest_support import new_scope, put, query, run, snapshot
+from tests.integration.ingest_support import (
+    STORAGE,
+    last_audit_log,
+    new_scope,
+    put,
+    query,
+    read,
+    run,
+    s3,
+    snapshot,
+    storage_rows,
+)
 from tests.integration.process_support import (
     INMET_YEARLY,
     NAME_2003,
@@ -400,3 +412,45 @@ def _reference_2019(stack: Any) -> pa.Table:
         ok, _ = validate(parsed.table, load_contract(parsed.dataset), NAME_2019)
         _REFERENCE["t"] = ok
     return _REFERENCE["t"]
+
+
+def test_stored_files_changed_or_lost_behind_the_audits_back_are_failed_not_staged(stack: Any) -> None:
+    """Staging reads each stored file checked against its storage_audit sha256. One overwritten in
+    unique storage and one deleted are failed items named with their reasons (no botocore
+    traceback, no staged content under a sha256 it does not have) and get no inventory row; the
+    third file is staged all the same. Restored, the next run stages the two."""
+    s = new_scope("stgtamper")
+    load(stack, s, {NAME_2003: sample(NAME_2003), NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
+    stored = {r["dest_key"].rsplit("/", 1)[-1]: r for r in storage_rows(stack, s.name)}
+    assert sorted(stored) == sorted([NAME_2003, NAME_2019, NAME_2024])
+    originals = {name: read(stack, STORAGE, r["dest_key"]) for name, r in stored.items()}
+    put(
+        stack,
+        stored[NAME_2024]["dest_key"],
+        originals[NAME_2024].replace(b"21,7", b"31,7", 1),
+        bucket=STORAGE,
+    )
+    s3(stack).delete_object(Bucket=STORAGE, Key=stored[NAME_2019]["dest_key"])
+
+    with pytest.raises(AirflowException, match=r"2 item\(s\) failed"):
+        run(staging(s), run_id=f"tamper__{s.name}")
+    record = last_audit_log(stack, f"tamper__{s.name}")
+    assert (record["status"], record["counters"]["failed"]) == ("failed", 2)
+    reasons = {p["item"]: p["reason"] for p in record["problems"]}
+    changed = f"{STORAGE}/{stored[NAME_2024]['dest_key']}"
+    assert reasons[changed].startswith("stored file does not match its storage_audit sha256: ")
+    assert f"expected sha256 {stored[NAME_2024]['sha256']}, got " in reasons[changed]
+    assert (
+        reasons[f"{STORAGE}/{stored[NAME_2019]['dest_key']}"]
+        == f"stored file is missing from bucket {STORAGE}"
+    )
+    assert sorted(staged_by_name(stack, s)) == [NAME_2003]
+    assert staged_by_name(stack, s)[NAME_2003]["status"] == "staged"
+
+    for name in (NAME_2019, NAME_2024):
+        put(stack, stored[name]["dest_key"], originals[name], bucket=STORAGE)
+    again = run(staging(s))
+    assert (again["files"], again["counters"]["failed"]) == (2, 0)
+    rows = staged_by_name(stack, s)
+    assert sorted(rows) == sorted([NAME_2003, NAME_2019, NAME_2024])
+    assert rows[NAME_2024]["rows_ok"] + rows[NAME_2024]["rows_rejected"] == data_lines(sample(NAME_2024))

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from trilha import config, lineage
-from trilha.exceptions import ParseError, TrilhaError
+from trilha.exceptions import IntegrityError, ParseError, TrilhaError
 from trilha.keys import join_key, validate_key_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
 from trilha.operators.ingest import all_or_raise, chunked, is_missing, parallel
@@ -133,10 +133,12 @@ class StagingOperator(TrilhaBaseOperator):
                     self._record(records, run_id)
                     raise record
                 counters.add("seen")
+                progress.update(1, int(src["size_bytes"]))
+                if record is None:
+                    continue  # a failed item: counted, and retried by the next run
                 records.append(record)
                 rows_ok += record["rows_ok"]
                 rows_rejected += record["rows_rejected"]
-                progress.update(1, int(src["size_bytes"]))
             self._record(records, run_id)
         progress.finish()
         counters.add("rows_ok", rows_ok)
@@ -148,7 +150,22 @@ class StagingOperator(TrilhaBaseOperator):
             "rows_rejected": rows_rejected,
         }
 
-    def _stage_one(self, src: dict[str, Any], version: str, counters: Counters) -> dict[str, Any]:
+    def _stored_bytes(self, src: dict[str, Any], where: str, counters: Counters) -> bytes | None:
+        """The stored raw file, checked against its storage sha256; ``None`` (a failed item) when it
+        is missing or was changed behind the audit's back. No inventory row is written for it, so
+        the next run retries once the object is restored."""
+        try:
+            return self.minio.get_verified(src["dest_bucket"], src["dest_key"], src["sha256"])
+        except IntegrityError as err:
+            counters.problem("failed", where, f"stored file does not match its storage_audit sha256: {err}")
+        except Exception as err:
+            if not is_missing(err):
+                raise
+            counters.problem("failed", where, f"stored file is missing from bucket {src['dest_bucket']}")
+        return None
+
+    def _stage_one(self, src: dict[str, Any], version: str, counters: Counters) -> dict[str, Any] | None:
+        """The file's staging inventory row, or ``None`` when its stored bytes cannot be used."""
         from trilha.contracts import load_contract, validate
         from trilha.formats import parse_file
         from trilha.parquet import table_to_parquet_bytes
@@ -175,8 +192,10 @@ class StagingOperator(TrilhaBaseOperator):
             "quarantine_key": None,
             "quarantine_sha256": None,
         }
+        data = self._stored_bytes(src, where, counters)
+        if data is None:
+            return None
         try:
-            data = self.minio.get_bytes(src["dest_bucket"], src["dest_key"])
             parsed = parse_file(data, src["logical_name"])
             contract = load_contract(parsed.dataset)
             ok, bad = validate(parsed.table, contract, src["logical_name"])
@@ -323,7 +342,6 @@ class CuratedOperator(TrilhaBaseOperator):
 
     def _curate(self, target: dict[str, Any], run_id: str, counters: Counters) -> dict[str, Any] | None:
         from trilha.curate import curate
-        from trilha.digest import digest_bytes
         from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
 
         pid, dataset, prefix = int(target["project_id"]), target["dataset"], target["project_prefix"]
@@ -351,13 +369,13 @@ class CuratedOperator(TrilhaBaseOperator):
         def fetch(inp: dict[str, Any]) -> tuple[Any, str | None]:
             """The part's table, or ``None`` and why it cannot be used."""
             try:
-                data = self.minio.get_bytes(inp["bucket"], inp["key"])
+                data = self.minio.get_verified(inp["bucket"], inp["key"], inp["sha256"])
+            except IntegrityError:
+                return None, "staged file does not match its inventory sha256"
             except Exception as err:
                 if is_missing(err):
                     return None, f"staged file is missing from bucket {inp['bucket']}"
                 raise
-            if digest_bytes(data).sha256 != inp["sha256"]:
-                return None, "staged file does not match its inventory sha256"
             return parquet_bytes_to_table(data), None
 
         # Parts are downloaded, checked and decoded on threads (boto3 and Arrow release the GIL);
@@ -598,7 +616,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         if existing:
             return self._existing_cut(existing[0], drive_folder, counters)
         source = files[params["table"]]
-        table = parquet_bytes_to_table(self.minio.get_bytes(cur["bucket"], source["key"]))
+        table = parquet_bytes_to_table(self._curated_bytes(cur, source))
         try:
             if params["strategy"] == "hash":
                 splits = hash_split(table, params["key_columns"], tuple(params["ratios"]))
@@ -710,6 +728,23 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         counters.add("new")
         counters.touched(f"{self.datasets_bucket}/{manifest_key}")
         return {**record, "id": int(inserted[0]["id"])}
+
+    def _curated_bytes(self, cur: dict[str, Any], source: dict[str, Any]) -> bytes:
+        """The curated table's Parquet, checked against the sha256 its version recorded."""
+        where = f"s3://{cur['bucket']}/{source['key']}"
+        try:
+            return self.minio.get_verified(cur["bucket"], source["key"], source["sha256"])
+        except IntegrityError as err:
+            raise AirflowFailException(
+                f"curated version {cur['version']}: {err}; the file was changed after the "
+                "version was made, so no dataset is cut from it"
+            ) from None
+        except Exception as err:
+            if not is_missing(err):
+                raise
+            raise AirflowFailException(
+                f"curated version {cur['version']}: {where} is missing; expected the file its manifest lists"
+            ) from None
 
     def _existing_cut(
         self, row: dict[str, Any], drive_folder: str | None, counters: Counters
