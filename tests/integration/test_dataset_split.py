@@ -29,6 +29,7 @@ from tests.integration.ingest_support import (
     new_scope,
     read,
     run,
+    s3,
     snapshot,
     spawn_child,
     wait_until,
@@ -412,3 +413,20 @@ def test_a_failed_split_upload_writes_no_manifest_and_no_row(stack: Any) -> None
     assert {object_sha(stack, DATASETS, f["key"]) for f in row["files"].values()} == {
         f["sha256"] for f in row["files"].values()
     }
+
+
+def test_a_curated_file_changed_behind_the_audits_back_is_not_cut(stack: Any) -> None:
+    """The curated table is read checked against the sha256 its version recorded: one overwritten
+    in the curated bucket stops the split with a message naming it, and nothing is written."""
+    s = new_scope("splittamper")
+    load(stack, s, {NAME_2024: sample(NAME_2024)})
+    run(staging(s))
+    run(curated(s, dataset="inmet_hourly"))
+    (cur,) = curated_rows(stack, s)
+    key = cur["files"]["hourly"]["key"]
+    s3(stack).put_object(Bucket=CURATED, Key=key, Body=read(stack, CURATED, key) + b"\0")
+    before = snapshot(stack)
+    with pytest.raises(AirflowFailException, match=rf"s3://{CURATED}/{key}: expected sha256 "):
+        run(split(s))
+    assert dataset_rows(stack, s) == []
+    assert snapshot(stack) == before
