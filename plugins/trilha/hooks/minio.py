@@ -269,7 +269,7 @@ class MinioHook(S3Hook):
         got = digest.hexdigest()
         if got != sha256:
             raise _sha256_mismatch(bucket, key, sha256, got)
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return b"".join(chunks)  # a single chunk is returned as is, not copied
 
     # writing -------------------------------------------------------------------------------------
     def upload_stream(
