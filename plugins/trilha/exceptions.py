@@ -27,6 +27,10 @@ class IntegrityError(TrilhaError):
     """A copy or upload whose size or checksum does not match what was expected."""
 
 
+class ObjectMissingError(TrilhaError):
+    """An object the audit records is not in its bucket; the message names the bucket and key."""
+
+
 class SourceError(TrilhaError):
     """A capture source (Drive folder, local folder) cannot be read as asked."""
 
@@ -41,3 +45,17 @@ class ConnectionSetupError(TrilhaError):
 
 class ParseError(TrilhaError, ValueError):
     """A file matches no known layout or cannot be parsed; the message names the file and line."""
+
+
+def is_missing(err: BaseException) -> bool:
+    """A 404 (or failed precondition) from S3: the object vanished or changed, a per-item problem,
+    unlike an unreachable endpoint or refused credentials."""
+    from botocore.exceptions import ClientError
+
+    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in (
+        "404",
+        "NoSuchKey",
+        "NotFound",
+        "PreconditionFailed",
+        "412",
+    )

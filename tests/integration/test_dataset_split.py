@@ -415,18 +415,25 @@ def test_a_failed_split_upload_writes_no_manifest_and_no_row(stack: Any) -> None
     }
 
 
-def test_a_curated_file_changed_behind_the_audits_back_is_not_cut(stack: Any) -> None:
+@pytest.mark.parametrize("change", ["overwritten", "deleted"])
+def test_a_curated_file_changed_behind_the_audits_back_is_not_cut(stack: Any, change: str) -> None:
     """The curated table is read checked against the sha256 its version recorded: one overwritten
-    in the curated bucket stops the split with a message naming it, and nothing is written."""
-    s = new_scope("splittamper")
+    in, or deleted from, the curated bucket stops the split with a message naming it (not a
+    botocore traceback), and nothing is written."""
+    s = new_scope(f"splittamper{change[:3]}")
     load(stack, s, {NAME_2024: sample(NAME_2024)})
     run(staging(s))
     run(curated(s, dataset="inmet_hourly"))
     (cur,) = curated_rows(stack, s)
     key = cur["files"]["hourly"]["key"]
-    s3(stack).put_object(Bucket=CURATED, Key=key, Body=read(stack, CURATED, key) + b"\0")
+    if change == "overwritten":
+        s3(stack).put_object(Bucket=CURATED, Key=key, Body=read(stack, CURATED, key) + b"\0")
+        expected = rf"s3://{CURATED}/{key}: expected sha256 "
+    else:
+        s3(stack).delete_object(Bucket=CURATED, Key=key)
+        expected = rf"curated version {cur['version']}: s3://{CURATED}/{key} is missing; expected the file"
     before = snapshot(stack)
-    with pytest.raises(AirflowFailException, match=rf"s3://{CURATED}/{key}: expected sha256 "):
+    with pytest.raises(AirflowFailException, match=expected):
         run(split(s))
     assert dataset_rows(stack, s) == []
     assert snapshot(stack) == before

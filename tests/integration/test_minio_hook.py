@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from trilha import config
 from trilha.devstack import free_port, port_open
 from trilha.digest import Digest, digest_bytes
-from trilha.exceptions import ConnectionSetupError, IntegrityError, InvalidKeyError
+from trilha.exceptions import ConnectionSetupError, IntegrityError, InvalidKeyError, ObjectMissingError
 from trilha.hooks.minio import SHA256_META, MinioHook
 from trilha.hooks.runlog import RunLogHook
 
@@ -143,8 +143,29 @@ def test_small_upload_is_hashed_and_carries_its_sha256(
     assert (info.size, info.sha256, info.md5_etag) == (len(data), want.sha256, want.md5)
     assert info.metadata is not None
     assert info.metadata.get("source", info.metadata.get("Source")) == "test"
-    assert hook.get_bytes(bucket, "inmet/a b/São Paulo.csv") == data
+    assert hook.get_verified(bucket, "inmet/a b/São Paulo.csv", want.sha256) == data
     assert hook.digest_object(bucket, "inmet/a b/São Paulo.csv") == want
+
+
+def test_get_verified_returns_the_recorded_content_and_names_what_differs(
+    hook: MinioHook, bucket: str
+) -> None:
+    """A read checked against a recorded sha256: the bytes when they match (also across chunks),
+    an IntegrityError naming both digests when the object was changed, and an ObjectMissingError
+    (not a botocore traceback) when it is gone."""
+    data = data_of(9 * MIB + 7, seed=9)  # more than one 8 MiB download chunk
+    hook.upload_stream(bucket, "parts/a.parquet", io.BytesIO(data))
+    assert hook.get_verified(bucket, "parts/a.parquet", digest_bytes(data).sha256) == data
+
+    recorded = digest_bytes(b"what the audit saw").sha256
+    with pytest.raises(IntegrityError) as changed:
+        hook.get_verified(bucket, "parts/a.parquet", recorded)
+    assert str(changed.value) == (
+        f"s3://{bucket}/parts/a.parquet: expected sha256 {recorded}, got {digest_bytes(data).sha256}"
+    )
+    with pytest.raises(ObjectMissingError) as missing:
+        hook.get_verified(bucket, "parts/gone.parquet", recorded)
+    assert str(missing.value) == f"s3://{bucket}/parts/gone.parquet: no such object"
 
 
 @pytest.mark.parametrize("with_expected", [False, True], ids=["unannounced", "expected"])
@@ -251,7 +272,7 @@ def test_copy_object_verified(hook: MinioHook, bucket: str) -> None:
         digest.sha256,
         digest.md5,
     )
-    assert hook.get_bytes(bucket, "dst/inmet/file.csv") == data
+    assert hook.get_verified(bucket, "dst/inmet/file.csv", digest.sha256) == data
     # rehash streams the destination and compares the content too.
     assert hook.copy_object_verified(
         bucket, "src/file.csv", bucket, "dst/again.csv", digest, rehash=True

@@ -119,7 +119,7 @@ def generic_table() -> pa.Table:
 
 
 class FakeMinio:
-    """Serves real Parquet bytes the way MinioHook does: ``get_bytes`` and chunked ``iter_chunks``."""
+    """Serves real Parquet bytes the way MinioHook does: chunked ``iter_chunks``."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
@@ -127,11 +127,8 @@ class FakeMinio:
     def put(self, bucket: str, key: str, data: bytes) -> None:
         self.objects[(bucket, key)] = data
 
-    def get_bytes(self, bucket: str, key: str) -> bytes:
-        return self.objects[(bucket, key)]
-
     def iter_chunks(self, bucket: str, key: str, chunk_size: int = 1000) -> Any:
-        data = self.get_bytes(bucket, key)
+        data = self.objects[(bucket, key)]
         for start in range(0, len(data), chunk_size):
             yield data[start : start + chunk_size]
 

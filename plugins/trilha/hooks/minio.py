@@ -26,7 +26,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from trilha import config
 from trilha.digest import CHUNK_SIZE, Digest, DigestingReader, Readable, iter_stream
-from trilha.exceptions import ConnectionSetupError, IntegrityError
+from trilha.exceptions import ConnectionSetupError, IntegrityError, ObjectMissingError, is_missing
 from trilha.keys import validate_bucket, validate_key
 
 SHA256_META = "sha256"
@@ -260,12 +260,18 @@ class MinioHook(S3Hook):
         second pass that also computes an md5 nobody reads.
 
         :raises IntegrityError: the object is not the content its record says.
+        :raises ObjectMissingError: there is no such object (S3 answers 404).
         """
         digest = hashlib.sha256()
         chunks = []
-        for chunk in self.iter_chunks(bucket, key):
-            digest.update(chunk)
-            chunks.append(chunk)
+        try:
+            for chunk in self.iter_chunks(bucket, key):
+                digest.update(chunk)
+                chunks.append(chunk)
+        except Exception as err:
+            if is_missing(err):
+                raise ObjectMissingError(f"s3://{bucket}/{key}: no such object") from None
+            raise
         got = digest.hexdigest()
         if got != sha256:
             raise _sha256_mismatch(bucket, key, sha256, got)
@@ -443,9 +449,6 @@ class MinioHook(S3Hook):
         import io
 
         return self.upload_stream(bucket, key, io.BytesIO(data), content_type=content_type).digest
-
-    def get_bytes(self, bucket: str, key: str) -> bytes:
-        return b"".join(self.iter_chunks(bucket, key))
 
     # copying -------------------------------------------------------------------------------------
     def copy_object_verified(

@@ -24,6 +24,7 @@ from trilha.exceptions import (
     InvalidKeyError,
     InvalidProjectError,
     SourceError,
+    is_missing,
 )
 from trilha.keys import validate_key, validate_key_prefix, validate_project_name, validate_project_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
@@ -75,19 +76,6 @@ def all_or_raise(outcomes: Sequence[R | BaseException]) -> list[R]:
             raise outcome
         results.append(outcome)
     return results
-
-
-def is_missing(err: BaseException) -> bool:
-    """A 404 from S3: the object vanished (a per-item problem, unlike an unreachable endpoint)."""
-    from botocore.exceptions import ClientError
-
-    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in (
-        "404",
-        "NoSuchKey",
-        "NotFound",
-        "PreconditionFailed",
-        "412",
-    )
 
 
 def resolve_project(audit: AuditHook, name: str, prefix: str | None, run_id: str) -> dict[str, Any]:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from trilha import config, lineage
-from trilha.exceptions import IntegrityError, ParseError, TrilhaError
+from trilha.exceptions import IntegrityError, ObjectMissingError, ParseError, TrilhaError
 from trilha.keys import join_key, validate_key_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
-from trilha.operators.ingest import all_or_raise, chunked, is_missing, parallel
+from trilha.operators.ingest import all_or_raise, chunked, parallel
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -158,9 +158,7 @@ class StagingOperator(TrilhaBaseOperator):
             return self.minio.get_verified(src["dest_bucket"], src["dest_key"], src["sha256"])
         except IntegrityError as err:
             counters.problem("failed", where, f"stored file does not match its storage_audit sha256: {err}")
-        except Exception as err:
-            if not is_missing(err):
-                raise
+        except ObjectMissingError:
             counters.problem("failed", where, f"stored file is missing from bucket {src['dest_bucket']}")
         return None
 
@@ -372,10 +370,8 @@ class CuratedOperator(TrilhaBaseOperator):
                 data = self.minio.get_verified(inp["bucket"], inp["key"], inp["sha256"])
             except IntegrityError:
                 return None, "staged file does not match its inventory sha256"
-            except Exception as err:
-                if is_missing(err):
-                    return None, f"staged file is missing from bucket {inp['bucket']}"
-                raise
+            except ObjectMissingError:
+                return None, f"staged file is missing from bucket {inp['bucket']}"
             return parquet_bytes_to_table(data), None
 
         # Parts are downloaded, checked and decoded on threads (boto3 and Arrow release the GIL);
@@ -739,9 +735,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 f"curated version {cur['version']}: {err}; the file was changed after the "
                 "version was made, so no dataset is cut from it"
             ) from None
-        except Exception as err:
-            if not is_missing(err):
-                raise
+        except ObjectMissingError:
             raise AirflowFailException(
                 f"curated version {cur['version']}: {where} is missing; expected the file its manifest lists"
             ) from None
