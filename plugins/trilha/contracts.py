@@ -379,8 +379,15 @@ def _float_extremes(columns: Sequence[pa.Array]) -> list[Extremes]:
     if length == 0:
         return [(None, None, 0)] * len(columns)
     stack = np.empty((len(columns), length), dtype=np.float64)
-    for row, column in zip(stack, columns, strict=True):
-        row[:] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
+    # Nulls must become NaN. Arrow's to_numpy does it value by value (about half of validation's
+    # cost); here the raw values are copied and the validity bitmaps of all the columns are
+    # unpacked and applied in one numpy call each.
+    validity = np.full((len(columns), (length + 7) // 8), 0xFF, dtype=np.uint8)
+    for row, bits, column in zip(stack, validity, columns, strict=True):
+        if not _copy_raw(column, row, bits):
+            row[:] = column.to_numpy(zero_copy_only=False)  # nulls become NaN
+    valid = np.unpackbits(validity, axis=1, count=length, bitorder="little").view(bool)
+    np.copyto(stack, np.nan, where=~valid)
     nulls = np.array([column.null_count for column in columns], dtype=np.int64)
     nan_counts = np.count_nonzero(np.isnan(stack), axis=1) - nulls
     lows, highs = np.fmin.reduce(stack, axis=1), np.fmax.reduce(stack, axis=1)
@@ -388,6 +395,21 @@ def _float_extremes(columns: Sequence[pa.Array]) -> list[Extremes]:
         (None, None, int(nans)) if np.isnan(low) else (float(low), float(high), int(nans))
         for low, high, nans in zip(lows.tolist(), highs.tolist(), nan_counts.tolist(), strict=True)
     ]
+
+
+def _copy_raw(column: pa.Array, row: np.ndarray, bits: np.ndarray) -> bool:
+    """Copy a float64 column's raw values into ``row`` and its validity bitmap into ``bits``
+    (left all-valid when it has no nulls); ``False`` when its layout does not allow it (another
+    float type, or a slice that starts inside a bitmap byte)."""
+    if column.type != pa.float64() or column.offset % 8:
+        return False
+    bitmap, values = column.buffers()
+    row[:] = np.frombuffer(values, dtype=np.float64, count=len(row), offset=column.offset * 8)
+    if column.null_count:
+        if bitmap is None:
+            return False
+        bits[:] = np.frombuffer(bitmap, dtype=np.uint8, count=len(bits), offset=column.offset // 8)
+    return True
 
 
 def _value_problems(values: pa.Array, rule: _Compiled, extremes: Extremes | None = None) -> bool:

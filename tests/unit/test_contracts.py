@@ -267,3 +267,45 @@ def test_real_file_with_an_implausible_reading_points_at_its_line(hourly: Contra
     row = quarantine.to_pylist()[0]
     assert (row["_line_number"], row["_source_file"], row["wmo_code"]) == (500, NEW, "A701")
     assert row["_reason"] == "rel_humidity_pct: expected 0..100 %, got 150"
+
+
+def test_float_extremes_ignore_nulls_whatever_the_array_layout() -> None:
+    """Range checks read float values straight from Arrow's buffers and apply the validity bitmaps
+    in one pass. Whatever sits in a null slot (here -1e9, a value that breaks every range), and
+    for slices starting inside and on a bitmap byte, other float types and all-null columns, the
+    extremes are those of the valid values, and NaN is counted apart from nulls."""
+    from trilha.contracts import _float_extremes
+
+    values = [float(v) for v in range(40)]
+    values[3] = float("nan")
+    mask = [i % 5 == 0 for i in range(40)]  # nulls at 0, 5, 10, ...
+    raw = pa.array(values, pa.float64(), mask=pa.array(mask))
+    # A null slot holding -1e9: Arrow keeps whatever the buffer has under a null.
+    garbage = pa.Array.from_buffers(
+        pa.float64(),
+        40,
+        [
+            raw.buffers()[0],
+            pa.array([-1e9 if m else v for v, m in zip(values, mask, strict=True)]).buffers()[1],
+        ],
+    )
+
+    def expected(column: pa.Array) -> tuple[float | None, float | None, int]:
+        valid = [v for v in column.to_pylist() if v is not None]
+        numbers = [v for v in valid if v == v]
+        return (min(numbers), max(numbers), len(valid) - len(numbers)) if numbers else (None, None, 0)
+
+    for column in (
+        raw,
+        garbage,
+        garbage.slice(8, 24),  # starts on a bitmap byte: the fast path
+        garbage.slice(3, 30),  # starts inside one: the fallback
+        raw.cast(pa.float32()).slice(1, 30),
+        pa.nulls(40, pa.float64()),
+        pa.array(values[4:], pa.float64()).slice(0, 36),  # no nulls, a NaN
+    ):
+        columns = [column, pa.array(range(len(column)), pa.float64())]
+        got = _float_extremes(columns)
+        assert got[0] == expected(column), column
+        assert got[1] == (0.0, float(len(column) - 1), 0)
+    assert _float_extremes([garbage])[0] == (1.0, 39.0, 1)
