@@ -299,11 +299,12 @@ class Timer:
         return {"seconds": self.wall, "cpu": self.cpu, "rows": rows, "peak_rss": self.peak, "note": note}
 
 
-def bare_read(data: bytes) -> pa.Table:
+def bare_read(data: bytes, convert_options: pv.ConvertOptions | None = None) -> pa.Table:
     return pv.read_csv(
         io.BytesIO(data),
         read_options=pv.ReadOptions(skip_rows=9, autogenerate_column_names=True),
         parse_options=pv.ParseOptions(delimiter=";"),
+        convert_options=convert_options,
     )
 
 
@@ -317,13 +318,8 @@ def typed_floor(data: bytes) -> bytes:
     No header, no timestamps, no station columns, no contract: the part of staging's cost that
     comes with its output (typed floats, deterministic Parquet) rather than with Trilha's code.
     """
-    table = pv.read_csv(
-        io.BytesIO(data),
-        read_options=pv.ReadOptions(skip_rows=9, autogenerate_column_names=True),
-        parse_options=pv.ParseOptions(delimiter=";"),
-        convert_options=pv.ConvertOptions(column_types=_MEASURE_FIELDS, decimal_point=","),
-    )
-    return table_to_parquet_bytes(table)
+    typed = pv.ConvertOptions(column_types=_MEASURE_FIELDS, decimal_point=",")
+    return table_to_parquet_bytes(bare_read(data, typed))
 
 
 # --------------------------------------------------------------------------------------------------
