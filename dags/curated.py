@@ -16,28 +16,32 @@ emits `trilha_curated`.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
-from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, on_asset_or_cron, project_params
+from trilha import params
+from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, on_asset_or_cron
 from trilha.operators.process import CuratedOperator
 
 
 @dag(
     dag_id="curated",
     schedule=on_asset_or_cron(STAGED, "0 3 * * *"),
+    description="Staged parts -> versioned hourly/daily/stations tables. On trilha_staged; daily 03:00 UTC.",
     doc_md=__doc__,
     tags=[*TAGS, "processing"],
     **DAG_DEFAULTS,
     params={
-        **project_params(required=False),
-        "dataset": Param("", type="string", description="Only this dataset; empty = every dataset."),
+        **params.project(required=False),
+        "dataset": params.optional(
+            "Only this dataset (for example inmet_hourly); empty = every dataset.", maxLength=200
+        ),
     },
 )
 def curated() -> None:
     CuratedOperator(
         task_id="curate",
-        project="{{ params.project }}",
-        dataset="{{ params.dataset }}",
+        project="{{ params.project or '' }}",
+        dataset="{{ params.dataset or '' }}",
         curated_bucket=bucket("curated"),
         outlets=[CURATED],
     )

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
+from trilha import params
 from trilha.assets import CURATED, DAG_DEFAULTS, DATASETS, TAGS, bucket
 from trilha.operators.process import DatasetSplitOperator
 
@@ -26,47 +27,94 @@ from trilha.operators.process import DatasetSplitOperator
 @dag(
     dag_id="dataset_split",
     schedule=[CURATED],
+    description="Curated version -> train/validation/test files with a manifest. On trilha_curated.",
     doc_md=__doc__,
     tags=[*TAGS, "processing", "datasets"],
     **DAG_DEFAULTS,
     params={
-        "project": Param("inmet", type="string", minLength=1, description="Project name."),
-        "dataset": Param("inmet_hourly", type="string", description="Curated dataset to split."),
-        "table": Param("hourly", type="string", description="Curated table to split (hourly, daily, ...)."),
-        "strategy": Param("hash", type="string", enum=["hash", "temporal"], description="Split strategy."),
+        **params.project(can_create=False),
+        "dataset": Param(
+            "inmet_hourly",
+            type="string",
+            minLength=1,
+            maxLength=200,
+            title="Dataset",
+            description="Required. The curated dataset to split (inmet_hourly, inmet_bdmep_daily, ...).",
+        ),
+        "table": Param(
+            "hourly",
+            type="string",
+            minLength=1,
+            title="Table",
+            description="Required. The curated table to split (hourly, daily or stations for INMET).",
+        ),
+        "strategy": Param(
+            "hash",
+            type="string",
+            enum=["hash", "temporal"],
+            title="Strategy",
+            description="hash: stable by key_columns. temporal: by time, nothing leaks from the future.",
+        ),
         "ratios": Param(
-            [0.7, 0.15, 0.15], type="array", description="hash: train, validation, test fractions (sum 1)."
+            [0.7, 0.15, 0.15],
+            type="array",
+            items={"type": "number", "minimum": 0, "maximum": 1},
+            minItems=3,
+            maxItems=3,
+            section="Hash split",
+            description="hash: train, validation and test fractions, summing to 1.",
         ),
         "key_columns": Param(
             ["wmo_code", "observed_at"],
             type="array",
-            description="hash: columns whose values pick the split.",
+            items={"type": "string", "minLength": 1},
+            minItems=1,
+            section="Hash split",
+            description="hash: columns whose values pick a row's split; ['wmo_code'] keeps stations whole.",
         ),
-        "time_column": Param("observed_at", type="string", description="temporal: the time column."),
-        "validation_start": Param("", type="string", description="temporal: first day of validation (ISO)."),
-        "test_start": Param("", type="string", description="temporal: first day of test (ISO)."),
-        "curated_version": Param(
-            "", type="string", description="Curated version (v0001...); empty = latest."
+        "time_column": Param(
+            "observed_at",
+            type="string",
+            minLength=1,
+            section="Temporal split",
+            description="temporal: the time column.",
         ),
-        "drive_folder_id": Param(
-            "", type="string", description="Also export to this Drive folder; empty = no."
+        "validation_start": params.optional(
+            "temporal (required for it): first day of validation, as YYYY-MM-DD.",
+            section="Temporal split",
+            format="date",
+        ),
+        "test_start": params.optional(
+            "temporal (required for it): first day of test, as YYYY-MM-DD.",
+            section="Temporal split",
+            format="date",
+        ),
+        "curated_version": params.optional(
+            "The curated version to split (v0001, ...); empty = the latest.",
+            section=params.ADVANCED,
+            pattern=r"^v[0-9]{4,}$",
+        ),
+        "drive_folder_id": params.optional(
+            "Also upload the dataset version to this Google Drive folder id; empty = no export.",
+            section=params.EXPORT,
+            pattern=r"^[A-Za-z0-9_-]+$",
         ),
     },
 )
 def dataset_split() -> None:
     DatasetSplitOperator(
         task_id="split",
-        project="{{ params.project or var.value.get('trilha_default_project', 'inmet') }}",
+        project="{{ params.project }}",
         dataset="{{ params.dataset }}",
         table="{{ params.table }}",
         strategy="{{ params.strategy }}",
         ratios="{{ params.ratios | tojson }}",
         key_columns="{{ params.key_columns | tojson }}",
         time_column="{{ params.time_column }}",
-        validation_start="{{ params.validation_start }}",
-        test_start="{{ params.test_start }}",
-        curated_version="{{ params.curated_version }}",
-        drive_folder_id="{{ params.drive_folder_id }}",
+        validation_start="{{ params.validation_start or '' }}",
+        test_start="{{ params.test_start or '' }}",
+        curated_version="{{ params.curated_version or '' }}",
+        drive_folder_id="{{ params.drive_folder_id or '' }}",
         datasets_bucket=bucket("datasets"),
         outlets=[DATASETS],
     )

@@ -16,22 +16,28 @@ registered in `reception_audit` and claimed in `raw.data_files`. Emits `trilha_r
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
-from trilha.assets import DAG_DEFAULTS, RECEPTION, TAGS, bucket, project_params
+from trilha import params
+from trilha.assets import DAG_DEFAULTS, RECEPTION, TAGS, bucket
 from trilha.operators.ingest import CaptureOperator
 
 
 @dag(
     dag_id="drive_capture",
     schedule="@hourly",
+    description="Drive folder or local folder -> reception bucket, skipping known content. Hourly.",
     doc_md=__doc__,
     tags=[*TAGS, "ingestion"],
     **DAG_DEFAULTS,
     params={
-        "source": Param("", type="string", description="Drive folder id or absolute local path."),
-        **project_params(),
-        "key_prefix": Param("", type="string", description="Only capture paths starting with this."),
+        "source": params.optional(
+            "A Google Drive folder id, or an absolute local path. Empty = the Variable "
+            "trilha_capture_source (the run is skipped when that is empty too).",
+            maxLength=4096,
+        ),
+        **params.project(),
+        **params.key_prefix("Only capture files whose path under the source starts with this."),
     },
 )
 def drive_capture() -> None:
@@ -39,8 +45,8 @@ def drive_capture() -> None:
         task_id="capture",
         source="{{ params.source or var.value.get('trilha_capture_source', '') }}",
         project="{{ params.project }}",
-        project_prefix="{{ params.project_prefix }}",
-        key_prefix="{{ params.key_prefix }}",
+        project_prefix="{{ params.project_prefix or '' }}",
+        key_prefix="{{ params.key_prefix or '' }}",
         reception_bucket=bucket("reception"),
         outlets=[RECEPTION],
     )

@@ -17,8 +17,9 @@ Empty files and unsafe keys are registered as `rejected` with the reason. Runs w
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
+from trilha import params
 from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, RECEPTION, TAGS, bucket, on_asset_or_cron
 from trilha.operators.ingest import RawIngestOperator
 
@@ -26,21 +27,32 @@ from trilha.operators.ingest import RawIngestOperator
 @dag(
     dag_id="raw_ingest",
     schedule=on_asset_or_cron(RECEPTION, "15 * * * *"),
+    description="Registers reception objects once (sha256 + md5). On trilha_reception; hourly at :15.",
     doc_md=__doc__,
     tags=[*TAGS, "ingestion"],
     **DAG_DEFAULTS,
     params={
-        "key_prefix": Param("", type="string", description="Only register keys starting with this."),
-        "landing_dir": Param("", type="string", description="Local landing directory to ingest first."),
-        "landing_prefix": Param("", type="string", description="Reception key prefix for landing files."),
+        **params.key_prefix("Only register reception keys starting with this; empty = every key."),
+        "landing_dir": params.optional(
+            "An absolute local directory to upload first (duplicates are not uploaded). "
+            "Empty = the Variable trilha_landing_dir; none when that is empty too.",
+            section=params.ADVANCED,
+            maxLength=4096,
+        ),
+        "landing_prefix": params.optional(
+            "Reception key prefix for the landing files; empty = the bucket's root.",
+            section=params.ADVANCED,
+            pattern=params.KEY_PREFIX_PATTERN,
+            maxLength=1024,
+        ),
     },
 )
 def raw_ingest() -> None:
     RawIngestOperator(
         task_id="register",
-        key_prefix="{{ params.key_prefix }}",
+        key_prefix="{{ params.key_prefix or '' }}",
         landing_dir="{{ params.landing_dir or var.value.get('trilha_landing_dir', '') }}",
-        landing_prefix="{{ params.landing_prefix }}",
+        landing_prefix="{{ params.landing_prefix or '' }}",
         reception_bucket=bucket("reception"),
         outlets=[RAW_REGISTERED],
     )

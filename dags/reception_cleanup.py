@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
+from trilha import params
 from trilha.assets import DAG_DEFAULTS, TAGS, bucket
 from trilha.operators.ingest import CleanupOperator
 
@@ -23,13 +24,25 @@ from trilha.operators.ingest import CleanupOperator
 @dag(
     dag_id="reception_cleanup",
     schedule="@daily",
+    description="Deletes only verified-stored, unchanged, old reception objects. Dry run by default. Daily.",
     doc_md=__doc__,
     tags=[*TAGS, "ingestion", "cleanup"],
     **DAG_DEFAULTS,
     params={
-        "retention_days": Param(7, type="integer", minimum=0, description="Keep objects younger than this."),
-        "dry_run": Param(True, type="boolean", description="Only report; delete nothing."),
-        "key_prefix": Param("", type="string", description="Only consider keys starting with this."),
+        "dry_run": Param(
+            True,
+            type="boolean",
+            title="Dry run",
+            description="Only report what would be deleted; untick to delete.",
+        ),
+        "retention_days": Param(
+            7,
+            type="integer",
+            minimum=0,
+            title="Retention (days)",
+            description="Keep reception objects younger than this many days.",
+        ),
+        **params.key_prefix("Only consider reception keys starting with this; empty = every key."),
     },
 )
 def reception_cleanup() -> None:
@@ -37,7 +50,7 @@ def reception_cleanup() -> None:
         task_id="cleanup",
         retention_days="{{ params.retention_days }}",
         dry_run="{{ params.dry_run }}",
-        key_prefix="{{ params.key_prefix }}",
+        key_prefix="{{ params.key_prefix or '' }}",
         reception_bucket=bucket("reception"),
     )
 

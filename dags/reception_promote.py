@@ -1,7 +1,8 @@
 """
 ### reception_promote
 
-Promotes registered reception objects into `storage-unique/<project prefix>/` (the seed-004 pipeline).
+Promotes registered reception objects into `storage-unique/<project prefix>/`: the controlled move
+from reception into the lake's content-unique storage.
 
 * `project`: the project (from `projects_registry`); `project_prefix` creates it when new.
 * `key_prefix`: reception keys to promote; empty means the project's prefix.
@@ -16,37 +17,31 @@ emits `trilha_stored_raw`.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
-from trilha.assets import (
-    DAG_DEFAULTS,
-    RAW_REGISTERED,
-    STORED_RAW,
-    TAGS,
-    bucket,
-    on_asset_or_cron,
-    project_params,
-)
+from trilha import params
+from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, STORED_RAW, TAGS, bucket, on_asset_or_cron
 from trilha.operators.ingest import PromoteOperator
 
 
 @dag(
     dag_id="reception_promote",
     schedule=on_asset_or_cron(RAW_REGISTERED, "30 * * * *"),
+    description="Verified copies of registered files into storage. On trilha_raw_registered; hourly :30.",
     doc_md=__doc__,
     tags=[*TAGS, "ingestion"],
     **DAG_DEFAULTS,
     params={
-        **project_params(),
-        "key_prefix": Param("", type="string", description="Reception key prefix; empty = project prefix."),
+        **params.project(),
+        **params.key_prefix("Only reception keys starting with this; empty = the project's prefix."),
     },
 )
 def reception_promote() -> None:
     PromoteOperator(
         task_id="promote",
-        project="{{ params.project or var.value.get('trilha_default_project', 'inmet') }}",
-        project_prefix="{{ params.project_prefix }}",
-        key_prefix="{{ params.key_prefix }}",
+        project="{{ params.project }}",
+        project_prefix="{{ params.project_prefix or '' }}",
+        key_prefix="{{ params.key_prefix or '' }}",
         reception_bucket=bucket("reception"),
         storage_bucket=bucket("storage"),
         outlets=[STORED_RAW],

@@ -18,28 +18,30 @@ The staging inventory records rows in / ok / rejected and every output's sha256.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import dag
 
-from trilha.assets import DAG_DEFAULTS, STAGED, STORED_RAW, TAGS, bucket, on_asset_or_cron, project_params
+from trilha import params
+from trilha.assets import DAG_DEFAULTS, STAGED, STORED_RAW, TAGS, bucket, on_asset_or_cron
 from trilha.operators.process import StagingOperator
 
 
 @dag(
     dag_id="staging",
     schedule=on_asset_or_cron(STORED_RAW, "45 * * * *"),
+    description="Stored raw files -> typed, validated Parquet + quarantine. On trilha_stored_raw; hourly :45",
     doc_md=__doc__,
     tags=[*TAGS, "processing"],
     **DAG_DEFAULTS,
     params={
-        **project_params(required=False),
-        "key_prefix": Param("", type="string", description="Only stored keys starting with this."),
+        **params.project(required=False),
+        **params.key_prefix("Only stored keys starting with this; empty = every key."),
     },
 )
 def staging() -> None:
     StagingOperator(
         task_id="stage",
-        project="{{ params.project }}",
-        key_prefix="{{ params.key_prefix }}",
+        project="{{ params.project or '' }}",
+        key_prefix="{{ params.key_prefix or '' }}",
         staging_bucket=bucket("staging"),
         outlets=[STAGED],
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
 
 RECEPTION = Asset(name="trilha_reception", uri="s3://recepcao-raw/")
 RAW_REGISTERED = Asset(
@@ -53,21 +53,3 @@ DAG_DEFAULTS = {
     "default_args": DEFAULT_ARGS,
     "template_searchpath": SQL_SEARCHPATH,
 }
-
-
-def project_params(required: bool = True) -> dict[str, Param]:
-    """The project Params: name (and prefix for a new project)."""
-    if not required:
-        return {"project": Param("", type="string", description="Only this project; empty = every project.")}
-    return {
-        "project": Param("inmet", type="string", minLength=1, description="Project name."),
-        "project_prefix": Param(
-            "",
-            type="string",
-            description="Prefix for a new project (a-z, 0-9, '_' or '-'); empty if it exists.",
-        ),
-    }
-
-
-def key_prefix_param(what: str = "Only keys starting with this.") -> dict[str, Param]:
-    return {"key_prefix": Param("", type="string", description=what)}

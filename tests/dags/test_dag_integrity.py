@@ -263,3 +263,65 @@ def test_the_loader_catches_parse_time_lookups_and_airflow2_idioms(
     bag = load_dagbag(tmp_path)
     assert set(bag.dags) == {"fine"}
     assert {Path(p).name for p in bag.import_errors} == {"reads_variable.py", "airflow2_import.py"}
+
+
+# --------------------------------------------------------------------------------------------------
+# the trigger form
+
+
+def form_blockers(dag: Any) -> list[str]:
+    """What keeps the Airflow 3.3 trigger form's button disabled with the defaults.
+
+    The form's rule (airflow/ui, FlexibleForm): a Param whose schema ``type`` is set and does not
+    admit ``"null"`` is required, and a required value that is ``None`` or ``""`` is an error.
+    """
+    blockers = []
+    for name in dag.params:
+        param = dag.params.get_param(name)
+        kind = param.schema.get("type")
+        required = bool(kind) and not (isinstance(kind, list) and "null" in kind)
+        if required and param.value in (None, ""):
+            blockers.append(f"{dag.dag_id}: Param {name!r} is required by the form but defaults to empty")
+    return blockers
+
+
+def test_every_dag_triggers_from_its_form_with_the_defaults(dags: dict[str, Any]) -> None:
+    problems = [b for dag in dags.values() for b in form_blockers(dag)]
+    for dag_id, dag in sorted(dags.items()):
+        if not (dag.description or "").strip():
+            problems.append(f"{dag_id}: no description (the DAG list shows none)")
+        try:
+            dag.params.validate()  # what a trigger with the defaults is checked against
+        except Exception as err:
+            problems.append(f"{dag_id}: defaults fail their own schema: {err}")
+    assert problems == []
+
+
+def test_the_form_rule_catches_an_empty_string_param() -> None:
+    """The check above on the shape that blocked every DAG in wave 1: ``Param("", type="string")``."""
+    from airflow.sdk import DAG, Param
+
+    from trilha.params import optional
+
+    dag = DAG("form_rule", params={"bad": Param("", type="string", description="x"), "ok": optional("y")})
+    assert form_blockers(dag) == ["form_rule: Param 'bad' is required by the form but defaults to empty"]
+
+
+def test_templates_render_no_none_with_the_defaults(dags: dict[str, Any]) -> None:
+    """An optional Param is ``None`` by default; Jinja renders that as the text "None", which an
+    operator would take for a project, prefix or key. Every templated field renders without it."""
+    from types import SimpleNamespace
+
+    variables = SimpleNamespace(value=SimpleNamespace(get=lambda _key, default="": default))
+    rendered_none = []
+    for dag_id, dag in sorted(dags.items()):
+        context = {"params": dag.params.validate(), "var": variables}
+        env = dag.get_template_env()
+        for task in dag.tasks:
+            for field in task.template_fields:
+                value = getattr(task, field)
+                if isinstance(value, str) and "{{" in value:
+                    out = env.from_string(value).render(**context)
+                    if "None" in out:
+                        rendered_none.append(f"{dag_id}.{task.task_id}.{field} = {out!r}")
+    assert rendered_none == []

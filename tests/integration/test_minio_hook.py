@@ -319,7 +319,7 @@ def test_copy_whose_server_md5_differs_is_deleted_and_refused(hook: MinioHook, b
 def test_bodies_are_not_signed_but_carry_content_md5(hook: MinioHook, bucket: str) -> None:
     """Payload signing is off (no sha256 pass over the body on either side); Content-MD5 is sent."""
     assert hook.config.s3["payload_signing_enabled"] is False
-    assert hook.config.s3["addressing_style"] == "path"  # the connection's own settings are kept
+    assert hook.config.s3["addressing_style"] == "path"  # the hook's default: the extra has none
     sent: list[Any] = []
     client = hook.get_conn()
     client.meta.events.register("before-send.s3.PutObject", lambda request, **_: sent.append(request.headers))

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -33,7 +34,7 @@ VARIABLES = {
     "trilha_bucket_staging": "staging-data",
     "trilha_bucket_curated": "curated-data",
     "trilha_bucket_datasets": "datasets",
-    "trilha_default_project": "inmet",
+    "trilha_capture_source": "",
     "trilha_landing_dir": "",
 }
 
@@ -47,6 +48,36 @@ OK_CONN = "    - conn_id: ok_conn\n      conn_type: postgres\n"
 
 # --------------------------------------------------------------------------------------------------
 # the real file
+
+
+def _short_strings(value: Any, path: str) -> list[str]:
+    """Every non-empty string under ``value`` shorter than Airflow's masking minimum (5 chars)."""
+    if isinstance(value, dict):
+        return [hit for k, v in value.items() for hit in _short_strings(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [hit for i, v in enumerate(value) for hit in _short_strings(v, f"{path}[{i}]")]
+    return [f"{path}={value!r}"] if isinstance(value, str) and 0 < len(value) < 5 else []
+
+
+def test_no_connection_value_is_too_short_to_mask(tmp_path: Path) -> None:
+    """Airflow masks every string of a connection's extra (and its password) in task logs; a value
+    under 5 characters cannot be masked, and each task log then warns "Skipping masking for a secret
+    as it's too short". The settings we ship, and the local stack's connections, have none."""
+    from trilha.devstack import Stack
+
+    shipped = load_settings().connections
+    hits = [h for cid, c in shipped.items() for h in _short_strings(c.get("extra", {}), f"{cid}.extra")]
+    hits += [f"{cid}.password" for cid, c in shipped.items() if 0 < len(c.get("password") or "") < 5]
+    stack = Stack(tmp_path)
+    stack.state = {
+        "postgres": {"port": 5432, "user": "trilha", "database": "trilha"},
+        "s3": {"endpoint": "http://127.0.0.1:9000"},
+        "mongo": {"port": 27017},
+        "secrets": {"postgres_password": "p" * 24, "s3_access_key": "a" * 20, "s3_secret_key": "s" * 40},
+    }
+    local = stack.connections()
+    hits += [h for cid, c in local.items() for h in _short_strings(c.get("extra", {}), f"local {cid}.extra")]
+    assert hits == []
 
 
 def test_real_file_parses_to_the_expected_settings() -> None:
@@ -73,7 +104,7 @@ def test_real_file_parses_to_the_expected_settings() -> None:
     assert "login" not in minio
     assert "password" not in minio
     assert minio["extra"]["endpoint_url"] == "http://localhost:9000"
-    assert minio["extra"]["config_kwargs"]["s3"] == {"addressing_style": "path"}
+    assert "s3" not in minio["extra"]["config_kwargs"]  # path style is MinioHook's default
     assert minio["extra"]["config_kwargs"]["request_checksum_calculation"] == "when_required"
     assert conns["trilha_mongo"]["port"] == 27017
     assert conns["trilha_mongo"]["extra"] == {"srv": False}

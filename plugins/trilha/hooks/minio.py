@@ -115,7 +115,11 @@ class MinioHook(S3Hook):
 
     @property
     def config(self) -> Any:
-        """The connection's botocore config, with payload signing off unless the connection says.
+        """The connection's botocore config: path-style addressing, payload signing off.
+
+        Path-style because bucket names are not DNS names on MinIO or a local server. It is set here
+        rather than in the connection's extra, where Airflow would try to mask the short value
+        ``path`` as a secret and warn in every task log that it is too short to mask.
 
         Over plain http botocore signs every body with sha256, and the server re-hashes it to check
         the signature: two extra passes over every byte, which on a small worker cost as much as the
@@ -127,6 +131,7 @@ class MinioHook(S3Hook):
 
         base = super().config
         s3 = dict(getattr(base, "s3", None) or {})
+        s3.setdefault("addressing_style", "path")
         s3.setdefault("payload_signing_enabled", False)
         return base.merge(Config(s3=s3))
 
