@@ -59,6 +59,19 @@ def problems_of(stack: Any, summary: dict[str, Any]) -> dict[str, dict[str, str]
 # ------------------------------------------------------------------------------- local folder
 
 
+def test_no_source_skips_and_the_audit_says_skipped(stack: Any) -> None:
+    """The trigger form's default (no source, no Variable) is a skipped run, recorded as skipped."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    s = new_scope("nosrc")
+    run_id = f"nosrc__{s.prefix}"
+    with pytest.raises(AirflowSkipException, match="no source: set the 'source' parameter"):
+        run(capture(s, ""), run_id=run_id)
+    row = query(stack, "SELECT status, error FROM meta.audit_log WHERE run_id = %s", (run_id,))
+    assert [(r["status"], r["error"][:10]) for r in row] == [("skipped", "no source:")]
+    assert not query(stack, "SELECT 1 FROM projects_registry WHERE name = %s", (s.name,))
+
+
 def test_local_folder_is_captured_under_the_project_prefix(stack: Any, tmp_path: Path) -> None:
     s = new_scope("cap")
     a, b = f"a;{s.prefix}\n".encode(), f"b;{s.prefix}\n".encode()

@@ -20,7 +20,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from trilha import config
 
@@ -188,6 +188,15 @@ class TrilhaBaseOperator(BaseOperator):
                 error = f"{counters['failed']} item(s) failed (first: {self._first_failure(counters)})"
             else:
                 status = "success"
+        except AirflowSkipException as err:
+            status, error = "skipped", str(err)
+            raise
+        except AirflowFailException as err:
+            # An expected failure (bad parameter, unknown project, bad input): one line that says
+            # what to fix, ahead of the traceback the task runner logs for every failure.
+            error = str(err)
+            self.log.error("%s", err)
+            raise
         except Exception as err:
             error = f"{type(err).__name__}: {err}"
             raise
