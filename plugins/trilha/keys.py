@@ -8,6 +8,7 @@ longer than S3 allows.
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 
@@ -98,3 +99,55 @@ def join_key(*parts: str) -> str:
     """Join key parts with single slashes and validate the result."""
     key = "/".join(p.strip("/") for p in parts if p and p.strip("/"))
     return validate_key(key)
+
+
+# S3 user metadata ---------------------------------------------------------------------------------
+# S3 carries user metadata in HTTP headers, which are US-ASCII: botocore refuses anything else before
+# sending ("Non ascii characters found in S3 metadata"), so one accented file name in a batch used to
+# stop it. Values that are not plain printable ASCII travel as an RFC 2047 encoded word
+# (``=?UTF-8?B?<base64>?=``, what S3 itself returns for non-ASCII metadata) and are decoded on read.
+# Plain ASCII values are sent as they are, so metadata written before this stays readable.
+_ENCODED_WORD_RE = re.compile(r"^=\?UTF-8\?B\?([A-Za-z0-9+/]*={0,2})\?=$", re.IGNORECASE)
+#: A bound per value, well inside S3's 2 KB for all user metadata of an object.
+MAX_METADATA_VALUE_BYTES = 1024
+
+
+def _plain_ascii(value: str) -> bool:
+    return value.isascii() and value.isprintable() and not value.startswith("=?")
+
+
+def _encoded_word(value: str) -> str:
+    raw = value.encode("utf-8", "surrogateescape")  # a name that was not UTF-8 keeps its bytes
+    return "=?UTF-8?B?" + base64.b64encode(raw).decode("ascii") + "?="
+
+
+def encode_metadata_value(value: str, max_bytes: int = MAX_METADATA_VALUE_BYTES) -> str:
+    """``value`` as an ASCII header value, cut (by characters, before encoding) to ``max_bytes``."""
+    if _plain_ascii(value):
+        return value[:max_bytes]
+    encoded = _encoded_word(value)
+    while len(encoded) > max_bytes:
+        # base64 grows 4/3 and UTF-8 up to 4x: cut the text, never the encoding, so it still decodes.
+        value = value[: max(0, len(value) * max_bytes // len(encoded) - 1)]
+        encoded = _encoded_word(value)
+    return encoded
+
+
+def decode_metadata_value(value: str) -> str:
+    """The inverse of :func:`encode_metadata_value` (plain values are returned unchanged)."""
+    match = _ENCODED_WORD_RE.match(value)
+    if not match:
+        return value
+    try:
+        return base64.b64decode(match.group(1), validate=True).decode("utf-8", "surrogateescape")
+    except ValueError:
+        return value  # not ours: keep what the server has
+
+
+def encode_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    return {name: encode_metadata_value(str(value)) for name, value in metadata.items()}
+
+
+def decode_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """Decoded values under lowercase names (S3 stores names lowercase; some servers echo them cased)."""
+    return {name.lower(): decode_metadata_value(value) for name, value in metadata.items()}

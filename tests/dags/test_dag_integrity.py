@@ -303,7 +303,11 @@ def test_the_form_rule_catches_an_empty_string_param() -> None:
 
     from trilha.params import optional
 
-    dag = DAG("form_rule", params={"bad": Param("", type="string", description="x"), "ok": optional("y")})
+    dag = DAG(
+        "form_rule",
+        schedule=None,
+        params={"bad": Param("", type="string", description="x"), "ok": optional("y")},
+    )
     assert form_blockers(dag) == ["form_rule: Param 'bad' is required by the form but defaults to empty"]
 
 

@@ -215,15 +215,48 @@ def test_vanished_and_changed_reception_objects_fail_alone(stack: Any) -> None:
     assert read(stack, STORAGE, s.key("some.csv")) == files["some.csv"]
 
 
+def test_non_ascii_names_are_promoted_with_their_name_in_the_metadata(stack: Any) -> None:
+    """Issue 13: a Brazilian file name stopped the whole promote (botocore refuses non-ASCII S3
+    metadata: "Non ascii characters found in S3 metadata for key 'source-key'"). Now the name is
+    RFC 2047-encoded in the metadata, read back decoded by MinioHook.stat, and the batch completes."""
+    from trilha.hooks.minio import MinioHook
+
+    s = new_scope("acento")
+    name, plain = "São Paulo ü✓.csv", "plain.csv"
+    files = {name: f"sp;{s.prefix}\n".encode(), plain: f"pl;{s.prefix}\n".encode()}
+    stage(stack, s, files)
+
+    summary = run(promote(s))
+
+    assert (summary["copied"], summary["failed"]) == (2, 0)
+    assert read(stack, STORAGE, s.key(name)) == files[name]
+    raw = {k.lower(): v for k, v in head(stack, STORAGE, s.key(name))["Metadata"].items()}
+    assert raw["source-key"].startswith("=?UTF-8?B?")  # what travels is ASCII
+    info = MinioHook().stat(STORAGE, s.key(name))
+    assert info is not None
+    assert info.metadata is not None
+    assert info.metadata["source-key"] == s.key(name)
+    assert info.sha256 == sha(files[name])
+    assert set(stored_by_key(stack, s)) == {s.key(name), s.key(plain)}
+
+
 # ------------------------------------------------------------------------------- project parameters
 
 
-def test_unknown_project_without_prefix_fails_at_once(stack: Any) -> None:
+def test_unknown_project_without_prefix_fails_at_once(stack: Any, capfd: pytest.CaptureFixture[str]) -> None:
+    """The reason is one ERROR line of the task log (ahead of the runner's traceback) and the audit row."""
     s = new_scope("unk")
     before = table_counts(stack)
+    run_id = f"unk__{s.prefix}"
     with pytest.raises(AirflowFailException, match="is not registered and no project_prefix was given"):
-        run(promote(s, project_prefix=None))
+        run(promote(s, project_prefix=None), run_id=run_id)
     assert table_counts(stack) == before
+    expected = f"project {s.name!r} is not registered and no project_prefix was given: set project_prefix"
+    errors = [line for line in capfd.readouterr().out.splitlines() if "[error" in line]
+    assert len(errors) == 1, errors
+    assert expected in errors[0]
+    row = last_audit_log(stack, run_id)
+    assert (row["status"], row["error"][: len(expected)]) == ("failed", expected)
 
 
 @pytest.mark.parametrize("prefix", ["Maiuscula", "com espaco", "../x", "-lead", "a" * 64])

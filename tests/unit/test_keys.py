@@ -11,6 +11,10 @@ import pytest
 from trilha.exceptions import InvalidKeyError, InvalidProjectError
 from trilha.keys import (
     MAX_KEY_BYTES,
+    decode_metadata,
+    decode_metadata_value,
+    encode_metadata,
+    encode_metadata_value,
     join_key,
     validate_bucket,
     validate_key,
@@ -202,3 +206,54 @@ def test_bucket_names_accepted(bucket: str) -> None:
 def test_bucket_names_refused(bucket: str) -> None:
     with pytest.raises(InvalidKeyError, match="bucket name"):
         validate_bucket(bucket)
+
+
+# S3 user metadata ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "São Paulo ü✓.csv",
+        "INMET_SE_SP_A701_SAO PAULO - MIRANTE_01-01-2024_A_31-12-2024.CSV",
+        "",
+        "=?UTF-8?B?looks-encoded?=",  # an ASCII value that could be mistaken for ours is encoded too
+        "tab\there",
+        "nome-\udce9-latin1.csv",  # a non-UTF-8 name as os.listdir gives it (surrogateescape)
+        "日本語/データ.csv",
+    ],
+)
+def test_metadata_values_round_trip_as_ascii(value: str) -> None:
+    encoded = encode_metadata_value(value)
+    assert encoded.isascii()
+    assert encoded.isprintable()
+    assert decode_metadata_value(encoded) == value
+
+
+def test_plain_ascii_metadata_is_sent_unchanged_and_old_values_read_as_they_are() -> None:
+    plain = "inmet/2019/INMET_S_PR_A807_CURITIBA_01-01-2019_A_31-12-2019.CSV"
+    assert encode_metadata_value(plain) == plain
+    assert decode_metadata_value("100%25 plain") == "100%25 plain"
+    assert decode_metadata_value("=?UTF-8?B?not base64!?=") == "=?UTF-8?B?not base64!?="
+    assert encode_metadata_value("São") == "=?UTF-8?B?U8Ojbw==?="
+
+
+def test_long_metadata_values_are_cut_before_encoding_so_they_still_decode() -> None:
+    value = "ç✓" * 2000
+    encoded = encode_metadata_value(value, max_bytes=300)
+    assert len(encoded) <= 300
+    decoded = decode_metadata_value(encoded)
+    assert value.startswith(decoded)
+    assert len(decoded) > 50
+    assert encode_metadata_value("a" * 2000, max_bytes=300) == "a" * 300
+
+
+def test_metadata_names_are_read_lowercase() -> None:
+    assert decode_metadata({"Source-Key": encode_metadata_value("ã"), "SHA256": "ab"}) == {
+        "source-key": "ã",
+        "sha256": "ab",
+    }
+    assert encode_metadata({"source-key": "ã", "sha256": "ab"}) == {
+        "source-key": "=?UTF-8?B?w6M=?=",
+        "sha256": "ab",
+    }

@@ -27,7 +27,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from trilha import config
 from trilha.digest import CHUNK_SIZE, Digest, DigestingReader, Readable, iter_stream
 from trilha.exceptions import ConnectionSetupError, IntegrityError, ObjectMissingError, is_missing
-from trilha.keys import validate_bucket, validate_key
+from trilha.keys import decode_metadata, encode_metadata, validate_bucket, validate_key
 
 SHA256_META = "sha256"
 MIB = 1024 * 1024
@@ -224,7 +224,7 @@ class MinioHook(S3Hook):
             int(head["ContentLength"]),
             head["ETag"].strip('"'),
             head.get("LastModified"),
-            dict(head.get("Metadata") or {}),
+            decode_metadata(dict(head.get("Metadata") or {})),
         )
 
     def iter_chunks(self, bucket: str, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
@@ -322,7 +322,7 @@ class MinioHook(S3Hook):
                 Body=head,
                 ContentMD5=_md5_b64(head),
                 ContentType=content_type,
-                Metadata={**(metadata or {}), SHA256_META: digest.sha256},
+                Metadata=encode_metadata({**(metadata or {}), SHA256_META: digest.sha256}),
             )
             return UploadResult(digest, str(resp["ETag"]).strip('"'))
         target = key if expected else f"{key}.trilha-partial-{uuid.uuid4().hex}"
@@ -368,7 +368,7 @@ class MinioHook(S3Hook):
                 Body=body,
                 ContentMD5=_hex_b64(expected.md5),
                 ContentType=content_type,
-                Metadata={**(metadata or {}), SHA256_META: expected.sha256},
+                Metadata=encode_metadata({**(metadata or {}), SHA256_META: expected.sha256}),
             )
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("BadDigest", "InvalidDigest"):
@@ -411,7 +411,7 @@ class MinioHook(S3Hook):
         md5 = hashlib.md5(usedforsecurity=False)
         size = 0
         upload_id = client.create_multipart_upload(
-            Bucket=bucket, Key=key, Metadata=metadata, ContentType=content_type
+            Bucket=bucket, Key=key, Metadata=encode_metadata(metadata), ContentType=content_type
         )["UploadId"]
         parts: list[dict[str, Any]] = []
         try:
@@ -485,7 +485,7 @@ class MinioHook(S3Hook):
                 Key=dst_key,
                 CopySource={"Bucket": src_bucket, "Key": src_key},
                 MetadataDirective="REPLACE",
-                Metadata=meta,
+                Metadata=encode_metadata(meta),
                 **extra,
             )
             result = resp.get("CopyObjectResult") or {}
@@ -517,9 +517,9 @@ class MinioHook(S3Hook):
         source_etag: str | None,
     ) -> None:
         client = self.get_conn()
-        upload_id = client.create_multipart_upload(Bucket=dst_bucket, Key=dst_key, Metadata=metadata)[
-            "UploadId"
-        ]
+        upload_id = client.create_multipart_upload(
+            Bucket=dst_bucket, Key=dst_key, Metadata=encode_metadata(metadata)
+        )["UploadId"]
         parts: list[dict[str, Any]] = []
         try:
             for number, start in enumerate(range(0, size, self.copy_part_size), start=1):
