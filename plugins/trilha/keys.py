@@ -25,6 +25,15 @@ def _has_control(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in text)
 
 
+def printable(text: str) -> str:
+    """``text`` safe to store and show: bytes of a name that was not UTF-8 become ``\\xNN`` escapes.
+
+    ``os.listdir`` hands such a name over with surrogate escapes (``'caf\\udce9.csv'``), which no UTF-8
+    encoder (S3, PostgreSQL, MongoDB, a log) accepts.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def validate_key(key: str, *, what: str = "object key") -> str:
     """Return ``key`` unchanged if it is a safe object key, else raise :class:`InvalidKeyError`.
 
@@ -33,6 +42,11 @@ def validate_key(key: str, *, what: str = "object key") -> str:
     """
     if not isinstance(key, str) or key == "":
         raise InvalidKeyError(f"{what}: expected a non-empty string, got {key!r}")
+    if any("\ud800" <= ch <= "\udfff" for ch in key):
+        raise InvalidKeyError(
+            f"{what} '{printable(key)}': the name is not valid UTF-8 (its other bytes are shown as \\xNN); "
+            "rename the file with a UTF-8 name (for example with convmv) and capture it again"
+        )
     if _has_control(key):
         raise InvalidKeyError(f"{what} {key!r}: control characters are not allowed")
     if key.startswith("/"):

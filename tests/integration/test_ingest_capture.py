@@ -59,6 +59,31 @@ def problems_of(stack: Any, summary: dict[str, Any]) -> dict[str, dict[str, str]
 # ------------------------------------------------------------------------------- local folder
 
 
+def test_a_name_that_is_not_utf8_is_rejected_alone(stack: Any, tmp_path: Path) -> None:
+    """Issue 13: a file name that is not valid UTF-8 (latin-1 bytes, as old Windows zips leave them)
+    failed the whole capture on every retry with "UnicodeEncodeError: ... surrogates not allowed".
+    Now that file is rejected with a reason that shows its bytes escaped, and the others are captured."""
+    s = new_scope("latin")
+    good = f"ok;{s.prefix}\n".encode()
+    (tmp_path / "bom.csv").write_bytes(good)
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9.csv"), "wb") as handle:
+        handle.write(f"latin;{s.prefix}\n".encode())
+
+    summary = run(capture(s, str(tmp_path)))
+
+    assert (summary["counters"]["new"], summary["counters"]["rejected"], summary["counters"]["failed"]) == (
+        1,
+        1,
+        0,
+    )
+    assert sorted(list_keys(stack, RECEPTION, s.keys)) == [s.key("bom.csv")]
+    [problem] = problems_of(stack, summary).values()
+    assert problem["kind"] == "rejected"
+    assert problem["item"] == "caf\\xe9.csv"
+    assert "is not valid UTF-8" in problem["reason"]
+    assert "rename" in problem["reason"]
+
+
 def test_no_source_skips_and_the_audit_says_skipped(stack: Any) -> None:
     """The trigger form's default (no source, no Variable) is a skipped run, recorded as skipped."""
     from airflow.sdk.exceptions import AirflowSkipException

@@ -6,6 +6,8 @@ and (in older packages) accents, and a validator that refused them would lose re
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from trilha.exceptions import InvalidKeyError, InvalidProjectError
@@ -16,6 +18,7 @@ from trilha.keys import (
     encode_metadata,
     encode_metadata_value,
     join_key,
+    printable,
     validate_bucket,
     validate_key,
     validate_key_prefix,
@@ -257,3 +260,13 @@ def test_metadata_names_are_read_lowercase() -> None:
         "source-key": "=?UTF-8?B?w6M=?=",
         "sha256": "ab",
     }
+
+
+def test_a_name_that_is_not_utf8_is_refused_with_its_bytes_escaped() -> None:
+    name = os.fsdecode(b"inmet/caf\xe9 \xff.csv")  # what os.listdir returns for latin-1 bytes
+    with pytest.raises(InvalidKeyError) as err:
+        validate_key(name, what="source path")
+    assert str(err.value).startswith("source path 'inmet/caf\\xe9 \\xff.csv': the name is not valid UTF-8")
+    str(err.value).encode("utf-8")  # the message itself can be stored anywhere
+    assert printable(name) == "inmet/caf\\xe9 \\xff.csv"
+    assert printable("São Paulo ✓") == "São Paulo ✓"

@@ -23,6 +23,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from trilha import config
+from trilha.keys import printable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -58,7 +59,8 @@ class Counters:
         self.add(kind)
         with self._lock:
             if len(self.problems) < MAX_ITEMS_IN_LOG:
-                self.problems.append({"kind": kind, "item": item, "reason": reason})
+                # A name that was not UTF-8 must still reach the audit (JSONB) and the run log.
+                self.problems.append({"kind": kind, "item": printable(item), "reason": printable(reason)})
 
     def touched(self, key: str) -> None:
         with self._lock:
