@@ -31,7 +31,16 @@ def printable(text: str) -> str:
     ``os.listdir`` hands such a name over with surrogate escapes (``'caf\\udce9.csv'``), which no UTF-8
     encoder (S3, PostgreSQL, MongoDB, a log) accepts.
     """
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    return "".join(_escape_surrogate(ch) if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def _escape_surrogate(ch: str) -> str:
+    # U+DC80..U+DCFF are the bytes 0x80..0xFF that did not decode (PEP 383); other lone surrogates
+    # can only come from a broken producer and are shown by code point.
+    code = ord(ch)
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
 
 
 def validate_key(key: str, *, what: str = "object key") -> str:
@@ -131,7 +140,7 @@ def _plain_ascii(value: str) -> bool:
 
 
 def _encoded_word(value: str) -> str:
-    raw = value.encode("utf-8", "surrogateescape")  # a name that was not UTF-8 keeps its bytes
+    raw = value.encode("utf-8", "surrogatepass")  # even a lone surrogate round-trips
     return "=?UTF-8?B?" + base64.b64encode(raw).decode("ascii") + "?="
 
 
@@ -153,7 +162,7 @@ def decode_metadata_value(value: str) -> str:
     if not match:
         return value
     try:
-        return base64.b64decode(match.group(1), validate=True).decode("utf-8", "surrogateescape")
+        return base64.b64decode(match.group(1), validate=True).decode("utf-8", "surrogatepass")
     except ValueError:
         return value  # not ours: keep what the server has
 
