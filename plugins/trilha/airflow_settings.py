@@ -190,7 +190,7 @@ def with_environment_overrides(settings: Settings, environ: dict[str, str] | Non
 def _airflow_cli(args: list[str]) -> None:
     local = Path(sys.executable).parent / "airflow"
     airflow = str(local) if local.exists() else (shutil.which("airflow") or "airflow")
-    res = subprocess.run([airflow, *args], capture_output=True, text=True, check=False)  # noqa: S603
+    res = subprocess.run([airflow, *args], capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603 - fixed argv, no shell
     if res.returncode != 0:
         # Airflow's CLI prints the failing entry; pass its last lines on, never the file itself.
         raise SettingsError(f"airflow {' '.join(args[:2])} failed: {res.stderr.strip()[-800:]}")

@@ -371,7 +371,7 @@ def subprocess_mc_runner(env: Mapping[str, str]) -> McRunner:
         feed: dict[str, Any] = (
             {"input": step.stdin} if step.stdin is not None else {"stdin": subprocess.DEVNULL}
         )
-        res = subprocess.run(  # noqa: S603 - fixed argv built by mc_*_steps
+        res = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv built by mc_*_steps
             list(step.argv),
             **feed,
             capture_output=True,
@@ -592,7 +592,7 @@ def _airflow_bin() -> str:
 
 
 def _airflow_json(args: list[str]) -> Any:
-    res = subprocess.run(  # noqa: S603 - fixed arguments
+    res = subprocess.run(  # noqa: S603  # nosec B603 - fixed arguments
         [_airflow_bin(), *args], capture_output=True, text=True, check=False, timeout=300
     )
     if res.returncode != 0:
@@ -610,7 +610,7 @@ def read_airflow_state() -> AirflowState:
     pools = frozenset(str(p["pool"]) for p in _airflow_json(["pools", "list", "-o", "json"]))
     with tempfile.TemporaryDirectory(prefix="trilha-vars-") as tmp:
         path = Path(tmp) / "variables.json"
-        res = subprocess.run(  # noqa: S603 - fixed arguments
+        res = subprocess.run(  # noqa: S603  # nosec B603 - fixed arguments
             [_airflow_bin(), "variables", "export", str(path)],
             capture_output=True,
             text=True,

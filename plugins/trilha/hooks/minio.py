@@ -567,10 +567,10 @@ class MinioHook(S3Hook):
             is checked instead of a HEAD.
         """
         info = reported or self.stat(bucket, key)
-        problem = None
         if info is None:
-            problem = "it does not exist"
-        elif info.size != expected.size:
+            raise IntegrityError(f"s3://{bucket}/{key}: verification failed: it does not exist")
+        problem = None
+        if info.size != expected.size:
             problem = f"expected {expected.size} bytes, found {info.size}"
         elif info.sha256 != expected.sha256:
             problem = f"expected sha256 metadata {expected.sha256}, found {info.sha256}"
@@ -581,10 +581,9 @@ class MinioHook(S3Hook):
         elif info.md5_etag != expected.md5:
             problem = f"expected md5 {expected.md5}, the server reports {info.md5_etag}"
         if problem:
-            if delete_on_mismatch and info is not None:
+            if delete_on_mismatch:
                 self.get_conn().delete_object(Bucket=bucket, Key=key)
             raise IntegrityError(f"s3://{bucket}/{key}: verification failed: {problem}")
-        assert info is not None
         return info
 
     def delete_keys(self, bucket: str, keys: list[str]) -> list[str]:

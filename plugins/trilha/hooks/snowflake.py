@@ -240,7 +240,9 @@ def _finalize(value: Any) -> str:
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    # Autoescape off (bandit B701): these templates render SQL, not HTML, which escaping would corrupt;
+    # identifiers pass _finalize's quoting and every value travels as a bind parameter.
+    return jinja2.Environment(  # nosec B701
         loader=jinja2.FileSystemLoader(config.sql_dir() / "snowflake"),
         undefined=jinja2.StrictUndefined,
         finalize=_finalize,
