@@ -118,6 +118,25 @@ def validate_bucket(bucket: str) -> str:
     return bucket
 
 
+#: The longest file name (one key segment) that disk-backed S3 servers such as MinIO can store: they
+#: keep each segment as a file or folder name, and Linux allows 255 bytes. S3 itself only bounds
+#: the whole key, so a longer segment fails there as an opaque ``InternalError``.
+MAX_SEGMENT_BYTES = 255
+
+
+def fit_name(stem: str, tail: str, max_bytes: int = MAX_SEGMENT_BYTES) -> str:
+    """``stem + tail`` as one key segment of at most ``max_bytes`` bytes of UTF-8.
+
+    The stem is shortened (at a character boundary) and the tail kept whole: tails carry what makes
+    a derived name unique (a version, a content digest) and its extension.
+    """
+    room = max_bytes - len(tail.encode("utf-8"))
+    if room < 1:
+        raise InvalidKeyError(f"name tail {tail!r}: expected fewer than {max_bytes} bytes")
+    cut = stem.encode("utf-8")[:room].decode("utf-8", "ignore")
+    return cut + tail
+
+
 def join_key(*parts: str) -> str:
     """Join key parts with single slashes and validate the result."""
     key = "/".join(p.strip("/") for p in parts if p and p.strip("/"))

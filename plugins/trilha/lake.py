@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
-from trilha.keys import join_key, validate_key
+from trilha.keys import fit_name, join_key, validate_key
 
 
 def reception_key(project_prefix: str, relative_path: str) -> str:
@@ -43,7 +43,8 @@ def _tagged(key: str, tag: str) -> str:
     folder, slash, base = key.rpartition("/")
     suffix = PurePosixPath(base).suffix
     stem = base[: len(base) - len(suffix)] if suffix else base
-    return f"{folder}{slash}{stem}__{tag}{suffix}"
+    # A name already at the 255-byte limit gives up the end of its stem, not its tag.
+    return f"{folder}{slash}{fit_name(stem, f'__{tag}{suffix}')}"
 
 
 def disambiguated_key(key: str, content_id: str) -> str:

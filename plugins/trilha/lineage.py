@@ -13,7 +13,7 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from trilha.keys import join_key
+from trilha.keys import fit_name, join_key
 
 MANIFEST = "manifest.json"
 #: The files of a dataset version, in the order they are written (the manifest comes after them).
@@ -63,7 +63,8 @@ def staged_key(
     """
     stem = PurePosixPath(logical_name).stem
     parent = str(PurePosixPath(logical_name).parent).strip(".")
-    name = f"{stem}__{sha256[:12]}.{code_version[:12]}.parquet"
+    # A source name at the 255-byte limit gives up the end of its stem: the digest keeps it unique.
+    name = fit_name(stem, f"__{sha256[:12]}.{code_version[:12]}.parquet")
     parts = [project_prefix, dataset]
     if quarantine:
         parts.append("_quarantine")

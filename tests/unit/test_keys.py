@@ -270,3 +270,18 @@ def test_a_name_that_is_not_utf8_is_refused_with_its_bytes_escaped() -> None:
     str(err.value).encode("utf-8")  # the message itself can be stored anywhere
     assert printable(name) == "inmet/caf\\xe9 \\xff.csv"
     assert printable("São Paulo ✓") == "São Paulo ✓"
+
+
+def test_derived_names_fit_in_one_file_name() -> None:
+    """A 255-byte source name plus a version or digest tag would exceed what a disk-backed S3 server
+    can store as one file name; the stem gives way, the tag and extension stay."""
+    from trilha.keys import MAX_SEGMENT_BYTES, fit_name
+
+    assert fit_name("dados", "__v2.csv") == "dados__v2.csv"
+    long = fit_name("n" * 251, "__v2.csv")
+    assert (len(long.encode()), long.endswith("n__v2.csv")) == (MAX_SEGMENT_BYTES, True)
+    accented = fit_name("ç" * 200, "__abc.parquet")
+    assert len(accented.encode()) <= MAX_SEGMENT_BYTES
+    assert accented.endswith("ç__abc.parquet")  # cut at a character boundary
+    with pytest.raises(InvalidKeyError, match="expected fewer than 255 bytes"):
+        fit_name("x", "t" * 255)

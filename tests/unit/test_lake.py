@@ -246,3 +246,20 @@ def test_cleanup_keeps_objects_younger_than_retention() -> None:
     assert decide(audit_row(uploaded_at=NOW - timedelta(days=7))).action == "delete"
     assert decide(audit_row(uploaded_at=None)).action == "keep"
     assert decide(audit_row(uploaded_at=NOW), retention=timedelta(0)).action == "delete"
+
+
+def test_versioned_and_staged_keys_of_a_255_byte_name_fit_in_a_file_name() -> None:
+    from trilha.lineage import staged_key
+
+    name = "n" * 251 + ".csv"
+    for key in (
+        lake.stored_key("proj", name, 2),
+        lake.disambiguated_key(f"proj/{name}", "0123456789abcdef"),
+        staged_key("proj", "generic", name, "ab" * 32, "c0ffee" * 2),
+        staged_key("proj", "generic", f"sub/{name}", "ab" * 32, "c0ffee" * 2, quarantine=True),
+    ):
+        assert max(len(part.encode()) for part in key.split("/")) <= 255, key
+    assert lake.stored_key("proj", name, 2).endswith("n__v2.csv")
+    assert staged_key("proj", "generic", name, "ab" * 32, "c0ffee" * 2).endswith(
+        "n__abababababab.c0ffeec0ffee.parquet"
+    )
