@@ -9,7 +9,7 @@ PROJECT ?= inmet
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt constraints.txt pyproject.toml | sha256sum | cut -c1-12)
 export TRILHA_STATE_DIR := $(STATE)
 
-.PHONY: demo test lint up down status venv clean-state
+.PHONY: demo test lint up down status ui venv clean-state
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Trilha needs Python 3.11, got " + sys.version.split()[0]'
@@ -29,6 +29,12 @@ up: venv
 	  $(BIN)/python -m trilha.airflow_settings && \
 	  $(BIN)/python -m trilha.migrate --dsn "$$($(BIN)/python -m trilha.devstack dsn)"
 
+## The Airflow UI on the local stack (api-server, scheduler, dag-processor, triggerer), on 127.0.0.1:
+## a free port or TRILHA_UI_PORT. Prints the URL and the login; `make down` stops it with the stack.
+ui: up
+	$(BIN)/python -m trilha.ui up
+
+## Stop the UI (if it runs) and the stack.
 down:
 	@test -x $(BIN)/python && $(BIN)/python -m trilha.devstack down || true
 

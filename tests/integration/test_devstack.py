@@ -1,4 +1,5 @@
-"""trilha.devstack: a private Stack (not the session one) taken through up / status / down / up / up / down.
+"""trilha.devstack: a private Stack (not the session one) taken through up / status / down / up / up / down;
+``make ui`` (trilha.ui) on a private stack: loopback only, the printed login, ``make down`` stops it all.
 
 Each test owns its Stack in its own temporary directory and always brings it down, whatever happens.
 As root, PostgreSQL runs as the unprivileged ``trilha-pg`` user, which must traverse the parents of
@@ -7,24 +8,31 @@ the state directory: the directory is created with mode 0o711 (traverse, not lis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import psycopg2
 import pytest
 from pymongo import MongoClient
 
+from tests.ui.support import http_status, make, request, running_ui
 from trilha import config, devstack
+from trilha import ui as trilha_ui
 from trilha.devstack import COMPONENTS, Stack, StackError, StackGroupError, port_open
+from trilha.ui import COMPONENTS as UI_COMPONENTS
+from trilha.ui import UI, Proc, UIError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -281,3 +289,121 @@ def test_as_root_postgres_can_reach_binaries_under_a_private_checkout(tmp_path: 
         assert pg_root.is_dir()
     finally:
         shutil.rmtree(checkout, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# make ui: the Airflow UI's four components on the stack, started and stopped the way a user does
+
+
+def ui_components(state: Path) -> dict[str, Proc]:
+    components = json.loads((state / "stack.json").read_text())["ui"]["components"]
+    return {name: Proc(int(c["pid"]), float(c["started"])) for name, c in components.items()}
+
+
+def sessions(procs: list[Proc]) -> list[psutil.Process]:
+    """Every live process of the components' sessions: executor workers and task processes too."""
+    return [member for proc in procs for member in proc.session()]
+
+
+def test_make_ui_listens_on_loopback_logs_in_with_the_printed_password_and_down_stops_all_of_it() -> None:
+    with running_ui() as ui:
+        assert ui.url == f"http://127.0.0.1:{ui.port}"
+        components = ui_components(ui.state)
+        assert sorted(components) == sorted(UI_COMPONENTS)
+        procs = sessions(list(components.values()))
+        started = {(p.pid, p.create_time()) for p in procs}
+        # One LocalExecutor worker per CPU: [core] parallelism is fitted to the machine, not 32.
+        workers = [p for p in procs if "LocalExecutor" in " ".join(p.cmdline())]
+        assert len(workers) == len(os.sched_getaffinity(0))
+        listening = {
+            (c.laddr.ip, c.laddr.port)
+            for p in procs
+            for c in p.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        }
+        assert listening == {("127.0.0.1", ui.port)}  # no log server, no other port, nothing on 0.0.0.0
+
+        # The printed login is the SimpleAuthManager's: a token for it, none for a wrong password.
+        token = ui.token()
+        assert request(ui.url, "GET", "/api/v2/pools", token=token)["total_entries"] >= 1
+        assert http_status(ui.url, "POST", "/auth/token", {"username": ui.user, "password": "wrong"}) == 401
+        assert http_status(ui.url, "GET", "/api/v2/pools") == 401
+        health = request(ui.url, "GET", "/api/v2/monitor/health")
+        assert {k: v["status"] for k, v in health.items()} == dict.fromkeys(
+            ("metadatabase", "scheduler", "triggerer", "dag_processor"), "healthy"
+        )
+
+        # make ui again keeps the running UI: same processes, port and login. make status shows it.
+        again = make(ui.state, "ui")
+        assert again.returncode == 0, again.stderr
+        assert f"{ui.url}\n  login:  {ui.user} / {ui.password}\n" in again.stdout
+        assert ui_components(ui.state) == components
+        status = make(ui.state, "status")
+        assert f"ui        running  {ui.url}  login: {ui.user} / {ui.password}" in status.stdout
+
+        down = make(ui.state, "down")
+        assert down.returncode == 0, down.stderr
+        assert "stopped: ui/api-server, ui/scheduler, ui/dag-processor, ui/triggerer, " in down.stdout
+        assert sessions(list(components.values())) == []
+        for pid, created in started:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                assert psutil.Process(pid).create_time() != created, pid
+        assert not port_open(ui.port)
+        assert "ui        stopped" in make(ui.state, "status").stdout
+
+
+def test_ui_component_that_exits_is_named_with_its_log_and_the_others_are_stopped(
+    make_stack: list[Stack], state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in [k for k in os.environ if k.startswith("AIRFLOW")]:
+        monkeypatch.delenv(key)  # the components get the stack's settings, not this session's
+    st = new_stack(make_stack, state_dir)
+    st.up()
+    ui = UI(st, log=lambda _msg: None)
+    spawned: list[Proc] = []
+    spawn = trilha_ui.spawn
+
+    def recording_spawn(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        proc = spawn(*args, **kwargs)
+        spawned.append(Proc.of(proc.pid))
+        return proc
+
+    monkeypatch.setattr(trilha_ui, "spawn", recording_spawn)
+    try:
+        # A port in use is refused before anything starts.
+        monkeypatch.setenv("TRILHA_UI_PORT", str(st.state["postgres"]["port"]))
+        with pytest.raises(UIError, match=r"^api-server: port \d+ is already in use \(set TRILHA_UI_PORT"):
+            ui.up()
+        monkeypatch.delenv("TRILHA_UI_PORT")
+        assert spawned == []
+
+        migrate = subprocess.run(
+            [str(Path(sys.executable).parent / "airflow"), "db", "migrate"],
+            env={**os.environ, **st.env_vars()},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert migrate.returncode == 0, migrate.stderr[-2000:]
+        commands = UI.commands
+
+        def broken_triggerer(self: UI, port: int) -> dict[str, list[str]]:
+            cmds = commands(self, port)
+            return {**cmds, "triggerer": [*cmds["triggerer"], "--no-such-option"]}
+
+        monkeypatch.setattr(UI, "commands", broken_triggerer)
+        with pytest.raises(UIError) as exc:
+            ui.up()
+        message = str(exc.value)
+        assert exc.value.component == "triggerer"
+        assert message.startswith("triggerer: exited at start (code 2)")
+        assert f"last lines of {state_dir.resolve() / 'ui' / 'triggerer.log'}" in message
+        assert "unrecognized arguments: --no-such-option" in message
+        # The three that had started are stopped, with everything they started.
+        assert len(spawned) == 4
+        assert sessions(spawned) == []
+        assert ui.procs() == {}
+        assert {c["state"] for c in ui.status()["components"].values()} == {"stopped"}
+    finally:
+        ui.down()
