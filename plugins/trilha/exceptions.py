@@ -47,6 +47,11 @@ class ParseError(TrilhaError, ValueError):
     """A file matches no known layout or cannot be parsed; the message names the file and line."""
 
 
+class ReconcileError(TrilhaError, ValueError):
+    """A reconcile that cannot run as asked (an unknown project, a bad parameter); the message says
+    what was expected."""
+
+
 def is_missing(err: BaseException) -> bool:
     """A 404 (or failed precondition) from S3: the object vanished or changed, a per-item problem,
     unlike an unreachable endpoint or refused credentials."""

@@ -3,8 +3,10 @@
 ``python -m trilha.trace <file name | key | sha256 | Drive id | local path>`` prints the file's path
 so far: source → reception key → stored key → staged → curated → dataset versions, with the run ids
 that moved it and when. ``python -m trilha.trace summary --project NAME`` prints files and rows per
-layer, quarantined rows, the latest versions and where to look. Both read the audit store through
-the ``trilha_postgres`` connection (``AIRFLOW_CONN_TRILHA_POSTGRES`` locally).
+layer, quarantined rows, the latest versions and where to look; ``summary`` (with or without a
+project) also prints the latest reconcile report of each bucket (``meta.reconcile_report``). Both
+read the audit store through the ``trilha_postgres`` connection (``AIRFLOW_CONN_TRILHA_POSTGRES``
+locally).
 
 Library use: :func:`trace` and :func:`summary` take an :class:`~trilha.hooks.audit.AuditHook`.
 """
@@ -37,6 +39,30 @@ def summary(audit: AuditHook, project: str) -> dict[str, Any]:
         "versions": audit.query("summary_versions", {"project": project}),
         "rejections": audit.query("summary_rejections", {"project": project}),
     }
+
+
+def latest_reconcile(audit: AuditHook, project_prefix: str | None = None) -> list[dict[str, Any]]:
+    """The latest reconcile report row of each bucket (that covered ``project_prefix``, if given)."""
+    return audit.query("reconcile_latest", {"project_prefix": project_prefix})
+
+
+def format_reconcile(rows: list[dict[str, Any]]) -> str:
+    """The latest reconcile report per bucket: when, counts, drift total and the report object."""
+    if not rows:
+        return "Reconcile: never reconciled (run the reconcile DAG, or python -m trilha.reconcile)"
+    out = ["Reconcile (latest report per bucket):"]
+    for r in rows:
+        when = r["checked_at"].isoformat(timespec="seconds")
+        counts = r["counts"] if isinstance(r["counts"], dict) else {}
+        shown = " ".join(
+            f"{k} {counts.get(k, 0)}"
+            for k in ("match", "missing_in_lake", "missing_in_audit", "differ", "pending")
+        )
+        scope = f"project {r['project_prefix']}" if r["project_prefix"] else "every project"
+        state = "no drift" if not r["drift_total"] else f"DRIFT {r['drift_total']}"
+        out.append(f"  {r['bucket']:<22} {when}  {state:<10} {shown}  ({scope})")
+        out.append(f"  {'':<22} report s3://{r['report_bucket']}/{r['report_key']}")
+    return "\n".join(out)
 
 
 def format_trace(query: str, events: list[dict[str, Any]]) -> str:
@@ -83,7 +109,9 @@ def format_summary(project: str, data: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trilha.trace", description=__doc__.split("\n")[0])
     parser.add_argument("query", help="file name, object key, sha256, Drive id or local path; or 'summary'")
-    parser.add_argument("--project", help="with 'summary': the project name")
+    parser.add_argument(
+        "--project", help="with 'summary': the project name (default: the reconcile state only)"
+    )
     parser.add_argument("--conn-id", default=config.POSTGRES_CONN_ID)
     args = parser.parse_args(argv)
     from trilha.hooks.audit import AuditHook
@@ -100,9 +128,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, audit: AuditHook) -> int:
     if args.query == "summary":
-        if not args.project:
-            parser.error("summary needs --project")
-        print(format_summary(args.project, summary(audit, args.project)))
+        prefix = None
+        if args.project:
+            data = summary(audit, args.project)
+            print(format_summary(args.project, data))
+            prefix = data["counts"].get("prefix")
+        print(format_reconcile(latest_reconcile(audit, prefix)))
         return 0
     events = trace(audit, args.query)
     print(format_trace(args.query, events))

@@ -36,6 +36,7 @@ EXPECTED_DAG_IDS = {
     "curated",
     "dataset_split",
     "reception_cleanup",
+    "reconcile",
 }
 HEAVY_MODULES = ("pandas", "pyarrow")
 

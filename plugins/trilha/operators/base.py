@@ -12,6 +12,8 @@ bad key, an unparseable row) is an expected outcome, recorded in the audit, and 
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Sequence
@@ -180,6 +182,9 @@ class TrilhaBaseOperator(BaseOperator):
             "started_at": started,
             "ended_at": None,
             "duration_s": None,
+            # Which process runs this try: reconcile marks the row abandoned once that process is gone.
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
         }
         audit_id = self.audit.write_audit_log(row)
         status, error, extra = "failed", None, {}
@@ -197,6 +202,7 @@ class TrilhaBaseOperator(BaseOperator):
             # An expected failure (bad parameter, unknown project, bad input): one line that says
             # what to fix, ahead of the traceback the task runner logs for every failure.
             error = str(err)
+            extra = getattr(err, "summary", None) or extra  # what a failing run still reports (reconcile)
             self.log.error("%s", err)
             raise
         except Exception as err:
