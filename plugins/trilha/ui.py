@@ -282,7 +282,9 @@ class UI:
     def health(self, port: int) -> dict[str, Any] | None:
         """``GET /api/v2/monitor/health``, or None while the api-server does not answer."""
         try:
-            with urllib.request.urlopen(f"{self.url(port)}/api/v2/monitor/health", timeout=5) as resp:  # noqa: S310
+            url = f"{self.url(port)}/api/v2/monitor/health"
+            # http://127.0.0.1:<port>, built here: no file:// or other scheme can get in.
+            with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310  # nosec B310
                 return dict(json.load(resp))
         except (OSError, ValueError):
             return None
@@ -394,8 +396,10 @@ class TaskLogTee:
                 line: Any = self._render(logger, method_name, event)
                 self._file.write((line.encode() if isinstance(line, str) else bytes(line)) + b"\n")
                 self._file.flush()
-            except Exception:  # noqa: BLE001 - the console line must not be lost for the file's sake
-                pass
+            except Exception as err:  # noqa: BLE001 - the console line must not be lost for the file's sake
+                event = f"{event_dict.get('event')} (not rendered: {err!r})"
+                fallback = {"level": method_name, "event": event}
+                self._file.write(json.dumps(fallback, default=str).encode() + b"\n")
         return event_dict
 
     def install(self) -> None:
