@@ -9,7 +9,7 @@ PROJECT ?= inmet
 STAMP := $(VENV)/.installed-$(shell cat requirements*.txt constraints.txt pyproject.toml | sha256sum | cut -c1-12)
 export TRILHA_STATE_DIR := $(STATE)
 
-.PHONY: demo test lint up down status ui venv clean-state
+.PHONY: demo test chaos lint up down status ui venv clean-state
 
 $(STAMP):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Trilha needs Python 3.11, got " + sys.version.split()[0]'
@@ -51,6 +51,10 @@ test: venv
 	$(BIN)/ruff format --check dags plugins tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
+
+## The whole chaos suite (kills and outages, at least 24 trials; `make test` runs the cheap set).
+chaos: venv
+	TRILHA_CHAOS=full $(BIN)/pytest -s tests/chaos
 
 lint: venv
 	$(BIN)/ruff check dags plugins tests bench && $(BIN)/ruff format --check dags plugins tests bench && $(BIN)/mypy
