@@ -19,7 +19,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from trilha import params
-from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, on_asset_or_cron
+from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, changes, on_asset_or_cron
 from trilha.operators.process import CuratedOperator
 
 
@@ -43,7 +43,7 @@ def curated() -> None:
         project="{{ params.project or '' }}",
         dataset="{{ params.dataset or '' }}",
         curated_bucket=bucket("curated"),
-        outlets=[CURATED],
+        outlets=[changes(CURATED)],
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag
 
 from trilha import params
-from trilha.assets import CURATED, DAG_DEFAULTS, DATASETS, TAGS, bucket
+from trilha.assets import CURATED, DAG_DEFAULTS, DATASETS, TAGS, bucket, changes
 from trilha.operators.process import DatasetSplitOperator
 
 
@@ -116,7 +116,7 @@ def dataset_split() -> None:
         curated_version="{{ params.curated_version or '' }}",
         drive_folder_id="{{ params.drive_folder_id or '' }}",
         datasets_bucket=bucket("datasets"),
-        outlets=[DATASETS],
+        outlets=[changes(DATASETS)],
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from trilha import params
-from trilha.assets import DAG_DEFAULTS, RECEPTION, TAGS, bucket
+from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, RECEPTION, TAGS, bucket, changes
 from trilha.operators.ingest import CaptureOperator
 
 
@@ -48,7 +48,7 @@ def drive_capture() -> None:
         project_prefix="{{ params.project_prefix or '' }}",
         key_prefix="{{ params.key_prefix or '' }}",
         reception_bucket=bucket("reception"),
-        outlets=[RECEPTION],
+        outlets=[changes(RECEPTION), changes(RAW_REGISTERED)],
     )
 
 

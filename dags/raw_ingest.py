@@ -20,7 +20,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from trilha import params
-from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, RECEPTION, TAGS, bucket, on_asset_or_cron
+from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, RECEPTION, TAGS, bucket, changes, on_asset_or_cron
 from trilha.operators.ingest import RawIngestOperator
 
 
@@ -54,7 +54,7 @@ def raw_ingest() -> None:
         landing_dir="{{ params.landing_dir or var.value.get('trilha_landing_dir', '') }}",
         landing_prefix="{{ params.landing_prefix or '' }}",
         reception_bucket=bucket("reception"),
-        outlets=[RAW_REGISTERED],
+        outlets=[changes(RAW_REGISTERED)],
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from trilha import params
-from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, STORED_RAW, TAGS, bucket, on_asset_or_cron
+from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, STORED_RAW, TAGS, bucket, changes, on_asset_or_cron
 from trilha.operators.ingest import PromoteOperator
 
 
@@ -44,7 +44,7 @@ def reception_promote() -> None:
         key_prefix="{{ params.key_prefix or '' }}",
         reception_bucket=bucket("reception"),
         storage_bucket=bucket("storage"),
-        outlets=[STORED_RAW],
+        outlets=[changes(STORED_RAW)],
     )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 
 from trilha import params
-from trilha.assets import DAG_DEFAULTS, STAGED, STORED_RAW, TAGS, bucket, on_asset_or_cron
+from trilha.assets import DAG_DEFAULTS, STAGED, STORED_RAW, TAGS, bucket, changes, on_asset_or_cron
 from trilha.operators.process import StagingOperator
 
 
@@ -43,7 +43,7 @@ def staging() -> None:
         project="{{ params.project or '' }}",
         key_prefix="{{ params.key_prefix or '' }}",
         staging_bucket=bucket("staging"),
-        outlets=[STAGED],
+        outlets=[changes(STAGED)],
     )
 
 

@@ -1,8 +1,11 @@
 """The Assets that chain Trilha's DAGs (data-aware scheduling), and the defaults every DAG shares.
 
 A DAG that changes a layer emits that layer's asset; the next DAG is scheduled on it, with a cron
-fallback so a missed event never leaves data waiting for long. Light on purpose: DAG files import this
-at parse time.
+fallback so a missed event never leaves data waiting for long. A task lists ``changes(<layer asset>)``
+in its outlets, not the asset itself: Airflow registers an event for every static Asset outlet of a
+successful task, while through the alias only the events the task adds at run time are registered,
+so a run that changed nothing emits nothing (see :mod:`trilha.events` for what an event carries).
+Light on purpose: DAG files import this at parse time.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronTriggerTimetable
+from airflow.sdk import Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable
 
 RECEPTION = Asset(name="trilha_reception", uri="s3://recepcao-raw/")
 RAW_REGISTERED = Asset(
@@ -35,6 +38,20 @@ TAGS = ["trilha"]
 def on_asset_or_cron(asset: Asset, cron: str) -> AssetOrTimeSchedule:
     """Run when ``asset`` is updated, and on ``cron`` (UTC) as a fallback."""
     return AssetOrTimeSchedule(timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=[asset])
+
+
+#: Every layer asset, in pipeline order.
+LAYERS = (RECEPTION, RAW_REGISTERED, STORED_RAW, STAGED, CURATED, DATASETS)
+
+
+def changes(asset: Asset) -> AssetAlias:
+    """The outlet through which a task emits ``asset``'s event only when it changed that layer.
+
+    The task adds the event at run time (``outlet_events[alias].add(asset, extra=...)``, see
+    :meth:`trilha.operators.base.TrilhaBaseOperator.emit_change`) to the layer asset itself, so
+    consumers keep scheduling on the plain layer asset.
+    """
+    return AssetAlias(name=f"{asset.name}_changes")
 
 
 def bucket(name: str) -> str:

@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.definitions.asset import AssetBooleanCondition, BaseAsset
 from airflow.sdk.definitions.timetables.assets import AssetOrTimeSchedule, AssetTriggeredTimetable
 from croniter import croniter
+
+from trilha.assets import LAYERS, changes
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS_DIR = REPO / "dags"
@@ -39,6 +41,8 @@ EXPECTED_DAG_IDS = {
     "reconcile",
 }
 HEAVY_MODULES = ("pandas", "pyarrow")
+#: The DAGs that change a lake layer (and emit its event); all but the first are scoped by events.
+LAYER_PRODUCERS = {"drive_capture", "raw_ingest", "reception_promote", "staging", "curated", "dataset_split"}
 
 
 def load_dagbag(folder: Path) -> DagBag:
@@ -140,8 +144,56 @@ def scheduled_on(dag: Any) -> set[Asset]:
     return set()
 
 
+#: The layer asset each ``changes(<asset>)`` alias emits.
+EMITTED_THROUGH = {changes(a).name: a for a in LAYERS}
+
+
 def outlets(dag: Any) -> set[Asset]:
-    return {o for task in dag.tasks for o in (task.outlets or []) if isinstance(o, Asset)}
+    """The layer assets a DAG's tasks emit (only when they changed the layer) through their aliases."""
+    return {
+        EMITTED_THROUGH[o.name]
+        for task in dag.tasks
+        for o in (task.outlets or [])
+        if isinstance(o, AssetAlias) and o.name in EMITTED_THROUGH
+    }
+
+
+def test_layer_assets_are_emitted_only_through_their_change_alias(dags: dict[str, Any]) -> None:
+    """A static Asset outlet is registered on every successful run, changed or not: none may be left,
+    every alias must be a layer's, and the operator must be one that adds the alias's events."""
+    from trilha.operators.base import TrilhaBaseOperator
+
+    problems = []
+    for dag_id, dag in sorted(dags.items()):
+        for task in dag.tasks:
+            for o in task.outlets or []:
+                where = f"{dag_id}.{task.task_id}"
+                if not isinstance(o, AssetAlias):
+                    problems.append(f"{where}: static outlet {o!r}")
+                elif o.name not in EMITTED_THROUGH:
+                    problems.append(f"{where}: alias {o.name!r} emits no layer asset")
+                elif not isinstance(task, TrilhaBaseOperator):
+                    problems.append(f"{where}: {type(task).__name__} does not add the alias's events")
+    assert problems == []
+    assert {d for d in dags if outlets(dags[d])} == LAYER_PRODUCERS
+    # Capture registers what it uploads: it changes reception and reception_audit both.
+    assert {a.name for a in outlets(dags["drive_capture"])} == {"trilha_reception", "trilha_raw_registered"}
+
+
+def test_each_consumer_reads_the_events_of_the_asset_its_dag_waits_for(dags: dict[str, Any]) -> None:
+    """An operator scopes its run by the events of ``consumes``; if that were not the asset its DAG
+    is scheduled on, a triggered run would never be scoped (and nothing would say so)."""
+    consumers = {
+        dag_id: {task.task_id: getattr(task, "consumes", None) for task in dag.tasks}
+        for dag_id, dag in dags.items()
+    }
+    for dag_id, tasks in sorted(consumers.items()):
+        waits_for = {(a.name, a.uri) for a in scheduled_on(dags[dag_id])}
+        for task_id, consumes in tasks.items():
+            if consumes is not None:
+                assert (consumes.name, consumes.uri) in waits_for, f"{dag_id}.{task_id} reads {consumes.name}"
+    readers = {d for d, t in consumers.items() if any(t.values())}
+    assert readers == LAYER_PRODUCERS - {"drive_capture"}
 
 
 @pytest.mark.parametrize(

@@ -68,13 +68,15 @@ def load(stack: Any, s: Scope, files: dict[str, bytes]) -> None:
 def staging(s: Scope, **kwargs: Any) -> Any:
     from trilha.operators.process import StagingOperator
 
-    return StagingOperator(task_id="stage", project=s.name, **kwargs)
+    kwargs.setdefault("project", s.name)  # "" for every project (then asset events may scope the run)
+    return StagingOperator(task_id="stage", **kwargs)
 
 
 def curated(s: Scope, **kwargs: Any) -> Any:
     from trilha.operators.process import CuratedOperator
 
-    return CuratedOperator(task_id="curate", project=s.name, **kwargs)
+    kwargs.setdefault("project", s.name)  # "" for every project (then asset events may scope the run)
+    return CuratedOperator(task_id="curate", **kwargs)
 
 
 def split(s: Scope, **kwargs: Any) -> Any:

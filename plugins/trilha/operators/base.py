@@ -19,16 +19,17 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from trilha import config
+from trilha import config, events
+from trilha.assets import changes
 from trilha.keys import printable
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Asset, Context
 
     from trilha.hooks.audit import AuditHook
     from trilha.hooks.minio import MinioHook
@@ -262,3 +263,91 @@ class TrilhaBaseOperator(BaseOperator):
             if p["kind"] == "failed":
                 return f"{p['item']}: {p['reason']}"
         return "?"
+
+    # asset events --------------------------------------------------------------------------------
+    #: The layer whose asset events may scope a run of this operator (``None``: never scoped).
+    consumes: ClassVar[Asset | None] = None
+
+    def event_scope(self, context: Context, *, explicit: str, items: str | None) -> events.Scope:
+        """What this run works on, from the :attr:`consumes` events that triggered it.
+
+        :param explicit: the scope the user set (a non-empty project, prefix...), described; a run
+            with one is never narrowed by events. Empty: none set.
+        :param items: the per-project list of the events that narrows the work (see
+            :func:`trilha.events.scope_from_extras`).
+        """
+        extras: list[dict[str, Any]] = []
+        accessor = context.get("triggering_asset_events")
+        if self.consumes is not None and accessor:
+            try:
+                extras = [dict(event.extra or {}) for event in accessor[self.consumes]]
+            except KeyError:
+                extras = []
+        if not extras:
+            return events.unscoped(events.UNSCOPED_NO_EVENTS)
+        if explicit:
+            scope = events.unscoped(
+                f"{explicit} set explicitly; the {len(extras)} triggering event(s) ignored"
+            )
+        else:
+            scope = events.scope_from_extras(extras, layer=self.consumes.name, items=items)  # type: ignore[union-attr]
+        self.log.info("scope: %s", scope.why)
+        return scope
+
+    def emit_change(
+        self, context: Context, assets: Sequence[Asset], extras: Sequence[dict[str, Any] | None]
+    ) -> int:
+        """Emit each asset's event with its extra through this task's ``changes(asset)`` outlet; an
+        asset whose extra is ``None`` (its layer did not change) gets no event. A run that changed
+        nothing logs one line saying so. Returns the number of events emitted."""
+        if all(extra is None for extra in extras):
+            self.log.info(
+                "%s: this run changed nothing; no asset event",
+                ", ".join(a.name for a in assets) or "no layer",
+            )
+            return 0
+        outlet_events = context.get("outlet_events")
+        emitted = 0
+        for asset, extra in zip(assets, extras, strict=True):
+            alias = changes(asset)
+            if extra is None:
+                self.log.info("%s: this run changed nothing in the layer; no asset event", asset.name)
+            elif outlet_events is None or not any(
+                isinstance(o, AssetAlias) and o.name == alias.name for o in self.outlets
+            ):
+                self.log.info(
+                    "%s changed, but %s is not an outlet of this task: no asset event", asset.name, alias.name
+                )
+            else:
+                outlet_events[alias].add(asset, extra=extra)
+                self.log.info("%s: asset event: %s", asset.name, events.describe(extra))
+                emitted += 1
+        return emitted
+
+    def run_changes(
+        self, context: Context, query: str, bucket: str, counts: Sequence[str]
+    ) -> events.RunChanges:
+        """What this DAG run added to a layer, all tries together, as the audit store records it
+        (``include/sql/queries/<query>.sql``, by run id)."""
+        rows = self.audit.query(
+            query,
+            {
+                "run_id": str(context["run_id"]),
+                "bucket": bucket,
+                "max_keys": events.MAX_KEYS,
+                "max_projects": events.MAX_PROJECTS,
+            },
+        )
+        return events.changes_from_rows(rows, counts)
+
+    def announce(
+        self, context: Context, assets: Sequence[Asset], bucket: str, run_changes: events.RunChanges
+    ) -> int:
+        """Emit the event of each of ``assets`` for ``run_changes`` (see :meth:`run_changes`); a run
+        that added nothing emits nothing. Returns the number of events emitted."""
+        run_id = str(context["run_id"])
+        extras = [
+            events.change_extra(asset.name, run_id=run_id, bucket=bucket, changes=run_changes)
+            for asset in assets
+        ]
+        return self.emit_change(context, assets, extras)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from trilha import config, lake
+from trilha import config, events, lake
+from trilha.assets import RAW_REGISTERED, RECEPTION, STORED_RAW
 from trilha.digest import EMPTY_SHA256, ChunkStream, Digest
 from trilha.exceptions import (
     ExportTooLargeError,
@@ -40,6 +41,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 BATCH = 500
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+#: What the reception and storage events count per project (columns of *_changes.sql).
+RECEPTION_COUNTS = ("new", "duplicate", "bytes")
+STORAGE_COUNTS = ("new_versions", "bytes")
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -416,6 +420,10 @@ class CaptureOperator(_ReceptionMixin):
         self.minio.check_buckets([self.reception_bucket])
         project = resolve_project(self.audit, self.project, self.project_prefix, context["run_id"])
         self.capture_source(source, project["prefix"], key_prefix, counters, context["run_id"], self.workers)
+        # Capture registers what it uploads, so it changes both layers: the objects (raw_ingest's
+        # trigger) and their reception_audit rows (reception_promote's).
+        changed = self.run_changes(context, "reception_changes", self.reception_bucket, RECEPTION_COUNTS)
+        self.announce(context, [RECEPTION, RAW_REGISTERED], self.reception_bucket, changed)
         return {"project": project["name"], "prefix": project["prefix"], "source": source.describe()}
 
 
@@ -426,10 +434,15 @@ class RawIngestOperator(_ReceptionMixin):
     ``reception_audit``; its content is claimed in ``raw.data_files``. Objects already registered
     (same key and ETag) cost nothing but their listing line.
 
+    In a run triggered by ``trilha_reception`` events (and no ``key_prefix``), only the prefixes of
+    the projects the events name are listed, not the whole bucket.
+
     :param key_prefix: only objects whose key starts with this (templated).
     :param landing_dir: a local folder to ingest first, uniqueness checked before upload (templated).
     :param landing_prefix: reception key prefix for landing files (templated).
     """
+
+    consumes = RECEPTION
 
     template_fields: Sequence[str] = (
         *TrilhaBaseOperator.template_fields,
@@ -470,9 +483,12 @@ class RawIngestOperator(_ReceptionMixin):
                 raise AirflowFailException(f"landing_dir: {err}") from None
             landing_prefix = validate_key_prefix(self.landing_prefix, what="landing_prefix").strip("/")
             self.capture_source(landing, landing_prefix, "", counters, run_id, self.workers)
+        scope = self.event_scope(context, explicit="key_prefix" if key_prefix else "", items=None)
+        prefixes = [key_prefix] if scope.projects is None else [f"{p.prefix}/" for p in scope.projects]
         registered = 0
-        progress = Progress(self.log, f"register s3://{bucket}/{key_prefix}")
-        for page in chunked(self.minio.iter_objects(bucket, key_prefix), BATCH):
+        progress = Progress(self.log, f"register s3://{bucket}/{{{','.join(prefixes)}}}")
+        listing = (obj for prefix in prefixes for obj in self.minio.iter_objects(bucket, prefix))
+        for page in chunked(listing, BATCH):
             known = self.audit.known_reception(bucket, [o.key for o in page], [o.etag for o in page])
             todo = [o for o in page if (o.key, o.etag) not in known]
             # Registered before (by capture, or an earlier run): nothing to read.
@@ -514,7 +530,10 @@ class RawIngestOperator(_ReceptionMixin):
             register_entries(self.audit, bucket, entries, run_id, counters)
             registered += len(entries)
         progress.finish()
-        return {"registered": registered, "bucket": bucket}
+        # Not trilha_reception, though landing files enter the bucket: that is this DAG's own trigger.
+        changed = self.run_changes(context, "reception_changes", bucket, RECEPTION_COUNTS)
+        self.announce(context, [RAW_REGISTERED], bucket, changed)
+        return {"registered": registered, "bucket": bucket, "scope": scope.why}
 
 
 class PromoteOperator(TrilhaBaseOperator):
@@ -525,10 +544,16 @@ class PromoteOperator(TrilhaBaseOperator):
     claims an unverified copy. Per batch, transaction-scoped advisory locks on the batch's checksums
     and names make concurrent runs copy and record each object exactly once.
 
+    In a run triggered by ``trilha_raw_registered`` events (and no ``key_prefix`` or
+    ``project_prefix``), the projects the events name are promoted instead of ``project``, each only
+    for the keys the events list (the whole project when an event left keys out).
+
     :param project: project name (templated).
     :param project_prefix: prefix to create the project with when it is new (templated).
     :param key_prefix: reception key prefix to promote; default the project's prefix (templated).
     """
+
+    consumes = RAW_REGISTERED
 
     template_fields: Sequence[str] = (
         *TrilhaBaseOperator.template_fields,
@@ -561,15 +586,72 @@ class PromoteOperator(TrilhaBaseOperator):
     def run(self, context: Context, counters: Counters) -> dict[str, Any]:
         run_id = context["run_id"]
         self.minio.check_buckets([self.reception_bucket, self.storage_bucket])
-        project = resolve_project(self.audit, self.project, self.project_prefix, run_id)
-        prefix = project["prefix"]
-        key_prefix = validate_key_prefix(self.key_prefix or f"{prefix}/", what="key_prefix")
-        candidates = self.audit.query(
-            "promote_candidates", {"bucket": self.reception_bucket, "key_prefix": key_prefix}
+        explicit = "key_prefix" if self.key_prefix else "project_prefix" if self.project_prefix else ""
+        scope = self.event_scope(context, explicit=explicit, items="keys")
+        targets: list[tuple[dict[str, Any], str, list[str] | None]] = []
+        if scope.projects is None:
+            project = resolve_project(self.audit, self.project, self.project_prefix, run_id)
+            key_prefix = validate_key_prefix(self.key_prefix or f"{project['prefix']}/", what="key_prefix")
+            targets.append((project, key_prefix, None))
+        for named in scope.projects or ():
+            found = self.audit.get_or_create_project(named.name, None, run_id)
+            if not found or found["prefix"] != named.prefix:
+                self.log.warning(
+                    "project %r (prefix %r) is not registered: nothing to promote", named.name, named.prefix
+                )
+                continue
+            targets.append((found, f"{named.prefix}/", events.names(named.items)))
+        repaired: dict[str, list[str]] = {}
+        for project, key_prefix, keys in targets:
+            repaired[project["name"]] = self._promote_project(project, key_prefix, keys, counters, run_id)
+        self.log.info(
+            "promote: copied=%s duplicates=%s failed=%s",
+            counters["copied"],
+            counters["duplicate"],
+            counters["failed"],
         )
-        # The physical side of the double check for the whole project: one listing, not a HEAD per file.
-        present = {o.key: o for o in self.minio.iter_objects(self.storage_bucket, f"{prefix}/")}
-        progress = Progress(self.log, f"promote {self.project!r}", total=len(candidates))
+        changed = self.run_changes(context, "storage_changes", self.storage_bucket, STORAGE_COUNTS)
+        for project, _, _ in targets:
+            changed = events.with_keys(
+                changed, project["name"], project["prefix"], repaired[project["name"]], "repaired"
+            )
+        self.announce(context, [STORED_RAW], self.storage_bucket, changed)
+        where: dict[str, Any] = (
+            {"project": targets[0][0]["name"], "prefix": targets[0][0]["prefix"]}
+            if len(targets) == 1
+            else {"projects": [t[0]["name"] for t in targets]}
+        )
+        return {
+            **where,
+            "copied": counters["copied"],
+            "duplicates": counters["duplicate"],
+            "failed": counters["failed"],
+            "scope": scope.why,
+        }
+
+    def _promote_project(
+        self,
+        project: dict[str, Any],
+        key_prefix: str,
+        keys: list[str] | None,
+        counters: Counters,
+        run_id: str,
+    ) -> list[str]:
+        """Promote the project's candidates under ``key_prefix`` (only ``keys`` when given); return
+        the stored keys that were repaired (copied again under their existing ``storage_audit`` row)."""
+        prefix = project["prefix"]
+        candidates = self.audit.query(
+            "promote_candidates", {"bucket": self.reception_bucket, "key_prefix": key_prefix, "keys": keys}
+        )
+        # The physical side of the double check for the whole project: one listing, not a HEAD per
+        # file. A run narrowed to a few keys checks each stored one with a HEAD instead.
+        present = (
+            {o.key: o for o in self.minio.iter_objects(self.storage_bucket, f"{prefix}/")}
+            if keys is None
+            else {}
+        )
+        repaired: list[str] = []
+        progress = Progress(self.log, f"promote {project['name']!r}", total=len(candidates))
         for batch in chunked(candidates, BATCH):
             items = [
                 lake.PromotionItem(
@@ -584,22 +666,10 @@ class PromoteOperator(TrilhaBaseOperator):
                 for r in batch
             ]
             counters.add("seen", len(items))
-            self._promote_batch(project, items, present, counters, run_id)
+            repaired += self._promote_batch(project, items, present, counters, run_id)
             progress.update(len(items), sum(i.size for i in items))
         progress.finish()
-        self.log.info(
-            "promote: copied=%s duplicates=%s failed=%s",
-            counters["copied"],
-            counters["duplicate"],
-            counters["failed"],
-        )
-        return {
-            "project": project["name"],
-            "prefix": prefix,
-            "copied": counters["copied"],
-            "duplicates": counters["duplicate"],
-            "failed": counters["failed"],
-        }
+        return repaired
 
     def _verified_present(self, stored: dict[str, Any], present: dict[str, ObjectInfo]) -> bool:
         info = present.get(stored["dest_key"])
@@ -651,7 +721,8 @@ class PromoteOperator(TrilhaBaseOperator):
         present: dict[str, ObjectInfo],
         counters: Counters,
         run_id: str,
-    ) -> None:
+    ) -> list[str]:
+        """Promote one batch; return the stored keys it repaired."""
         pid = int(project["id"])
         shas = sorted({i.sha256 for i in items})
         names = sorted({i.name for i in items})
@@ -680,6 +751,7 @@ class PromoteOperator(TrilhaBaseOperator):
                 )
 
             done: list[lake.PromotionItem] = []
+            repaired: list[str] = []
             for item, outcome in zip(work, parallel(copy, work, self.workers), strict=True):
                 where = f"{self.reception_bucket}/{item.source_key}"
                 if isinstance(outcome, IntegrityError):
@@ -697,6 +769,7 @@ class PromoteOperator(TrilhaBaseOperator):
                     counters.add("copied")
                     counters.add("bytes", item.size)
                     counters.touched(f"{self.storage_bucket}/{item.dest_key}")
+                    repaired.append(item.dest_key)
                 else:
                     done.append(item)
             if done:
@@ -739,6 +812,7 @@ class PromoteOperator(TrilhaBaseOperator):
                     counters.touched(f"{self.storage_bucket}/{i.dest_key}")
                     if i.version > 1:
                         self.log.info("new version %s of %s: %s", i.version, i.name, i.dest_key)
+        return repaired
 
 
 class CleanupOperator(TrilhaBaseOperator):

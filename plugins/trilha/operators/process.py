@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from trilha import config, lineage
+from trilha import config, events, lineage
+from trilha.assets import CURATED, DATASETS, STAGED, STORED_RAW
 from trilha.exceptions import IntegrityError, ObjectMissingError, ParseError, TrilhaError
 from trilha.keys import join_key, validate_key_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from trilha.hooks.audit import Transaction
 
 BATCH = 100
+#: What the staged, curated and dataset events count per project (columns of *_changes.sql).
+STAGING_COUNTS = ("rows_ok", "rows_rejected")
+VERSION_COUNTS = ("rows",)
 
 
 def _json(value: Any) -> Any:
@@ -83,12 +87,17 @@ class StagingOperator(TrilhaBaseOperator):
     row. A file that matches no layout, or has no data lines, is recorded as rejected with the reason;
     the batch goes on.
 
+    In a run triggered by ``trilha_stored_raw`` events (and no ``project`` or ``key_prefix``), only
+    the stored keys the events list are considered (a whole project when an event left keys out).
+
     :param project: only this project (templated; empty = all projects).
     :param key_prefix: only stored keys starting with this (templated).
     :param workers: files staged at once, on threads (Arrow parses, validates and writes Parquet
         without holding the GIL, so each thread keeps a core busy). Memory grows with it: each file
         in flight is held whole, with its parsed table.
     """
+
+    consumes = STORED_RAW
 
     template_fields: Sequence[str] = (
         *TrilhaBaseOperator.template_fields,
@@ -117,10 +126,17 @@ class StagingOperator(TrilhaBaseOperator):
         version = lineage.code_version()
         key_prefix = validate_key_prefix(self.key_prefix, what="key_prefix")
         self.minio.check_buckets([self.staging_bucket])
-        todo = self.audit.query(
-            "staging_candidates",
-            {"project": self.project or None, "key_prefix": key_prefix, "code_version": version},
-        )
+        explicit = "project" if self.project else "key_prefix" if key_prefix else ""
+        scope = self.event_scope(context, explicit=explicit, items="keys")
+        wanted = events.per_project(scope, self.project or None)
+        todo = [
+            row
+            for project, keys in wanted
+            for row in self.audit.query(
+                "staging_candidates",
+                {"project": project, "key_prefix": key_prefix, "code_version": version, "keys": keys},
+            )
+        ]
         progress = Progress(self.log, "staging", total=len(todo))
         rows_ok = rows_rejected = 0
         for batch in chunked(todo, BATCH):
@@ -143,11 +159,14 @@ class StagingOperator(TrilhaBaseOperator):
         progress.finish()
         counters.add("rows_ok", rows_ok)
         counters.add("rows_rejected", rows_rejected)
+        changed = self.run_changes(context, "staging_changes", self.staging_bucket, STAGING_COUNTS)
+        self.announce(context, [STAGED], self.staging_bucket, changed)
         return {
             "code_version": version,
             "files": len(todo),
             "rows_ok": rows_ok,
             "rows_rejected": rows_rejected,
+            "scope": scope.why,
         }
 
     def _stored_bytes(self, src: dict[str, Any], where: str, counters: Counters) -> bytes | None:
@@ -293,11 +312,16 @@ class CuratedOperator(TrilhaBaseOperator):
     table. The version's ``manifest.json`` lists the exact staged inputs (key + sha256) and is written
     last. The same inputs never make a second version. Optionally loads into Snowflake.
 
+    In a run triggered by ``trilha_staged`` events (and no ``project`` or ``dataset``), only the
+    projects and datasets the events name are considered.
+
     :param project: only this project (templated; empty = all).
     :param dataset: only this dataset (templated; empty = all).
     :param snowflake_conn_id: load into Snowflake when this connection is configured (templated).
     :param workers: staged parts downloaded, checked against their sha256 and decoded at once.
     """
+
+    consumes = STAGED
 
     template_fields: Sequence[str] = (
         *TrilhaBaseOperator.template_fields,
@@ -327,16 +351,26 @@ class CuratedOperator(TrilhaBaseOperator):
     def run(self, context: Context, counters: Counters) -> dict[str, Any]:
         run_id = context["run_id"]
         self.minio.check_buckets([self.curated_bucket])
-        targets = self.audit.query(
-            "curated_datasets", {"project": self.project or None, "dataset": self.dataset or None}
-        )
+        explicit = "project" if self.project else "dataset" if self.dataset else ""
+        scope = self.event_scope(context, explicit=explicit, items="datasets")
+        wanted = events.per_project(scope, self.project or None)
+        targets = [
+            target
+            for project, datasets in wanted
+            for target in self.audit.query(
+                "curated_datasets",
+                {"project": project, "dataset": self.dataset or None, "datasets": datasets},
+            )
+        ]
         versions = []
         for target in targets:
             counters.add("seen")
             made = self._curate(target, run_id, counters)
             if made:
                 versions.append(made)
-        return {"versions": versions}
+        changed = self.run_changes(context, "curated_changes", self.curated_bucket, VERSION_COUNTS)
+        self.announce(context, [CURATED], self.curated_bucket, changed)
+        return {"versions": versions, "scope": scope.why}
 
     def _curate(self, target: dict[str, Any], run_id: str, counters: Counters) -> dict[str, Any] | None:
         from trilha.curate import curate
@@ -497,7 +531,12 @@ class DatasetSplitOperator(TrilhaBaseOperator):
     :param curated_version: which curated version; empty = the latest (templated).
     :param drive_folder_id: also upload the version to this Drive folder (templated; empty = no).
     :param workers: split files serialized and uploaded at once (the manifest always goes last).
+
+    In a run triggered by ``trilha_curated`` events (and no ``curated_version``), the latest version
+    of ``dataset`` is cut for each project whose events name that dataset, instead of for ``project``.
     """
+
+    consumes = CURATED
 
     template_fields: Sequence[str] = (
         *TrilhaBaseOperator.template_fields,
@@ -582,19 +621,47 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         raise AirflowFailException(f"strategy: expected 'hash' or 'temporal', got {self.strategy!r}")
 
     def run(self, context: Context, counters: Counters) -> dict[str, Any]:
-        from trilha.parquet import parquet_bytes_to_table
-        from trilha.splitting import hash_split, temporal_split
-
         run_id = context["run_id"]
         params = self.split_params()
         self.minio.check_buckets([self.datasets_bucket])
+        scope = self.event_scope(
+            context, explicit="curated_version" if self.curated_version else "", items="datasets"
+        )
+        if scope.projects is None:
+            summary = self._cut(self.project, params, run_id, counters) or {}
+        else:
+            projects = [p.name for p in scope.projects if p.items is None or self.dataset in p.items]
+            if not projects:
+                self.log.info(
+                    "the triggering events name no new curated version of %r: nothing to cut", self.dataset
+                )
+            cuts = [
+                cut for name in projects if (cut := self._cut(name, params, run_id, counters, scoped=True))
+            ]
+            summary = cuts[0] if len(cuts) == 1 else {"cuts": cuts}
+        changed = self.run_changes(context, "dataset_changes", self.datasets_bucket, VERSION_COUNTS)
+        self.announce(context, [DATASETS], self.datasets_bucket, changed)
+        return {**summary, "scope": scope.why}
+
+    def _cut(
+        self, project: str, params: dict[str, Any], run_id: str, counters: Counters, scoped: bool = False
+    ) -> dict[str, Any] | None:
+        """Make the cut of ``project``'s curated version (unless it exists); its summary. A project
+        without a version of the dataset fails the task, or, in a run scoped by events, is skipped
+        (``None``): an event whole-project scope may name a project that has no such dataset."""
+        from trilha.parquet import parquet_bytes_to_table
+        from trilha.splitting import hash_split, temporal_split
+
         rows = self.audit.query(
             "curated_select",
-            {"project": self.project, "dataset": self.dataset, "version": self.curated_version or None},
+            {"project": project, "dataset": self.dataset, "version": self.curated_version or None},
         )
+        if not rows and scoped:
+            self.log.info("project %r has no curated version of %r: nothing to cut", project, self.dataset)
+            return None
         if not rows:
             raise AirflowFailException(
-                f"no curated version of dataset {self.dataset!r} for project {self.project!r}"
+                f"no curated version of dataset {self.dataset!r} for project {project!r}"
                 + (f" named {self.curated_version!r}" if self.curated_version else "")
                 + ": run the curated DAG first"
             )
@@ -639,6 +706,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
             # and the re-run (same cut, same folder) finds the row and does only the export.
             self._export_to_drive(record, drive_folder, counters)
         return {
+            "project": cur["project_name"],
             "version": version,
             "created": True,
             "rows": record["rows"],
