@@ -27,11 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
-import psycopg2.extras
 import pytest
 
 from tests.helpers import run_operator
-from tests.integration.ingest_support import REPO, Scope, child_env, new_scope, s3
+from tests.integration.ingest_support import REPO, Scope, child_env, new_scope, query, s3
 from tests.integration.process_support import NAME_2019, sample
 
 pytestmark = pytest.mark.integration
@@ -54,14 +53,11 @@ class Lake:
     dsn: str
     buckets: dict[str, str]
 
+    def postgres_dsn(self) -> str:
+        return self.dsn
+
     def query(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
-        conn = psycopg2.connect(self.dsn)
-        try:
-            with conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
-                cur.execute(sql, params)
-                return [dict(r) for r in cur.fetchall()] if cur.description else []
-        finally:
-            conn.close()
+        return query(self, sql, params)  # ingest_support's, on this lake's database
 
     def kwargs(self, *layers: str) -> dict[str, Any]:
         return {"postgres_conn_id": self.conn_id, **{f"{la}_bucket": self.buckets[la] for la in layers}}
@@ -309,6 +305,7 @@ def test_an_unknown_project_fails_with_the_known_ones(lake: Lake) -> None:
 # ------------------------------------------------------------------------------ every project
 
 
+@pytest.mark.slow
 def test_a_clean_lake_has_no_drift_and_the_report_is_recorded_three_ways(
     new_lake: Any, tmp_path: Path
 ) -> None:
@@ -518,6 +515,7 @@ def cli(lake: Lake, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_cli_prints_a_table_and_exits_0_clean_1_on_drift_2_unreachable(new_lake: Any) -> None:
     from trilha.config import s3_connection_extra
     from trilha.devstack import free_port
