@@ -21,13 +21,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
 import psycopg2
 import pytest
 from pymongo import MongoClient
 
-from tests.ui.support import http_status, make, request, running_ui
+from tests.ui.support import clean_env, http_status, make, request, running_ui
 from trilha import config, devstack
 from trilha import ui as trilha_ui
 from trilha.devstack import COMPONENTS, Stack, StackError, StackGroupError, port_open
@@ -333,6 +334,30 @@ def test_make_ui_listens_on_loopback_logs_in_with_the_printed_password_and_down_
         assert {k: v["status"] for k, v in health.items()} == dict.fromkeys(
             ("metadatabase", "scheduler", "triggerer", "dag_processor"), "healthy"
         )
+
+        # A run of make demo's runner (airflow dags test, in process) has its task log in the UI.
+        demo_run = subprocess.run(
+            [sys.executable, "-m", "trilha.ui", "dags-test", "reception_cleanup", "-c", '{"dry_run": true}'],
+            env={**clean_env(ui.state), **Stack(ui.state).env_vars()},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert demo_run.returncode == 0, demo_run.stdout[-3000:] + demo_run.stderr[-3000:]
+        assert "state=success" in demo_run.stdout
+        (run,) = request(ui.url, "GET", "/api/v2/dags/reception_cleanup/dagRuns", token=token)["dag_runs"]
+        assert run["triggering_user_name"] == "dag_test"
+        logs = request(
+            ui.url,
+            "GET",
+            f"/api/v2/dags/reception_cleanup/dagRuns/{quote(run['dag_run_id'], safe='')}"
+            "/taskInstances/cleanup/logs/1",
+            token=token,
+        )["content"]
+        events = [str(line["event"]) for line in logs]
+        assert [e for e in events if e.startswith("summary: {")], events
+        assert not [e for e in events if "not found" in e], events
 
         # make ui again keeps the running UI: same processes, port and login. make status shows it.
         again = make(ui.state, "ui")
