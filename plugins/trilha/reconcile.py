@@ -85,15 +85,14 @@ class Options:
     workers: int = 4
 
 
-def _whole(value: Any, name: str, unit: str) -> int:
+def _whole(value: Any, name: str, unit: str, least: int = 0) -> int:
+    expected = f"{name}: expected a whole number of {unit} ({least} or more)"
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise ReconcileError(
-            f"{name}: expected a whole number of {unit} (0 or more), got {value!r}"
-        ) from None
-    if number < 0:
-        raise ReconcileError(f"{name}: expected a whole number of {unit} (0 or more), got {number}")
+        raise ReconcileError(f"{expected}, got {value!r}") from None
+    if number < least:
+        raise ReconcileError(f"{expected}, got {number}")
     return number
 
 
@@ -120,7 +119,8 @@ def parse_options(
         layer=layer,
         grace=timedelta(minutes=_whole(grace_minutes, "grace_minutes", "minutes")),
         rehash=flag in ("true", "1", "yes"),
-        abandon_after=timedelta(hours=_whole(abandon_after_hours, "abandon_after_hours", "hours")),
+        # At least an hour: with 0, every task running right now on another host would be abandoned.
+        abandon_after=timedelta(hours=_whole(abandon_after_hours, "abandon_after_hours", "hours", least=1)),
         workers=max(1, int(workers)),
     )
 

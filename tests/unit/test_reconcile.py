@@ -43,7 +43,11 @@ def test_params_arrive_as_strings_and_empty_means_every() -> None:
             "grace_minutes: expected a whole number of minutes (0 or more), got 'an hour'",
         ),
         ({"grace_minutes": "-5"}, "grace_minutes: expected a whole number of minutes (0 or more), got -5"),
-        ({"abandon_after_hours": "1.5"}, "abandon_after_hours: expected a whole number of hours"),
+        ({"abandon_after_hours": "1.5"}, "abandon_after_hours: expected a whole number of hours (1 or more)"),
+        (
+            {"abandon_after_hours": "0"},
+            "abandon_after_hours: expected a whole number of hours (1 or more), got 0",
+        ),
         ({"rehash": "maybe"}, "rehash: expected true or false, got 'maybe'"),
     ],
 )
