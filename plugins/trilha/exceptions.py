@@ -39,6 +39,12 @@ class ExportTooLargeError(SourceError):
     """A Google Docs/Sheets/Slides file is larger than Drive's export limit."""
 
 
+class ObjectWriteError(TrilhaError):
+    """The S3 server refused to store one object (after botocore's retries) while it answers other
+    requests: a per-item failure, unlike an unreachable endpoint or refused credentials. The message
+    names the object and the server's answer."""
+
+
 class ConnectionSetupError(TrilhaError):
     """A connection is missing or points at something unreachable; the message names the conn id."""
 
@@ -64,3 +70,30 @@ def is_missing(err: BaseException) -> bool:
         "PreconditionFailed",
         "412",
     )
+
+
+#: S3 answers that concern the service or the credentials, not one object: a task must fail on these
+#: (and retry later), not record a failed item and go on to the next object.
+SERVICE_ERROR_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccountProblem",
+        "ExpiredToken",
+        "InvalidAccessKeyId",
+        "InvalidToken",
+        "NoSuchBucket",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+        "SignatureDoesNotMatch",
+        "SlowDown",
+        "403",
+        "503",
+    }
+)
+
+
+def is_service_error(err: BaseException) -> bool:
+    """An S3 ``ClientError`` about the service or the credentials (see :data:`SERVICE_ERROR_CODES`)."""
+    from botocore.exceptions import ClientError
+
+    return isinstance(err, ClientError) and err.response.get("Error", {}).get("Code") in SERVICE_ERROR_CODES

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -36,16 +37,28 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def truncated(inmet: bytes) -> bytes:
+    """The first half of the year, then a row cut after its fourth field (a download that stopped)."""
+    cut = inmet.rindex(b"\n", 0, len(inmet) // 2) + 1
+    return inmet[:cut] + b"2019/07/02;0300 UTC;1,5;2"
+
+
+TRUNCATED_ROWS = data_lines(truncated(sample(NAME_2019))) - 1  # all but the cut row, which is quarantined
+TRUNCATED_LINE = truncated(sample(NAME_2019)).count(b"\n") + 1
+
+
 def hostile_files() -> dict[str, bytes]:
-    inmet = sample(NAME_2019)
+    # Unique bytes per run: capture skips content the lake holds anywhere, and other tests of the
+    # session load the same sample.
+    inmet = sample(NAME_2019).replace(b"CURITIBA", f"CURITIBA {uuid.uuid4().hex[:8]}".encode(), 1)
     return {
         NAME_2019: inmet,
         "copia-do-2019.csv": inmet,  # the same bytes under another name
-        "crlf.csv": sample(NAME_2019).replace(b"\n", b"\r\n"),
+        "crlf.csv": inmet.replace(b"\n", b"\r\n"),
         "empty.csv": b"",
         "whitespace.csv": b"   \n\t\n  \n",
         "header-only.csv": b"station;value\n",
-        "truncated.csv": inmet[: len(inmet) // 2] + b"2019/07/02;0300 UTC;1,",  # cut inside a row
+        "truncated.csv": truncated(inmet),
         "utf16.csv": GOOD_CSV.decode().replace("A;", "U16;").encode("utf-16"),
         "bom.csv": b"\xef\xbb\xbf" + GOOD_CSV.replace(b"A;", b"BOM;"),
         "nul.csv": b"station;value\nN;1\x00\x00;2\nM;3\n",
@@ -109,9 +122,10 @@ STAGED_AS: dict[str, tuple[str, str | None, int, int, str | None]] = {
     "truncated.csv": (
         "staged",
         "inmet_yearly_2019",
-        4377,
+        TRUNCATED_ROWS,
         1,
-        "line 4387: expected 20 fields (with the trailing ';'), got 5 (truncated or malformed line)",
+        f"line {TRUNCATED_LINE}: expected 20 fields (with the trailing ';'), got 4 "
+        "(truncated or malformed line)",
     ),
     "utf16.csv": ("staged", "generic_csv", 2, 0, None),
     "bom.csv": ("staged", "generic_csv", 2, 0, None),

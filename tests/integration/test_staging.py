@@ -454,3 +454,39 @@ def test_stored_files_changed_or_lost_behind_the_audits_back_are_failed_not_stag
     rows = staged_by_name(stack, s)
     assert sorted(rows) == sorted([NAME_2003, NAME_2019, NAME_2024])
     assert rows[NAME_2024]["rows_ok"] + rows[NAME_2024]["rows_rejected"] == data_lines(sample(NAME_2024))
+
+
+def test_a_put_the_server_keeps_refusing_fails_that_file_alone(stack: Any) -> None:
+    """Issue 13: one output the S3 server refused (``InternalError`` after botocore's retries) failed
+    the whole staging task, and the other files' staging was not recorded. The refusal here is real:
+    a folder sits where the disk-backed server must write one file's staged Parquet, so its
+    PutObject fails on every try. That file is a failed item with the server's answer, the other two
+    are staged and recorded, and once the obstacle is gone the next run stages it."""
+    import shutil
+
+    from trilha import lineage
+
+    s = new_scope("stgput")
+    load(stack, s, {NAME_2003: sample(NAME_2003), NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
+    stored = {r["dest_key"].rsplit("/", 1)[-1]: r for r in storage_rows(stack, s.name)}
+    blocked_key = lineage.staged_key(
+        s.prefix, "inmet_hourly", NAME_2019, stored[NAME_2019]["sha256"], lineage.code_version()
+    )
+    obstacle = Path(stack.state_dir) / "s3" / STAGING / blocked_key
+    obstacle.mkdir(parents=True)
+    (obstacle / "occupied").write_bytes(b"x")
+    try:
+        with pytest.raises(AirflowException, match=r"1 item\(s\) failed"):
+            run(staging(s), run_id=f"put__{s.name}")
+        record = last_audit_log(stack, f"put__{s.name}")
+        assert (record["status"], record["counters"]["failed"], record["counters"]["new"]) == ("failed", 1, 2)
+        [problem] = [p for p in record["problems"] if p["kind"] == "failed"]
+        assert problem["item"] == f"{STORAGE}/{stored[NAME_2019]['dest_key']}"
+        assert problem["reason"].startswith(f"cannot write s3://{STAGING}/{blocked_key}: ")
+        assert "InternalError" in problem["reason"]
+        assert sorted(staged_by_name(stack, s)) == sorted([NAME_2003, NAME_2024])
+    finally:
+        shutil.rmtree(obstacle)
+    again = run(staging(s))
+    assert (again["files"], again["counters"]["failed"]) == (1, 0)
+    assert sorted(staged_by_name(stack, s)) == sorted([NAME_2003, NAME_2019, NAME_2024])

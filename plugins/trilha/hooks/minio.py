@@ -26,7 +26,14 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from trilha import config
 from trilha.digest import CHUNK_SIZE, Digest, DigestingReader, Readable, iter_stream
-from trilha.exceptions import ConnectionSetupError, IntegrityError, ObjectMissingError, is_missing
+from trilha.exceptions import (
+    ConnectionSetupError,
+    IntegrityError,
+    ObjectMissingError,
+    ObjectWriteError,
+    is_missing,
+    is_service_error,
+)
 from trilha.keys import decode_metadata, encode_metadata, validate_bucket, validate_key
 
 SHA256_META = "sha256"
@@ -284,6 +291,30 @@ class MinioHook(S3Hook):
 
     # writing -------------------------------------------------------------------------------------
     def upload_stream(
+        self,
+        bucket: str,
+        key: str,
+        stream: Readable,
+        expected: Digest | None = None,
+        metadata: dict[str, str] | None = None,
+        content_type: str = "application/octet-stream",
+    ) -> UploadResult:
+        """:meth:`_upload`, with the server's refusal to store this one object (an answer other than
+        a service or credentials error) raised as :class:`ObjectWriteError`, so that callers record
+        a failed item for it and go on with the others.
+        """
+        from botocore.exceptions import ClientError
+
+        try:
+            return self._upload(bucket, key, stream, expected, metadata, content_type)
+        except ClientError as err:
+            if is_service_error(err) or is_missing(err):
+                raise
+            raise ObjectWriteError(
+                f"cannot write s3://{bucket}/{key}: {self.explain_error(err, bucket)}"
+            ) from err
+
+    def _upload(
         self,
         bucket: str,
         key: str,

@@ -24,6 +24,7 @@ from trilha.exceptions import (
     IntegrityError,
     InvalidKeyError,
     InvalidProjectError,
+    ObjectWriteError,
     SourceError,
     is_missing,
 )
@@ -296,7 +297,10 @@ class _ReceptionMixin(TrilhaBaseOperator):
 
             entries: list[Entry] = []
             for (_, key), outcome in zip(todo, parallel(upload, todo, workers), strict=True):
-                if isinstance(outcome, SourceError | IntegrityError) or is_missing(outcome):  # type: ignore[arg-type]
+                per_item = SourceError | IntegrityError | ObjectWriteError
+                if isinstance(outcome, per_item) or (
+                    isinstance(outcome, BaseException) and is_missing(outcome)
+                ):
                     # Too large to export: bad input that no retry fixes, so a rejection with its reason.
                     kind = (
                         "rejected"

@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from trilha import config, events, lineage
 from trilha.assets import CURATED, DATASETS, STAGED, STORED_RAW
-from trilha.exceptions import IntegrityError, ObjectMissingError, ParseError, TrilhaError
+from trilha.exceptions import IntegrityError, ObjectMissingError, ObjectWriteError, ParseError, TrilhaError
 from trilha.keys import join_key, validate_key_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
 from trilha.operators.ingest import all_or_raise, chunked, parallel
@@ -143,6 +143,12 @@ class StagingOperator(TrilhaBaseOperator):
             records: list[dict[str, Any]] = []
             outcomes = parallel(lambda src: self._stage_one(src, version, counters), batch, self.workers)
             for src, record in zip(batch, outcomes, strict=True):
+                if isinstance(record, ObjectWriteError):
+                    # The server refused this file's output while serving the others: its failed
+                    # item (no inventory row, so the next run retries it), and the batch goes on.
+                    counters.add("seen")
+                    counters.problem("failed", f"{src['dest_bucket']}/{src['dest_key']}", str(record))
+                    continue
                 if isinstance(record, BaseException):
                     # Not bad input (that is a rejection inside _stage_one): an unreachable store or
                     # a bug. The batch's finished files are recorded first, so the retry skips them.
