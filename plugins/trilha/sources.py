@@ -58,6 +58,13 @@ class SourceFile:
     revision: str | None
     export_mime_type: str | None = None
     drive_id: str | None = None
+    #: Why the entry cannot be captured (a FIFO, a link out of the folder...): the caller records it
+    #: as a rejection, so what a folder holds but Trilha does not take is in the audit, not only a log.
+    problem: str | None = None
+
+    @classmethod
+    def refused(cls, kind: str, path: str, relative_path: str, why: str) -> SourceFile:
+        return cls(kind, path, relative_path, None, None, None, None, None, None, problem=why)
 
 
 @runtime_checkable
@@ -87,6 +94,10 @@ class HashesLocally(Protocol):
     def with_checksums(self, file: SourceFile) -> SourceFile:
         """``file`` with its sha256 and md5 filled in (unchanged when it cannot be hashed)."""
         ...
+
+
+#: A link to a folder is not an error (the folder itself may be captured elsewhere): it is skipped.
+FOLDER_LINK = "symbolic link to a folder: not followed"
 
 
 def is_hidden(name: str) -> bool:
@@ -178,14 +189,20 @@ class LocalFolderSource:
             rel = f"{folder_rel}{entry.name}"
             try:
                 if entry.is_symlink():
-                    if not self._symlink_is_capturable(Path(entry.path)):
+                    why = self._symlink_problem(Path(entry.path))
+                    if why:
+                        if why != FOLDER_LINK and rel.startswith(prefix):
+                            yield SourceFile.refused(self.kind, entry.path, rel, why)
                         continue
                 elif entry.is_dir(follow_symlinks=False):
                     if folder_may_contain(f"{rel}/", prefix):
                         yield from self._walk(Path(entry.path), f"{rel}/", prefix)
                     continue
                 elif not entry.is_file(follow_symlinks=False):
-                    log.warning("skipped %s: not a regular file (socket, FIFO or device)", entry.path)
+                    if rel.startswith(prefix):  # never opened: reading a FIFO would block the run
+                        yield SourceFile.refused(
+                            self.kind, entry.path, rel, "not a regular file (a FIFO, socket or device)"
+                        )
                     continue
                 if not rel.startswith(prefix):
                     continue
@@ -196,18 +213,20 @@ class LocalFolderSource:
             if record is not None:
                 yield record
 
-    def _symlink_is_capturable(self, link: Path) -> bool:
+    def _symlink_problem(self, link: Path) -> str | None:
+        """Why a symlink is not captured, or ``None`` when it names a regular file inside the root."""
         target = link.resolve()
         if not target.exists():
-            log.warning("skipped broken symlink %s -> %s", link, target)
-            return False
-        if not target.is_relative_to(self.root):
-            log.warning("skipped symlink %s: it points outside the capture root %s", link, self.root)
-            return False
+            return "broken symbolic link: its target does not exist"
         if target.is_dir():
             log.info("skipped symlink to a folder %s: folder links are not followed", link)
-            return False
-        return target.is_file()
+            return FOLDER_LINK
+        if not target.is_relative_to(self.root):
+            # The target is not named: it is outside what the user asked to capture.
+            return "symbolic link to a file outside the capture folder: not followed"
+        if not target.is_file():
+            return "symbolic link to something that is not a regular file (a FIFO, socket or device)"
+        return None
 
     def _describe_file(self, path: Path, rel: str) -> SourceFile | None:
         stat = path.stat()

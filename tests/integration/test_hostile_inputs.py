@@ -210,6 +210,8 @@ def test_what_never_enters_is_named_in_the_capture_audit(outcome: dict[str, Any]
     got = {name: (p["kind"], p["reason"]) for name, p in outcome["capture_problems"].items()}
     assert got == {
         "empty.csv": ("rejected", "empty file (0 bytes): nothing to capture"),
+        "link-out.csv": ("rejected", "symbolic link to a file outside the capture folder: not followed"),
+        "pipe.csv": ("rejected", "not a regular file (a FIFO, socket or device)"),
         "caf\\xe9.csv": (
             "rejected",
             "source path 'caf\\xe9.csv': the name is not valid UTF-8 (its other bytes are shown as \\xNN); "

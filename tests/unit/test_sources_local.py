@@ -245,8 +245,26 @@ def test_symlinks_are_followed_only_to_files_inside_the_root(root: Path, tmp_pat
 
     records = {f.relative_path: f for f in listed(LocalFolderSource(root))}
 
-    assert sorted(records) == sorted([*VISIBLE, "link-inside.csv"])
+    captured = sorted(r for r, f in records.items() if f.problem is None)
+    assert captured == sorted([*VISIBLE, "link-inside.csv"])
     assert records["link-inside.csv"].sha256 == hashlib.sha256(FILES["a.csv"]).hexdigest()
+    # What is not followed is offered as a refusal with its reason (recorded in the audit), never
+    # read; folder links are skipped (the folder is not the link's to offer).
+    refused = {r: f.problem for r, f in records.items() if f.problem is not None}
+    assert refused == {
+        "link-outside.csv": "symbolic link to a file outside the capture folder: not followed",
+        "link-broken.csv": "broken symbolic link: its target does not exist",
+    }
+    assert records["link-outside.csv"].size is None
+
+
+def test_a_fifo_is_refused_without_being_opened(root: Path) -> None:
+    """Opening a FIFO would block the capture until a writer came; it is refused from its listing."""
+    import os
+
+    os.mkfifo(root / "pipe.csv")
+    records = {f.relative_path: f for f in listed(LocalFolderSource(root))}
+    assert records["pipe.csv"].problem == "not a regular file (a FIFO, socket or device)"
 
 
 def test_describe_and_protocol(root: Path) -> None:

@@ -218,6 +218,9 @@ class _ReceptionMixin(TrilhaBaseOperator):
             wanted: list[tuple[SourceFile, str]] = []
             for f in batch:
                 counters.add("seen")
+                if f.problem:
+                    counters.problem("rejected", f.relative_path, f.problem)
+                    continue
                 try:
                     key = (
                         lake.reception_key(dest_prefix, f.relative_path)
