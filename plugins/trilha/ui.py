@@ -36,7 +36,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -98,9 +98,16 @@ class Proc:
             return False
 
     def session(self) -> list[Any]:
-        """Every live process of this component's session (the component included)."""
+        """Every live process of this component's session (the component included).
+
+        Empty when the PID now belongs to another process: a session's ID is its leader's PID, and
+        Linux does not give a PID to a new process while a session or group still goes by it.
+        """
         import psutil
 
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(self.pid).create_time() != self.started:
+                return []
         members = []
         for proc in psutil.process_iter(["create_time", "status"]):
             try:
@@ -149,7 +156,6 @@ class UI:
     """The Airflow UI of ``stack``; its state is ``stack.state["ui"]``."""
 
     stack: Stack
-    log: Callable[[str], None] = print
 
     @property
     def info(self) -> dict[str, Any]:
@@ -173,10 +179,10 @@ class UI:
     def login(self) -> tuple[str, str]:
         return USER, self.stack.secret("ui_password")
 
-    def env(self, port: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    def env(self, port: int) -> dict[str, str]:
         """The environment of every component: the stack's settings plus the UI's own."""
         bin_dir = str(Path(sys.executable).parent)
-        env = dict(os.environ if base is None else base)
+        env = dict(os.environ)
         env.update(self.stack.env_vars())
         env.update(
             PATH=os.pathsep.join([bin_dir, env.get("PATH", "")]),
@@ -220,8 +226,9 @@ class UI:
     # public ---------------------------------------------------------------------------------------
     def up(self, port: int | None = None, timeout: float = READY_TIMEOUT) -> dict[str, Any]:
         """Start the UI (or keep the one running); return :meth:`status` once it is ready."""
-        if not self.stack.state.get("postgres"):
-            raise UIError("stack", "no local stack here; run 'make up' first")
+        stopped = [c for c, s in self.stack.status().items() if s["state"] not in ("running", "external")]
+        if stopped:
+            raise UIError("stack", f"{', '.join(stopped)} not running; run 'make up' first")
         if self.running() and self.health(int(self.info["port"])) is not None:
             return self.status()
         self.down()  # whatever is left of a UI that half-died

@@ -385,7 +385,7 @@ def test_ui_component_that_exits_is_named_with_its_log_and_the_others_are_stoppe
         monkeypatch.delenv(key)  # the components get the stack's settings, not this session's
     st = new_stack(make_stack, state_dir)
     st.up()
-    ui = UI(st, log=lambda _msg: None)
+    ui = UI(st)
     spawned: list[Proc] = []
     spawn = trilha_ui.spawn
 
