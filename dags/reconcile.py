@@ -24,6 +24,7 @@ from airflow.sdk import CronTriggerTimetable, Param, dag
 
 from trilha import params
 from trilha.assets import DAG_DEFAULTS, TAGS, bucket
+from trilha.assets import LAYERS as LAYER_ASSETS
 from trilha.operators.reconcile import ReconcileOperator
 
 LAYERS = ["reception", "storage", "staging", "curated", "datasets"]
@@ -81,6 +82,10 @@ def reconcile() -> None:
         staging_bucket=bucket("staging"),
         curated_bucket=bucket("curated"),
         datasets_bucket=bucket("datasets"),
+        # It reads every layer. Declaring them also registers each layer's asset with Airflow, the
+        # last one (trilha_datasets) included: no DAG schedules on that one, and an event emitted
+        # through an alias for an asset Airflow does not know is dropped with a warning.
+        inlets=list(LAYER_ASSETS),
     )
 
 
