@@ -11,7 +11,7 @@ temperature min/mean/max, mean humidity, max gust, and the hours behind each fig
 
 When the `trilha_snowflake` connection names an account, the version is also loaded into
 Snowflake (stage, then MERGE; SQL in `include/sql/snowflake/`). Runs on `trilha_staged` and daily;
-emits `trilha_curated`.
+emits `trilha_curated` when it made a new version (a run that changed nothing emits no event).
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ when its manifest exists.
   leaks from the future.
 
 The same cut of the same curated version is made once. With `drive_folder_id`, the version is also
-uploaded to that Google Drive folder (for Colab). Runs on `trilha_curated`; emits `trilha_datasets`.
+uploaded to that Google Drive folder (for Colab). Runs on `trilha_curated`; emits `trilha_datasets`
+when it made a new cut. A run triggered by events cuts only the projects they name.
 """
 
 from __future__ import annotations

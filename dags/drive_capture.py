@@ -11,7 +11,8 @@ synced folder** into the reception bucket, under the project's prefix.
 
 Content already captured (same sha256, or Drive md5 when Drive has no sha256) is skipped **before
 any byte moves**. Google Docs/Sheets/Slides are exported (PDF/XLSX/PDF). Each captured file is
-registered in `reception_audit` and claimed in `raw.data_files`. Emits `trilha_reception`.
+registered in `reception_audit` and claimed in `raw.data_files`. Emits `trilha_reception` and
+`trilha_raw_registered` when it captured something (nothing new, no event).
 """
 
 from __future__ import annotations

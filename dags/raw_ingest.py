@@ -12,7 +12,8 @@ was claimed before is marked `duplicate` with the sha256 it duplicates.
 * `key_prefix`: only register objects whose key starts with this.
 
 Empty files and unsafe keys are registered as `rejected` with the reason. Runs when
-`drive_capture` emits `trilha_reception`, and every hour. Emits `trilha_raw_registered`.
+`drive_capture` emits `trilha_reception`, and every hour. Emits `trilha_raw_registered`
+when it registered something; a run triggered by events lists only the projects they name.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ storage with the same sha256 means skip (duplicate). Otherwise a **server-side c
 (size, md5 ETag, sha256 metadata), and only then the `storage_audit` row. The same name with
 different content becomes a new version (`name__v2.ext`, recorded in `meta.version_history`), never
 an overwrite. Reports copied / duplicates / failed. Runs on `trilha_raw_registered` and hourly;
-emits `trilha_stored_raw`.
+emits `trilha_stored_raw` when it stored something. A run triggered by events promotes the keys they
+name (the projects come from the events, not from `project`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,8 @@ and contracts), parses it, cleans it and validates it against its dataset's sche
   line number per row. A file that matches no layout is recorded as rejected with the reason.
 
 The staging inventory records rows in / ok / rejected and every output's sha256. Runs when
-`reception_promote` emits `trilha_stored_raw`, and hourly; emits `trilha_staged`.
+`reception_promote` emits `trilha_stored_raw`, and hourly; emits `trilha_staged` when it staged
+something; a run triggered by events stages only the keys they name.
 """
 
 from __future__ import annotations

@@ -256,7 +256,7 @@ def s3_admin_client(endpoint: str, access_key: str, secret_key: str) -> Any:
         aws_secret_access_key=secret_key,
         region_name=extra["region_name"],
         config=Config(
-            s3=kwargs["s3"],
+            s3={"addressing_style": "path"},  # as MinioHook sets it
             request_checksum_calculation=kwargs["request_checksum_calculation"],
             response_checksum_validation=kwargs["response_checksum_validation"],
             retries={"max_attempts": 5, "mode": "standard"},

@@ -249,8 +249,13 @@ def _age(now: datetime, at: datetime | None) -> timedelta | None:
 
 def _young(now: datetime, at: datetime | None, grace: timedelta) -> bool:
     """Strictly younger than ``grace``: an object exactly ``grace`` old is judged."""
+    return _young_age(now, at, grace) is not None
+
+
+def _young_age(now: datetime, at: datetime | None, grace: timedelta) -> timedelta | None:
+    """The age of something strictly younger than ``grace``; ``None`` when older or undated."""
     age = _age(now, at)
-    return age is not None and age < grace
+    return age if age is not None and age < grace else None
 
 
 def _minutes(delta: timedelta) -> str:
@@ -353,18 +358,18 @@ def _classify(
     if not fields and latest.sha256 is not None and f.sha256 is None and not verified:
         fields = ["sha256"]
     reason = _diff_reason(latest, f, fields)
-    if _young(now, f.last_modified, grace):
-        assert f.last_modified is not None
-        age = _minutes(now - f.last_modified)
+    young = _young_age(now, f.last_modified, grace)
+    if young is not None:
+        age = _minutes(young)
         report.note(key, PENDING, f"written {age} ago, within the grace period; {reason}", fields, latest, f)
     else:
         report.note(key, DIFFER, reason, fields, latest, f)
 
 
 def _orphan(report: BucketReport, key: str, f: Found, now: datetime, grace: timedelta, why: str) -> None:
-    if _young(now, f.last_modified, grace):
-        assert f.last_modified is not None
-        age = _minutes(now - f.last_modified)
+    young = _young_age(now, f.last_modified, grace)
+    if young is not None:
+        age = _minutes(young)
         report.note(key, PENDING, f"written {age} ago, within the grace period; {why} yet", found=f)
     else:
         written = f.last_modified.isoformat(timespec="seconds") if f.last_modified else "at an unknown time"

@@ -60,7 +60,10 @@ def secret_findings(files: list[str], cwd: Path) -> set[tuple[str, str, str]]:
 def test_no_secret_in_the_repository() -> None:
     """Every potential secret in a tracked file is one reviewed in ``.secrets.baseline``."""
     tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True, cwd=REPO).stdout
-    files = [f for f in tracked.decode().split("\0") if f and (REPO / f).is_file()]
+    # The baseline itself holds the findings' hashes, which look like secrets.
+    files = [
+        f for f in tracked.decode().split("\0") if f and f != ".secrets.baseline" and (REPO / f).is_file()
+    ]
     assert len(files) > 50
     baseline = json.loads((REPO / ".secrets.baseline").read_text())["results"]
     reviewed = {
