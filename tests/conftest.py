@@ -29,14 +29,22 @@ REQUIRE_SERVICES = os.environ.get("TRILHA_REQUIRE_SERVICES") == "1"
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def stack_state() -> Iterator[Path]:
+    from tests.helpers import stack_dir
+
+    with stack_dir("trilha-test-stack-") as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def stack(stack_state: Path) -> Iterator[object]:
     """A running local stack with migrated audit schema; its connections are in ``os.environ``."""
     import psycopg2
 
     from trilha.devstack import Stack, StackGroupError
     from trilha.migrate import migrate
 
-    st = Stack(tmp_path_factory.mktemp("stack"), log=lambda _msg: None)
+    st = Stack(stack_state, log=lambda _msg: None)
     try:
         st.up()
     except StackGroupError as err:

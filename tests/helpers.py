@@ -1,8 +1,14 @@
-"""Helpers shared by the tests: run an operator's ``execute`` with a minimal task context."""
+"""Helpers shared by the tests: run an operator's ``execute`` with a minimal task context, and a
+state directory for a local stack."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,3 +26,19 @@ def run_operator(
         dag_id=dag_id, run_id=run_id, task_id=op.task_id, map_index=-1, try_number=try_number
     )
     return op.execute({"ti": ti, "run_id": run_id, "params": {}, **context})
+
+
+@contextlib.contextmanager
+def stack_dir(prefix: str) -> Iterator[Path]:
+    """A state directory for a local stack, outside pytest's basetemp, removed at the end.
+
+    As root, PostgreSQL runs as an unprivileged user that must traverse every parent of its data
+    directory. Every pytest process resets ``/tmp/pytest-of-<user>`` to 0700 when it starts, so a
+    stack under it dies ("pg_control: Permission denied") as soon as a second test run begins.
+    """
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    base.chmod(0o711)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

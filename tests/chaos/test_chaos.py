@@ -133,13 +133,19 @@ RESULTS: list[Trial] = []
 
 
 @pytest.fixture(scope="module")
-def chaos_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def chaos_state() -> Iterator[Path]:
+    from tests.helpers import stack_dir
+
+    with stack_dir("trilha-chaos-stack-") as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def chaos_stack(chaos_state: Path) -> Iterator[Any]:
     """A stack of this module's own (its servers get stopped), its connections in ``os.environ``."""
     from trilha.devstack import Stack, StackGroupError
 
-    state = Path(tmp_path_factory.mktemp("chaos-stack"))
-    os.chmod(state, 0o755)  # as root, PostgreSQL runs as an unprivileged user that must reach it
-    st = Stack(state, log=lambda _msg: None)
+    st = Stack(chaos_state, log=lambda _msg: None)
     try:
         st.up()
     except StackGroupError as err:
