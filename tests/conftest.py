@@ -25,46 +25,12 @@ for _key in [k for k in os.environ if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VA
 import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-REQUIRE_SERVICES = os.environ.get("TRILHA_REQUIRE_SERVICES") == "1"
 
 
 @pytest.fixture(scope="session")
-def stack_state() -> Iterator[Path]:
-    from tests.helpers import stack_dir
-
-    with stack_dir("trilha-test-stack-") as base:
-        yield base
-
-
-@pytest.fixture(scope="session")
-def stack(stack_state: Path) -> Iterator[object]:
+def stack() -> Iterator[object]:
     """A running local stack with migrated audit schema; its connections are in ``os.environ``."""
-    import psycopg2
+    from tests.helpers import running_stack
 
-    from trilha.devstack import Stack, StackGroupError
-    from trilha.migrate import migrate
-
-    st = Stack(stack_state, log=lambda _msg: None)
-    try:
-        st.up()
-    except StackGroupError as err:
-        st.down()
-        if REQUIRE_SERVICES:
-            pytest.fail(f"local stack could not start (TRILHA_REQUIRE_SERVICES=1): {err}")
-        pytest.skip(f"local stack could not start: {err}")
-    saved = {k: os.environ.get(k) for k in st.env_vars() if k.startswith("AIRFLOW_CONN_")}
-    os.environ.update({k: v for k, v in st.env_vars().items() if k.startswith("AIRFLOW_CONN_")})
-    conn = psycopg2.connect(st.postgres_dsn())
-    try:
-        migrate(conn)
-    finally:
-        conn.close()
-    try:
+    with running_stack("trilha-test-stack-", "local stack") as st:
         yield st
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        st.down()

@@ -29,6 +29,47 @@ def run_operator(
 
 
 @contextlib.contextmanager
+def running_stack(prefix: str, what: str) -> Iterator[Any]:
+    """A local stack of its own, migrated, in a :func:`stack_dir`, with its connections in
+    ``os.environ`` while it runs; stopped and removed at the end. A stack that cannot start skips
+    the tests that need it, or fails them with ``TRILHA_REQUIRE_SERVICES=1`` (CI)."""
+    import os
+
+    import psycopg2
+    import pytest
+
+    from trilha.devstack import Stack, StackGroupError
+    from trilha.migrate import migrate
+
+    with stack_dir(prefix) as base:
+        st = Stack(base, log=lambda _msg: None)
+        try:
+            st.up()
+        except StackGroupError as err:
+            st.down()
+            if os.environ.get("TRILHA_REQUIRE_SERVICES") == "1":
+                pytest.fail(f"{what} could not start (TRILHA_REQUIRE_SERVICES=1): {err}")
+            pytest.skip(f"{what} could not start: {err}")
+        conns = {k: v for k, v in st.env_vars().items() if k.startswith("AIRFLOW_CONN_")}
+        saved = {k: os.environ.get(k) for k in conns}
+        os.environ.update(conns)
+        try:
+            conn = psycopg2.connect(st.postgres_dsn())
+            try:
+                migrate(conn)
+            finally:
+                conn.close()
+            yield st
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            st.down()
+
+
+@contextlib.contextmanager
 def stack_dir(prefix: str) -> Iterator[Path]:
     """A state directory for a local stack, outside pytest's basetemp, removed at the end.
 

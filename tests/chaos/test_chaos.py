@@ -133,47 +133,14 @@ RESULTS: list[Trial] = []
 
 
 @pytest.fixture(scope="module")
-def chaos_state() -> Iterator[Path]:
-    from tests.helpers import stack_dir
-
-    with stack_dir("trilha-chaos-stack-") as base:
-        yield base
-
-
-@pytest.fixture(scope="module")
-def chaos_stack(chaos_state: Path) -> Iterator[Any]:
+def chaos_stack() -> Iterator[Any]:
     """A stack of this module's own (its servers get stopped), its connections in ``os.environ``."""
-    from trilha.devstack import Stack, StackGroupError
+    from tests.helpers import running_stack
 
-    st = Stack(chaos_state, log=lambda _msg: None)
     try:
-        st.up()
-    except StackGroupError as err:
-        st.down()
-        if os.environ.get("TRILHA_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"chaos stack could not start: {err}")
-        pytest.skip(f"chaos stack could not start: {err}")
-    import psycopg2
-
-    from trilha.migrate import migrate
-
-    conn = psycopg2.connect(st.postgres_dsn())
-    try:
-        migrate(conn)
+        with running_stack("trilha-chaos-stack-", "chaos stack") as st:
+            yield st
     finally:
-        conn.close()
-    conns = {k: v for k, v in st.env_vars().items() if k.startswith("AIRFLOW_CONN_")}
-    saved = {k: os.environ.get(k) for k in conns}
-    os.environ.update(conns)
-    try:
-        yield st
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        st.down()
         print_table()
 
 
