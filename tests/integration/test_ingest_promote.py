@@ -343,3 +343,34 @@ def test_endpoint_dying_mid_run_leaves_no_row_for_a_copy_that_did_not_happen(
         assert sorted(r["source_key"] for r in rows) == sorted(contents)
         stored = {o["Key"] for o in client.list_objects_v2(Bucket=STORAGE, Prefix=s.keys)["Contents"]}
         assert stored == {r["dest_key"] for r in rows}
+
+
+def test_a_copy_the_server_keeps_refusing_fails_that_file_alone(stack: Any) -> None:
+    """Issue 13: one S3 call that keeps failing for one file must not stop the batch. A real refusal:
+    a folder sits where the disk-backed server must write one stored copy. That file is a failed
+    item naming the object and the server's answer, no storage_audit row claims it, the other files
+    are promoted, and the re-run promotes it once the obstacle is gone."""
+    import shutil
+    from pathlib import Path
+
+    s = new_scope("cpyref")
+    files = {name: f"{name};{s.prefix}\n".encode() for name in ("a.csv", "b.csv", "c.csv")}
+    stage(stack, s, files)
+    obstacle = Path(stack.state_dir) / "s3" / STORAGE / s.key("b.csv")
+    obstacle.mkdir(parents=True)
+    (obstacle / "occupied").write_bytes(b"x")
+    try:
+        with pytest.raises(AirflowException, match=r"1 item\(s\) failed"):
+            run(promote(s), run_id=f"cpy__{s.prefix}")
+        record = last_audit_log(stack, f"cpy__{s.prefix}")
+        assert (record["counters"]["copied"], record["counters"]["failed"]) == (2, 1)
+        [problem] = [p for p in record["problems"] if p["kind"] == "failed"]
+        assert problem["item"] == f"{RECEPTION}/{s.key('b.csv')}"
+        assert problem["reason"].startswith(f"cannot write s3://{STORAGE}/{s.key('b.csv')}: ")
+        assert "InternalError" in problem["reason"]
+        assert sorted(stored_by_key(stack, s)) == [s.key("a.csv"), s.key("c.csv")]
+    finally:
+        shutil.rmtree(obstacle)
+    again = run(promote(s))
+    assert (again["copied"], again["failed"]) == (1, 0)
+    assert read(stack, STORAGE, s.key("b.csv")) == files["b.csv"]

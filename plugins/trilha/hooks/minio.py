@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -299,14 +300,20 @@ class MinioHook(S3Hook):
         metadata: dict[str, str] | None = None,
         content_type: str = "application/octet-stream",
     ) -> UploadResult:
-        """:meth:`_upload`, with the server's refusal to store this one object (an answer other than
-        a service or credentials error) raised as :class:`ObjectWriteError`, so that callers record
-        a failed item for it and go on with the others.
-        """
+        """:meth:`_upload`, with the server's refusal to store this one object raised as
+        :class:`ObjectWriteError` (see :meth:`_refusal_is_per_object`)."""
+        with self._refusal_is_per_object(bucket, key):
+            return self._upload(bucket, key, stream, expected, metadata, content_type)
+
+    @contextmanager
+    def _refusal_is_per_object(self, bucket: str, key: str) -> Iterator[None]:
+        """Raise the server's refusal to store ``bucket/key`` (an answer other than a service or
+        credentials error, or a missing source) as :class:`ObjectWriteError`, so that callers record
+        a failed item for that object and go on with the others."""
         from botocore.exceptions import ClientError
 
         try:
-            return self._upload(bucket, key, stream, expected, metadata, content_type)
+            yield
         except ClientError as err:
             if is_service_error(err) or is_missing(err):
                 raise
@@ -508,17 +515,21 @@ class MinioHook(S3Hook):
         validate_key(dst_key)
         meta = {**(metadata or {}), SHA256_META: expected.sha256}
         if expected.size > self.max_single_copy:
-            self._multipart_copy(src_bucket, src_key, dst_bucket, dst_key, expected.size, meta, source_etag)
+            with self._refusal_is_per_object(dst_bucket, dst_key):
+                self._multipart_copy(
+                    src_bucket, src_key, dst_bucket, dst_key, expected.size, meta, source_etag
+                )
         else:
             extra: dict[str, Any] = {"CopySourceIfMatch": source_etag} if source_etag else {}
-            resp = self.get_conn().copy_object(
-                Bucket=dst_bucket,
-                Key=dst_key,
-                CopySource={"Bucket": src_bucket, "Key": src_key},
-                MetadataDirective="REPLACE",
-                Metadata=encode_metadata(meta),
-                **extra,
-            )
+            with self._refusal_is_per_object(dst_bucket, dst_key):
+                resp = self.get_conn().copy_object(
+                    Bucket=dst_bucket,
+                    Key=dst_key,
+                    CopySource={"Bucket": src_bucket, "Key": src_key},
+                    MetadataDirective="REPLACE",
+                    Metadata=encode_metadata(meta),
+                    **extra,
+                )
             result = resp.get("CopyObjectResult") or {}
             copied = ObjectInfo(
                 dst_bucket,

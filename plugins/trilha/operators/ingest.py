@@ -761,7 +761,7 @@ class PromoteOperator(TrilhaBaseOperator):
             repaired: list[str] = []
             for item, outcome in zip(work, parallel(copy, work, self.workers), strict=True):
                 where = f"{self.reception_bucket}/{item.source_key}"
-                if isinstance(outcome, IntegrityError):
+                if isinstance(outcome, IntegrityError | ObjectWriteError):
                     counters.problem("failed", where, str(outcome))
                 elif isinstance(outcome, BaseException):
                     if not is_missing(outcome):
