@@ -300,10 +300,56 @@ class MinioHook(S3Hook):
         metadata: dict[str, str] | None = None,
         content_type: str = "application/octet-stream",
     ) -> UploadResult:
-        """:meth:`_upload`, with the server's refusal to store this one object raised as
-        :class:`ObjectWriteError` (see :meth:`_refusal_is_per_object`)."""
+        """Upload ``stream`` to ``bucket/key``, hashing it in the same pass, and verify it.
+
+        Small payloads (below ``multipart_threshold``) are read once into memory, hashed, and sent with
+        their sha256 metadata and a Content-MD5 the server checks. Larger ones go multipart: when the
+        caller knows the digest (``expected``, as the landing ingestion does) straight to the final key,
+        otherwise to a hidden temporary key that is copied into place with its sha256 once known. A
+        multipart upload is invisible until completed, and a completed one whose digest differs from
+        ``expected`` is deleted, so no object under ``key`` ever claims content it does not hold.
+
+        The server's refusal to store this one object is raised as :class:`ObjectWriteError`
+        (see :meth:`_refusal_is_per_object`).
+
+        :return: the digest of the bytes actually uploaded, and the object's ETag.
+        """
         with self._refusal_is_per_object(bucket, key):
-            return self._upload(bucket, key, stream, expected, metadata, content_type)
+            validate_bucket(bucket)
+            validate_key(key)
+            client = self.get_conn()
+            head = stream.read(self.multipart_threshold)
+            if len(head) < self.multipart_threshold and expected is not None:
+                return self._put_known(bucket, key, head, expected, metadata, content_type)
+            if len(head) < self.multipart_threshold:
+                digest = Digest(
+                    hashlib.sha256(head).hexdigest(),
+                    hashlib.md5(head, usedforsecurity=False).hexdigest(),
+                    len(head),
+                )
+                self._check_expected(bucket, key, digest, expected, uploaded=False)
+                resp = client.put_object(
+                    Bucket=bucket,
+                    Key=key,
+                    Body=head,
+                    ContentMD5=_md5_b64(head),
+                    ContentType=content_type,
+                    Metadata=encode_metadata({**(metadata or {}), SHA256_META: digest.sha256}),
+                )
+                return UploadResult(digest, str(resp["ETag"]).strip('"'))
+            target = key if expected else f"{key}.trilha-partial-{uuid.uuid4().hex}"
+            meta = {**(metadata or {})}
+            if expected:
+                meta[SHA256_META] = expected.sha256
+            digest, etag = self._multipart_upload(bucket, target, head, stream, meta, content_type)
+            if expected:
+                self._check_expected(bucket, key, digest, expected, uploaded=True)
+                return UploadResult(digest, etag)
+            try:
+                info = self.copy_object_verified(bucket, target, bucket, key, digest, metadata=metadata)
+            finally:
+                client.delete_object(Bucket=bucket, Key=target)
+            return UploadResult(digest, info.etag)
 
     @contextmanager
     def _refusal_is_per_object(self, bucket: str, key: str) -> Iterator[None]:
@@ -320,62 +366,6 @@ class MinioHook(S3Hook):
             raise ObjectWriteError(
                 f"cannot write s3://{bucket}/{key}: {self.explain_error(err, bucket)}"
             ) from err
-
-    def _upload(
-        self,
-        bucket: str,
-        key: str,
-        stream: Readable,
-        expected: Digest | None = None,
-        metadata: dict[str, str] | None = None,
-        content_type: str = "application/octet-stream",
-    ) -> UploadResult:
-        """Upload ``stream`` to ``bucket/key``, hashing it in the same pass, and verify it.
-
-        Small payloads (below ``multipart_threshold``) are read once into memory, hashed, and sent with
-        their sha256 metadata and a Content-MD5 the server checks. Larger ones go multipart: when the
-        caller knows the digest (``expected``, as the landing ingestion does) straight to the final key,
-        otherwise to a hidden temporary key that is copied into place with its sha256 once known. A
-        multipart upload is invisible until completed, and a completed one whose digest differs from
-        ``expected`` is deleted, so no object under ``key`` ever claims content it does not hold.
-
-        :return: the digest of the bytes actually uploaded, and the object's ETag.
-        """
-        validate_bucket(bucket)
-        validate_key(key)
-        client = self.get_conn()
-        head = stream.read(self.multipart_threshold)
-        if len(head) < self.multipart_threshold and expected is not None:
-            return self._put_known(bucket, key, head, expected, metadata, content_type)
-        if len(head) < self.multipart_threshold:
-            digest = Digest(
-                hashlib.sha256(head).hexdigest(),
-                hashlib.md5(head, usedforsecurity=False).hexdigest(),
-                len(head),
-            )
-            self._check_expected(bucket, key, digest, expected, uploaded=False)
-            resp = client.put_object(
-                Bucket=bucket,
-                Key=key,
-                Body=head,
-                ContentMD5=_md5_b64(head),
-                ContentType=content_type,
-                Metadata=encode_metadata({**(metadata or {}), SHA256_META: digest.sha256}),
-            )
-            return UploadResult(digest, str(resp["ETag"]).strip('"'))
-        target = key if expected else f"{key}.trilha-partial-{uuid.uuid4().hex}"
-        meta = {**(metadata or {})}
-        if expected:
-            meta[SHA256_META] = expected.sha256
-        digest, etag = self._multipart_upload(bucket, target, head, stream, meta, content_type)
-        if expected:
-            self._check_expected(bucket, key, digest, expected, uploaded=True)
-            return UploadResult(digest, etag)
-        try:
-            info = self.copy_object_verified(bucket, target, bucket, key, digest, metadata=metadata)
-        finally:
-            client.delete_object(Bucket=bucket, Key=target)
-        return UploadResult(digest, info.etag)
 
     def _put_known(
         self,
