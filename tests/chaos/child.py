@@ -67,14 +67,11 @@ def arm(kill: dict[str, Any]) -> None:
     setattr(cls, method, patched)
 
 
-def main() -> int:
-    job = json.loads(sys.argv[1])
+def build(step: str, kwargs: dict[str, Any]) -> Any:
+    """The operator of a chaos step, by the step's name."""
     import trilha.operators.ingest as ingest
     import trilha.operators.process as process
-    from tests.helpers import run_operator
 
-    if job.get("batch"):
-        ingest.BATCH = int(job["batch"])
     ops = {
         "ingest": ingest.RawIngestOperator,
         "promote": ingest.PromoteOperator,
@@ -83,7 +80,17 @@ def main() -> int:
         "curated": process.CuratedOperator,
         "split": process.DatasetSplitOperator,
     }
-    op = ops[job["op"]](task_id=job["op"], **job["kwargs"])
+    return ops[step](task_id=step, **kwargs)
+
+
+def main() -> int:
+    job = json.loads(sys.argv[1])
+    import trilha.operators.ingest as ingest
+    from tests.helpers import run_operator
+
+    if job.get("batch"):
+        ingest.BATCH = int(job["batch"])
+    op = build(job["op"], job["kwargs"])
     if job.get("kill"):
         arm(job["kill"])
     print("STARTED", flush=True)

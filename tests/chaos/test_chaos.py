@@ -175,19 +175,10 @@ def kwargs_for(step: str, s: Scope) -> dict[str, Any]:
 
 
 def run_in_process(step: str, s: Scope) -> dict[str, Any]:
-    import trilha.operators.ingest as ingest
-    import trilha.operators.process as process
+    from tests.chaos.child import build
     from tests.helpers import run_operator
 
-    ops = {
-        "ingest": ingest.RawIngestOperator,
-        "promote": ingest.PromoteOperator,
-        "cleanup": ingest.CleanupOperator,
-        "staging": process.StagingOperator,
-        "curated": process.CuratedOperator,
-        "split": process.DatasetSplitOperator,
-    }
-    return dict(run_operator(ops[step](task_id=step, **kwargs_for(step, s))))
+    return dict(run_operator(build(step, kwargs_for(step, s))))
 
 
 def s3_client(st: Any) -> Any:
