@@ -23,23 +23,23 @@ venv: $(STAMP)
 
 ## Bring the local stack up (Postgres, S3 server, MongoDB), migrate, load airflow_settings.yaml.
 up: venv
-	$(BIN)/python -m trilha.devstack up
+	$(BIN)/python -m trilha.ops.devstack up
 	@set -a && . $(STATE)/env && set +a && \
 	  $(BIN)/airflow db migrate >$(STATE)/airflow-db-migrate.log 2>&1 && \
-	  $(BIN)/python -m trilha.airflow_settings && \
-	  $(BIN)/python -m trilha.migrate --dsn "$$($(BIN)/python -m trilha.devstack dsn)"
+	  $(BIN)/python -m trilha.ops.settings && \
+	  $(BIN)/python -m trilha.ops.migrate --dsn "$$($(BIN)/python -m trilha.ops.devstack dsn)"
 
 ## The Airflow UI on the local stack (api-server, scheduler, dag-processor, triggerer), on 127.0.0.1:
 ## a free port or TRILHA_UI_PORT. Prints the URL and the login; `make down` stops it with the stack.
 ui: up
-	$(BIN)/python -m trilha.ui up
+	$(BIN)/python -m trilha.ops.ui up
 
 ## Stop the UI (if it runs) and the stack.
 down:
-	@test -x $(BIN)/python && $(BIN)/python -m trilha.devstack down || true
+	@test -x $(BIN)/python && $(BIN)/python -m trilha.ops.devstack down || true
 
 status:
-	$(BIN)/python -m trilha.devstack status
+	$(BIN)/python -m trilha.ops.devstack status
 
 ## Command 1: run the whole pipeline on the bundled INMET sample (or INPUT=/folder PROJECT=name).
 demo: up

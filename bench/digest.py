@@ -1,7 +1,7 @@
 """Benchmark of the one-pass content digest: trilha's sha256+md5 against plain hashlib.
 
 Every byte that enters the lake is hashed once, sha256 and md5 from the same pass
-(:func:`trilha.digest.digest_stream`). This measures what that costs next to plain hashlib loops over
+(:func:`trilha.domain.digest.digest_stream`). This measures what that costs next to plain hashlib loops over
 the same bytes:
 
 * ``generate only``: reading the generated stream without hashing (the floor every method pays);
@@ -31,7 +31,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from trilha.digest import CHUNK_SIZE, Digest, digest_stream
+from trilha.domain.digest import CHUNK_SIZE, Digest, digest_stream
 
 MIB = 1024 * 1024
 TARGET_RATIO = 0.8

@@ -236,7 +236,7 @@ def trilha_phase(
     from trilha.operators.ingest import PromoteOperator, RawIngestOperator
 
     t0 = time.perf_counter()
-    for module in ("trilha.hooks.audit", "trilha.hooks.minio", "trilha.hooks.runlog", "trilha.sources"):
+    for module in ("trilha.hooks.audit", "trilha.hooks.minio", "trilha.hooks.runlog", "trilha.hooks.sources"):
         importlib.import_module(module)
 
     imports = time.perf_counter() - t0
@@ -498,8 +498,8 @@ def run(args: argparse.Namespace) -> int:
     import _baseline_seed as seed
     import psycopg2
 
-    from trilha.devstack import Stack
-    from trilha.migrate import migrate
+    from trilha.ops.devstack import Stack
+    from trilha.ops.migrate import migrate
 
     work = Path(tempfile.mkdtemp(prefix="trilha-bench-ingest-"))
     os.chmod(work, 0o711)  # the embedded PostgreSQL runs as an unprivileged user when we are root

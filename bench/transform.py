@@ -58,11 +58,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from trilha.contracts import load_contract, validate
-from trilha.curate import curate
-from trilha.formats import parse_file
-from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
-from trilha.splitting import hash_split, temporal_split
+from trilha.domain.contracts import load_contract, validate
+from trilha.domain.curate import curate
+from trilha.domain.formats import parse_file
+from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+from trilha.domain.splitting import hash_split, temporal_split
 
 GIB = 1024**3
 

@@ -15,7 +15,7 @@ The report is one `meta.reconcile_report` row per bucket, a JSON object
 and the run log document. `meta.audit_log` rows still `running` whose process is gone (a dead pid on
 this host, or older than `abandon_after_hours`) are marked `abandoned`, with the time. Drift fails
 the task, after everything is recorded, with one line naming the counts per bucket and the report.
-Daily; `python -m trilha.reconcile` does the same from a shell.
+Daily; `python -m trilha.ops.reconcile` does the same from a shell.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the seven DAGs in order through `airflow dags test` on a folder of input files, then prints a
 # summary. Called by `make demo` after the local stack is up and its env file is sourced.
-# `python -m trilha.ui dags-test` is `airflow dags test` that also writes each task's log where the
+# `python -m trilha.ops.ui dags-test` is `airflow dags test` that also writes each task's log where the
 # Airflow UI reads it (`make ui` shows these runs with their logs).
 #   scripts/demo.sh <input folder> <project name>
 set -euo pipefail
@@ -18,7 +18,7 @@ run() {
   local dag=$1 conf=$2 log="$LOGS/$1.log"
   printf '%-18s ' "$dag"
   local start=$SECONDS
-  if ! "$BIN/python" -m trilha.ui dags-test "$dag" -c "$conf" >"$log" 2>&1 || ! grep -q "state=success" "$log"; then
+  if ! "$BIN/python" -m trilha.ops.ui dags-test "$dag" -c "$conf" >"$log" 2>&1 || ! grep -q "state=success" "$log"; then
     echo "FAILED (log: $log)"
     grep -E "ERROR|Error|error" "$log" | grep -v "^\s*$" | tail -5 || true
     exit 1
@@ -35,8 +35,8 @@ run curated "$CONF_PROJECT"
 run dataset_split "$CONF_PROJECT"
 run reception_cleanup '{"dry_run": true}'
 echo
-"$BIN/python" -m trilha.trace summary --project "$PROJECT"
+"$BIN/python" -m trilha.ops.trace summary --project "$PROJECT"
 STATE_DIR="${TRILHA_STATE_DIR:-$HERE/.trilha}"
 echo
 echo "Objects are plain files under $STATE_DIR/s3/<bucket>/ (the s3:// paths above)."
-echo "DAG logs: $LOGS/ and in the Airflow UI (make ui)   Audit store: psql \"\$($BIN/python -m trilha.devstack dsn)\"   Stop: make down"
+echo "DAG logs: $LOGS/ and in the Airflow UI (make ui)   Audit store: psql \"\$($BIN/python -m trilha.ops.devstack dsn)\"   Stop: make down"

@@ -4,7 +4,7 @@ A DAG that changes a layer emits that layer's asset; the next DAG is scheduled o
 fallback so a missed event never leaves data waiting for long. A task lists ``changes(<layer asset>)``
 in its outlets, not the asset itself: Airflow registers an event for every static Asset outlet of a
 successful task, while through the alias only the events the task adds at run time are registered,
-so a run that changed nothing emits nothing (see :mod:`trilha.events` for what an event carries).
+so a run that changed nothing emits nothing (see :mod:`trilha.domain.events` for what an event carries).
 Light on purpose: DAG files import this at parse time.
 """
 

@@ -6,7 +6,7 @@ every value that may be left empty is declared nullable here (default ``None``),
 cannot do without is required. DAG templates read an optional Param as ``{{ params.x or '' }}``,
 because Jinja renders ``None`` as the text ``None``.
 
-The patterns repeat the checks of :mod:`trilha.keys`, so the form refuses a bad value before a run is
+The patterns repeat the checks of :mod:`trilha.domain.keys`, so the form refuses a bad value before a run is
 made; the operators still validate, because a run can also be started from the CLI or the REST API.
 Light on purpose: DAG files import this at parse time.
 """
@@ -22,7 +22,7 @@ NEW_PROJECT = "New project"
 ADVANCED = "Advanced"
 EXPORT = "Export"
 
-#: :func:`trilha.keys.validate_project_prefix` as a JSON-schema pattern.
+#: :func:`trilha.domain.keys.validate_project_prefix` as a JSON-schema pattern.
 PROJECT_PREFIX_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 #: A key prefix is relative: no leading '/', no backslash (the rest is checked by the operator).
 KEY_PREFIX_PATTERN = r"^[^/\\][^\\]*$"

@@ -8,7 +8,7 @@ point in the middle of a copy or of a commit (right after an S3 write whose audi
 yet, or right after an INSERT whose transaction never commits). Outage trials stop the S3 server or
 PostgreSQL while the step runs. Then the step (and, for cleanup, its prerequisites) is re-run, and:
 
-* ``python -m trilha.reconcile --project <p> --grace-minutes 0`` reports 0 drift (every audited
+* ``python -m trilha.ops.reconcile --project <p> --grace-minutes 0`` reports 0 drift (every audited
   object is in the lake with its size, ETag and sha256; no object lacks its audit row), and the
   killed run's ``meta.audit_log`` row is no longer ``running`` (reconcile marks it ``abandoned``);
 * no reception object was deleted without a verified stored copy;
@@ -238,7 +238,7 @@ def wait_started(proc: subprocess.Popen[bytes], out: Path) -> None:
 
 
 def stop_service(st: Any, component: str) -> None:
-    from trilha.devstack import stop_pid
+    from trilha.ops.devstack import stop_pid
 
     info = st.state[component]
     if component == "postgres":
@@ -291,7 +291,7 @@ def run_killed_step(st: Any, trial: Trial, s: Scope, tmp: Path) -> str:
 
 
 def reconcile(s: Scope) -> dict[str, Any]:
-    from trilha import reconcile as cli
+    from trilha.ops import reconcile as cli
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from trilha import airflow_settings, bootstrap, config, migrate
+from trilha import config
+from trilha.ops import airflow_settings, bootstrap, migrate
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yaml"
@@ -292,7 +293,7 @@ def test_airflow_init_migrates_and_creates_the_admin() -> None:
 def test_trilha_init_runs_the_bootstrap_with_what_it_needs() -> None:
     svcs = services()
     service = svcs["trilha-init"]
-    assert service["command"] == ["python", "-m", "trilha.bootstrap"]
+    assert service["command"] == ["python", "-m", "trilha.ops.bootstrap"]
     env = env_of(service)
     for name in (*bootstrap.APP_ENV, *bootstrap.ROOT_ENV):
         assert env.get(name, "").startswith(f"${{{name}:?"), f"trilha-init: {name} must come from .env"

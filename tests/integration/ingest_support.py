@@ -292,7 +292,7 @@ class PrivateS3:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        from trilha.devstack import port_open, rclone_binary
+        from trilha.ops.devstack import port_open, rclone_binary
 
         binary = rclone_binary()
         assert binary is not None, "rclone binary not found"
@@ -354,7 +354,7 @@ class PrivateS3:
 
 @contextmanager
 def private_s3(tmp_path: Path) -> Iterator[PrivateS3]:
-    from trilha.devstack import free_port
+    from trilha.ops.devstack import free_port
 
     data = tmp_path / "private-s3"
     data.mkdir()

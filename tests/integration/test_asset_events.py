@@ -39,11 +39,11 @@ from tests.integration.process_support import (
     staged_rows,
     staging,
 )
-from trilha import events
 from trilha.assets import CURATED as CURATED_ASSET
 from trilha.assets import DATASETS as DATASETS_ASSET
 from trilha.assets import RAW_REGISTERED, STAGED, STORED_RAW, changes
 from trilha.assets import RECEPTION as RECEPTION_ASSET
+from trilha.domain import events
 
 pytestmark = pytest.mark.integration
 

@@ -24,10 +24,10 @@ from pymongo import MongoClient
 
 from tests.helpers import run_operator
 from trilha import config
-from trilha.devstack import free_port
 from trilha.exceptions import ConnectionSetupError
 from trilha.hooks.audit import AuditHook
 from trilha.operators.base import COUNTER_NAMES, Counters, TrilhaBaseOperator
+from trilha.ops.devstack import free_port
 
 pytestmark = pytest.mark.integration
 

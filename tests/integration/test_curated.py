@@ -206,8 +206,8 @@ def test_overlapping_input_is_deduplicated_and_output_byte_identical(
 
 
 def test_curating_the_same_parts_twice_gives_the_same_bytes(stack: Any, lake: dict[str, Any]) -> None:
-    from trilha.curate import curate
-    from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+    from trilha.domain.curate import curate
+    from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
 
     row = version(lake["rows"], "inmet_hourly", "v0001")
     parts = [parquet_bytes_to_table(read(stack, i["bucket"], i["key"])) for i in row["inputs"]]

@@ -1,5 +1,5 @@
-"""trilha.devstack: a private Stack (not the session one) taken through up / status / down / up / up / down;
-``make ui`` (trilha.ui) on a private stack: loopback only, the printed login, ``make down`` stops it all.
+"""trilha.ops.devstack: a private Stack (not the session one) through up / status / down / up / up / down;
+``make ui`` (trilha.ops.ui) on a private stack: loopback only, the printed login, ``make down`` stops it all.
 
 Each test owns its Stack in its own temporary directory and always brings it down, whatever happens.
 As root, PostgreSQL runs as the unprivileged ``trilha-pg`` user, which must traverse the parents of
@@ -29,11 +29,12 @@ import pytest
 from pymongo import MongoClient
 
 from tests.ui.support import clean_env, http_status, make, request, running_ui
-from trilha import config, devstack
-from trilha import ui as trilha_ui
-from trilha.devstack import COMPONENTS, Stack, StackError, StackGroupError, port_open
-from trilha.ui import COMPONENTS as UI_COMPONENTS
-from trilha.ui import UI, Proc, UIError
+from trilha import config
+from trilha.ops import devstack
+from trilha.ops import ui as trilha_ui
+from trilha.ops.devstack import COMPONENTS, Stack, StackError, StackGroupError, port_open
+from trilha.ops.ui import COMPONENTS as UI_COMPONENTS
+from trilha.ops.ui import UI, Proc, UIError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -337,7 +338,15 @@ def test_make_ui_listens_on_loopback_logs_in_with_the_printed_password_and_down_
 
         # A run of make demo's runner (airflow dags test, in process) has its task log in the UI.
         demo_run = subprocess.run(
-            [sys.executable, "-m", "trilha.ui", "dags-test", "reception_cleanup", "-c", '{"dry_run": true}'],
+            [
+                sys.executable,
+                "-m",
+                "trilha.ops.ui",
+                "dags-test",
+                "reception_cleanup",
+                "-c",
+                '{"dry_run": true}',
+            ],
             env={**clean_env(ui.state), **Stack(ui.state).env_vars()},
             capture_output=True,
             text=True,

@@ -160,7 +160,7 @@ def test_rerun_reads_no_unchanged_file_and_hashes_a_touched_one(
 ) -> None:
     """A file captured at the same revision (mtime and size) is not even read again; a file whose
     mtime moved is hashed, found known by its sha256, and still not uploaded."""
-    from trilha.sources import LocalFolderSource
+    from trilha.hooks.sources import LocalFolderSource
 
     s = new_scope("caprev")
     for i in range(5):

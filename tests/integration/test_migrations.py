@@ -1,4 +1,4 @@
-"""trilha.migrate against the real PostgreSQL of the local stack.
+"""trilha.ops.migrate against the real PostgreSQL of the local stack.
 
 Each test gets a fresh, randomly named DATABASE on the stack's server (dropped afterwards), so the
 session's migrated schema is never touched and every test starts from nothing.
@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 from trilha.exceptions import MigrationError
-from trilha.migrate import LOCK_KEY, discover, migrate, migrations_dir
+from trilha.ops.migrate import LOCK_KEY, discover, migrate, migrations_dir
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +127,7 @@ def test_applied_twice_changes_nothing_the_second_time(conn: Any) -> None:
 
 
 def test_two_processes_at_once_apply_each_migration_exactly_once(fresh_dsn: str, tmp_path: Path) -> None:
-    """Two real ``python -m trilha.migrate`` processes on a fresh database at the same moment.
+    """Two real ``python -m trilha.ops.migrate`` processes on a fresh database at the same moment.
 
     001 sleeps inside its transaction, so the second process certainly arrives while the first holds
     the lock. Without the lock the second would run 001's CREATE TABLE too and fail on it (or on the
@@ -141,7 +141,7 @@ def test_two_processes_at_once_apply_each_migration_exactly_once(fresh_dsn: str,
             "003_third.sql": "ALTER TABLE race_b ADD COLUMN note text;",
         },
     )
-    cmd = [sys.executable, "-m", "trilha.migrate", "--dsn", fresh_dsn, "--dir", str(directory)]
+    cmd = [sys.executable, "-m", "trilha.ops.migrate", "--dsn", fresh_dsn, "--dir", str(directory)]
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         for _ in range(2)
@@ -168,7 +168,7 @@ def test_two_processes_at_once_apply_each_migration_exactly_once(fresh_dsn: str,
 
 
 def test_real_migrations_from_two_processes(fresh_dsn: str) -> None:
-    cmd = [sys.executable, "-m", "trilha.migrate", "--dsn", fresh_dsn]
+    cmd = [sys.executable, "-m", "trilha.ops.migrate", "--dsn", fresh_dsn]
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
         for _ in range(2)
@@ -255,7 +255,7 @@ def test_misnamed_or_duplicate_files_are_errors_before_touching_the_database(
 def test_cli_reports_failure_with_exit_code(fresh_dsn: str, tmp_path: Path) -> None:
     directory = write_migrations(tmp_path / "migrations", {"001_bad.sql": "CREATE TABLE x (;"})
     res = subprocess.run(
-        [sys.executable, "-m", "trilha.migrate", "--dsn", fresh_dsn, "--dir", str(directory)],
+        [sys.executable, "-m", "trilha.ops.migrate", "--dsn", fresh_dsn, "--dir", str(directory)],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -29,11 +29,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from trilha import config
-from trilha.devstack import free_port, port_open
-from trilha.digest import Digest, digest_bytes
+from trilha.domain.digest import Digest, digest_bytes
 from trilha.exceptions import ConnectionSetupError, IntegrityError, InvalidKeyError, ObjectMissingError
 from trilha.hooks.minio import SHA256_META, MinioHook
 from trilha.hooks.runlog import RunLogHook
+from trilha.ops.devstack import free_port, port_open
 
 pytestmark = pytest.mark.integration
 

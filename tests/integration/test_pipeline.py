@@ -75,7 +75,7 @@ def logs_of(state: Path) -> str:
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[dict[str, Any]]:
-    from trilha.devstack import Stack
+    from trilha.ops.devstack import Stack
 
     # Not under pytest's 0700 basetemp: as root, PostgreSQL runs as an unprivileged user that needs
     # to traverse every parent directory (see tests/unit/test_bootstrap.py).
@@ -180,7 +180,7 @@ def test_trace_follows_a_file_from_the_folder_to_the_dataset(demo: dict[str, Any
     # What `set -a; . .trilha/env` gives a user's shell: the stack's own variables.
     env = {**clean_env(demo["state"]), **demo["stack"].env_vars()}
     res = subprocess.run(
-        [str(REPO / ".venv" / "bin" / "python"), "-m", "trilha.trace", NAME_2019],
+        [str(REPO / ".venv" / "bin" / "python"), "-m", "trilha.ops.trace", NAME_2019],
         cwd=REPO,
         env=env,
         capture_output=True,

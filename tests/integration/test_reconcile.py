@@ -92,7 +92,7 @@ class Lake:
 @pytest.fixture(scope="session")
 def new_lake(stack: Any) -> Iterator[Any]:
     """A factory of private lakes (migrated); every database it made is dropped at the end."""
-    from trilha.migrate import migrate
+    from trilha.ops.migrate import migrate
 
     made: list[str] = []
     saved: dict[str, str | None] = {}
@@ -504,7 +504,7 @@ def test_running_rows_of_gone_processes_are_marked_abandoned(new_lake: Any) -> N
 def cli(lake: Lake, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     variables = {f"AIRFLOW_VAR_TRILHA_BUCKET_{la.upper()}": b for la, b in lake.buckets.items()}
     return subprocess.run(
-        [sys.executable, "-m", "trilha.reconcile", "--postgres-conn-id", lake.conn_id, *args],
+        [sys.executable, "-m", "trilha.ops.reconcile", "--postgres-conn-id", lake.conn_id, *args],
         cwd=REPO,
         # Not in unit-test mode (the session's): Airflow would say so on stdout, which a user never sees.
         env={k: v for k, v in child_env(**variables, **env).items() if k != "AIRFLOW__CORE__UNIT_TEST_MODE"},
@@ -518,7 +518,7 @@ def cli(lake: Lake, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_cli_prints_a_table_and_exits_0_clean_1_on_drift_2_unreachable(new_lake: Any) -> None:
     from trilha.config import s3_connection_extra
-    from trilha.devstack import free_port
+    from trilha.ops.devstack import free_port
 
     mine = new_lake()
     scope = new_scope("rcl")

@@ -405,8 +405,8 @@ _REFERENCE: dict[str, pa.Table] = {}
 def _reference_2019(stack: Any) -> pa.Table:
     """The 2019 sample as staged from its original bytes (decimal commas)."""
     if "t" not in _REFERENCE:
-        from trilha.contracts import load_contract, validate
-        from trilha.formats import parse_file
+        from trilha.domain.contracts import load_contract, validate
+        from trilha.domain.formats import parse_file
 
         parsed = parse_file(sample(NAME_2019), NAME_2019)
         ok, _ = validate(parsed.table, load_contract(parsed.dataset), NAME_2019)
@@ -464,7 +464,7 @@ def test_a_put_the_server_keeps_refusing_fails_that_file_alone(stack: Any) -> No
     are staged and recorded, and once the obstacle is gone the next run stages it."""
     import shutil
 
-    from trilha import lineage
+    from trilha.domain import lineage
 
     s = new_scope("stgput")
     load(stack, s, {NAME_2003: sample(NAME_2003), NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})

@@ -1,7 +1,7 @@
 """Helpers for the tests of ``make ui``: a private stack and UI in a temporary state directory.
 
 The UI is started the way a user starts it, ``make ui STATE=<dir>`` (``make up``, then
-``python -m trilha.ui up``), from an environment without this test session's Airflow settings, and
+``python -m trilha.ops.ui up``), from an environment without this test session's Airflow settings, and
 stopped with ``make down STATE=<dir>``. What ``make ui`` printed (URL, login) is what the tests use.
 """
 

@@ -1,4 +1,4 @@
-"""trilha.airflow_settings: the Astro-format settings file, validated strictly and applied through Airflow.
+"""trilha.ops.settings: the Astro-format settings file, validated strictly and applied through Airflow.
 
 The unit tests parse the real ``airflow_settings.yaml`` and malformed variants (every error must name the
 entry and the field). One integration test applies the settings to a private Airflow metadata database
@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from trilha.airflow_settings import (
+from trilha.exceptions import SettingsError
+from trilha.ops.settings import (
     Settings,
     default_path,
     load_settings,
     parse_settings,
     with_environment_overrides,
 )
-from trilha.exceptions import SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 CONN_IDS = {"trilha_postgres", "trilha_minio", "trilha_mongo", "trilha_google", "trilha_snowflake"}
@@ -63,7 +63,7 @@ def test_no_connection_value_is_too_short_to_mask(tmp_path: Path) -> None:
     """Airflow masks every string of a connection's extra (and its password) in task logs; a value
     under 5 characters cannot be masked, and each task log then warns "Skipping masking for a secret
     as it's too short". The settings we ship, and the local stack's connections, have none."""
-    from trilha.devstack import Stack
+    from trilha.ops.devstack import Stack
 
     shipped = load_settings().connections
     hits = [h for cid, c in shipped.items() for h in _short_strings(c.get("extra", {}), f"{cid}.extra")]
@@ -327,7 +327,7 @@ def test_check_mode_validates_without_applying(tmp_path: Path) -> None:
     bad.write_text(conn_yaml("    - conn_id: pg\n      conn_type: postgres\n      conn_port: x\n"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     ok = subprocess.run(
-        [sys.executable, "-m", "trilha.airflow_settings", "--check"],
+        [sys.executable, "-m", "trilha.ops.settings", "--check"],
         capture_output=True,
         text=True,
         env=env,
@@ -338,7 +338,7 @@ def test_check_mode_validates_without_applying(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     assert "ok: 5 connections, 7 variables, 1 pools" in ok.stdout
     res = subprocess.run(
-        [sys.executable, "-m", "trilha.airflow_settings", "--check", "--file", str(bad)],
+        [sys.executable, "-m", "trilha.ops.settings", "--check", "--file", str(bad)],
         capture_output=True,
         text=True,
         env=env,
@@ -357,7 +357,7 @@ def test_check_mode_validates_without_applying(tmp_path: Path) -> None:
 @pytest.mark.integration
 @pytest.mark.slow
 def test_apply_to_a_private_airflow_metadata_db(tmp_path: Path) -> None:
-    """``airflow db migrate`` + ``python -m trilha.airflow_settings`` in subprocesses, then read back.
+    """``airflow db migrate`` + ``python -m trilha.ops.settings`` in subprocesses, then read back.
 
     The environment's ``AIRFLOW_CONN_TRILHA_MINIO`` JSON (as the local stack writes it) must win over the
     file's placeholders in what ends up stored in Airflow.
@@ -401,7 +401,7 @@ def test_apply_to_a_private_airflow_metadata_db(tmp_path: Path) -> None:
         return outs
 
     run([airflow, "db", "migrate"])
-    [out] = run([sys.executable, "-m", "trilha.airflow_settings"])
+    [out] = run([sys.executable, "-m", "trilha.ops.settings"])
     assert "loaded 5 connections, 7 variables, 1 pools" in out
 
     # The CLI reads connections from the database here, not from the environment: drop the variable.
@@ -437,6 +437,6 @@ def test_apply_to_a_private_airflow_metadata_db(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "variables.json").read_text()) == VARIABLES
 
     # Applying again is harmless: entries are overwritten, not duplicated, and the import does not fail.
-    run([sys.executable, "-m", "trilha.airflow_settings"])
+    run([sys.executable, "-m", "trilha.ops.settings"])
     [conns_out] = run([airflow, "connections", "list", "-o", "json"])
     assert sorted(c["conn_id"] for c in json.loads(conns_out)) == sorted(CONN_IDS)

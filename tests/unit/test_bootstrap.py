@@ -1,4 +1,4 @@
-"""trilha.bootstrap: the compose init step.
+"""trilha.ops.bootstrap: the compose init step.
 
 The pure parts (policy document, mc commands, connections) are unit tests. The parts that touch
 services run against a private local stack (real PostgreSQL, rclone S3 server and mongod processes)
@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from trilha import bootstrap, config
-from trilha.airflow_settings import load_settings, parse_settings, with_environment_overrides
-from trilha.bootstrap import BootstrapError, McStep
+from trilha import config
+from trilha.ops import bootstrap
+from trilha.ops.bootstrap import BootstrapError, McStep
+from trilha.ops.settings import load_settings, parse_settings, with_environment_overrides
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKETS = ["recepcao-raw", "storage-unique", "staging-data", "curated-data", "datasets"]
@@ -357,7 +358,7 @@ def test_main_reports_a_missing_variable_and_exits_1(caplog: pytest.LogCaptureFi
 @pytest.fixture(scope="module")
 def own_stack() -> Iterator[Any]:
     """A private local stack for this module: fresh, unmigrated database; stopped at the end."""
-    from trilha.devstack import Stack, StackGroupError
+    from trilha.ops.devstack import Stack, StackGroupError
 
     # Not under pytest's 0700 basetemp: as root, the stack runs PostgreSQL as an unprivileged user
     # whose group is still root's, so every parent directory needs the group traverse bit too.
@@ -416,7 +417,7 @@ def test_ensure_buckets_creates_missing_buckets_once(own_stack: Any) -> None:
 def test_migrate_step_brings_a_fresh_database_to_the_schema(own_stack: Any) -> None:
     import psycopg2
 
-    from trilha.migrate import discover
+    from trilha.ops.migrate import discover
 
     environ = stack_environ(own_stack)
     expected = [m.path.name for m in discover()]
@@ -481,7 +482,7 @@ def cli_json(stdout: str) -> dict[str, Any]:
 def test_main_bootstraps_the_stack_and_loads_the_settings(
     own_stack: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``python -m trilha.bootstrap`` minus the mc step (rclone has no MinIO admin API)."""
+    """``python -m trilha.ops.bootstrap`` minus the mc step (rclone has no MinIO admin API)."""
     import pymongo
 
     environ = stack_environ(own_stack)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from trilha.contracts import Contract, ContractError, load_contract, validate
+from trilha.domain.contracts import Contract, ContractError, load_contract, validate
+from trilha.domain.formats import HOURLY_MEASUREMENTS, parse_file
 from trilha.exceptions import ParseError
-from trilha.formats import HOURLY_MEASUREMENTS, parse_file
 
 REPO = Path(__file__).parents[2]
 SAMPLES = REPO / "include" / "sample" / "inmet"
@@ -274,7 +274,7 @@ def test_float_extremes_ignore_nulls_whatever_the_array_layout() -> None:
     in one pass. Whatever sits in a null slot (here -1e9, a value that breaks every range), and
     for slices starting inside and on a bitmap byte, other float types and all-null columns, the
     extremes are those of the valid values, and NaN is counted apart from nulls."""
-    from trilha.contracts import _float_extremes
+    from trilha.domain.contracts import _float_extremes
 
     values = [float(v) for v in range(40)]
     values[3] = float("nan")

@@ -1,4 +1,4 @@
-"""Curated tables (trilha.curate) and deterministic Parquet (trilha.parquet)."""
+"""Curated tables (trilha.domain.curate) and deterministic Parquet (trilha.domain.parquet)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trilha.contracts import load_contract, validate
-from trilha.curate import CURATED_HOURLY_COLUMNS, DAILY_COLUMNS, STATIONS_COLUMNS, curate
-from trilha.formats import HOURLY_MEASUREMENTS, parse_file
-from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+from trilha.domain.contracts import load_contract, validate
+from trilha.domain.curate import CURATED_HOURLY_COLUMNS, DAILY_COLUMNS, STATIONS_COLUMNS, curate
+from trilha.domain.formats import HOURLY_MEASUREMENTS, parse_file
+from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
 
 SAMPLES = Path(__file__).parents[2] / "include" / "sample" / "inmet"
 YEARLY = (
@@ -312,7 +312,7 @@ def test_generic_curate_sorts_dictionary_encoded_strings_and_publishes_plain_one
     """Staged BDMEP/generic parts read back from Parquet carry dictionary-encoded strings."""
     import pyarrow as pa
 
-    from trilha.curate import curate
+    from trilha.domain.curate import curate
 
     part = pa.table(
         {

@@ -1,4 +1,4 @@
-"""trilha.digest: one pass gives the same sha256 and md5 as hashlib, at every boundary, in bounded memory."""
+"""trilha.domain.digest: one pass gives the same sha256 and md5 as hashlib, at every boundary, bounded."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trilha.digest import (
+from trilha.domain.digest import (
     CHUNK_SIZE,
     EMPTY_SHA256,
     ChunkStream,

@@ -1,4 +1,4 @@
-"""The pure comparison of the reconcile DAG (:mod:`trilha.drift`), on plain values."""
+"""The pure comparison of the reconcile DAG (:mod:`trilha.domain.drift`), on plain values."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from trilha import drift
-from trilha.drift import Expected, Found
+from trilha.domain import drift
+from trilha.domain.drift import Expected, Found
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 OLD = NOW - timedelta(days=2)

@@ -29,7 +29,7 @@ from trilha.hooks.drive import (
     DriveConnectionError,
     TrilhaDriveHook,
 )
-from trilha.sources import CaptureSource, SourceFile
+from trilha.hooks.sources import CaptureSource, SourceFile
 
 ROOT = "1RootFolderAbC"
 SHEET_MIME = "application/vnd.google-apps.spreadsheet"

@@ -1,4 +1,4 @@
-"""The asset events' extras (trilha.events): built from a run's change rows, bounded, and read back
+"""The asset events' extras (trilha.domain.events): built from a run's change rows, bounded, and read back
 into the scope of a triggered run, widening whenever a list is incomplete or an extra is foreign."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from trilha import events
+from trilha.domain import events
 
 
 def row(name: str | None, prefix: str | None, keys: list[str], **extra: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Parsing of the real INMET files and of every kind of bad input (trilha.formats)."""
+"""Parsing of the real INMET files and of every kind of bad input (trilha.domain.formats)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from trilha.contracts import load_contract, validate
+from trilha.domain.contracts import load_contract, validate
+from trilha.domain.formats import (
+    HOURLY_COLUMNS,
+    HOURLY_MEASUREMENTS,
+    LAYOUTS,
+    ParsedFile,
+    detect_layout,
+    parse_file,
+)
+from trilha.domain.formats.common import THREADED_READ_BYTES, prepare
+from trilha.domain.formats.inmet import parse_yearly
 from trilha.exceptions import ParseError
-from trilha.formats import HOURLY_COLUMNS, HOURLY_MEASUREMENTS, LAYOUTS, ParsedFile, detect_layout, parse_file
-from trilha.formats.common import THREADED_READ_BYTES, prepare
-from trilha.formats.inmet import parse_yearly
 
 SAMPLES = Path(__file__).parents[2] / "include" / "sample" / "inmet"
 OLD = "INMET_S_PR_A807_CURITIBA_28-01-2003_A_31-12-2003.CSV"

@@ -1,4 +1,4 @@
-"""trilha.keys: what may and may not become an object key, a project prefix or a project name.
+"""trilha.domain.keys: what may and may not become an object key, a project prefix or a project name.
 
 The accepted cases are as important as the refused ones: real INMET file names carry spaces, dashes
 and (in older packages) accents, and a validator that refused them would lose real data.
@@ -10,8 +10,7 @@ import os
 
 import pytest
 
-from trilha.exceptions import InvalidKeyError, InvalidProjectError
-from trilha.keys import (
+from trilha.domain.keys import (
     MAX_KEY_BYTES,
     decode_metadata,
     decode_metadata_value,
@@ -26,6 +25,7 @@ from trilha.keys import (
     validate_project_prefix,
     validate_relative_name,
 )
+from trilha.exceptions import InvalidKeyError, InvalidProjectError
 
 INMET_NAME = "INMET_SE_SP_A701_SAO PAULO - MIRANTE_01-01-2024_A_31-12-2024.CSV"
 
@@ -275,7 +275,7 @@ def test_a_name_that_is_not_utf8_is_refused_with_its_bytes_escaped() -> None:
 def test_derived_names_fit_in_one_file_name() -> None:
     """A 255-byte source name plus a version or digest tag would exceed what a disk-backed S3 server
     can store as one file name; the stem gives way, the tag and extension stay."""
-    from trilha.keys import MAX_SEGMENT_BYTES, fit_name
+    from trilha.domain.keys import MAX_SEGMENT_BYTES, fit_name
 
     assert fit_name("dados", "__v2.csv") == "dados__v2.csv"
     long = fit_name("n" * 251, "__v2.csv")

@@ -1,4 +1,4 @@
-"""The pure rules of the ingestion half (:mod:`trilha.lake`), on plain values."""
+"""The pure rules of the ingestion half (:mod:`trilha.domain.lake`), on plain values."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from trilha import lake
+from trilha.domain import lake
 from trilha.exceptions import InvalidKeyError
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
@@ -83,7 +83,7 @@ def test_lock_key_is_a_stable_signed_int32() -> None:
     assert len(set(keys)) == len(keys)
     assert lake.lock_key("sha", A) == lake.lock_key("sha", A)
     # Known values: the key must be the same in every process (no PYTHONHASHSEED dependence).
-    code = "from trilha.lake import lock_key; print(lock_key('sha', 'x'), lock_key('name', 'x'))"
+    code = "from trilha.domain.lake import lock_key; print(lock_key('sha', 'x'), lock_key('name', 'x'))"
     out = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
@@ -249,7 +249,7 @@ def test_cleanup_keeps_objects_younger_than_retention() -> None:
 
 
 def test_versioned_and_staged_keys_of_a_255_byte_name_fit_in_a_file_name() -> None:
-    from trilha.lineage import staged_key
+    from trilha.domain.lineage import staged_key
 
     name = "n" * 251 + ".csv"
     for key in (

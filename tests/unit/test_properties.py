@@ -17,16 +17,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from trilha.exceptions import InvalidKeyError
-from trilha.formats.common import to_float
-from trilha.formats.inmet import parse_dates, parse_hours
-from trilha.keys import (
+from trilha.domain.formats.common import to_float
+from trilha.domain.formats.inmet import parse_dates, parse_hours
+from trilha.domain.keys import (
     MAX_KEY_BYTES,
     decode_metadata_value,
     encode_metadata_value,
     printable,
     validate_key,
 )
+from trilha.exceptions import InvalidKeyError
 
 settings.register_profile(
     "trilha", derandomize=True, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -42,7 +42,7 @@ names = st.text(
 
 
 def key_is_acceptable(key: str) -> bool:
-    """The rule of :func:`trilha.keys.validate_key`, restated independently."""
+    """The rule of :func:`trilha.domain.keys.validate_key`, restated independently."""
     if not key or key.startswith("/") or "\\" in key:
         return False
     if any("\ud800" <= ch <= "\udfff" for ch in key):

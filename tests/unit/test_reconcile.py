@@ -1,4 +1,4 @@
-"""The parts of :mod:`trilha.reconcile` that need no service: parameters, names, the printed table."""
+"""The parts of :mod:`trilha.ops.reconcile` that need no service: parameters, names, the printed table."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from trilha import drift
-from trilha import reconcile as rc
+from trilha.domain import drift
+from trilha.domain.keys import validate_key
 from trilha.exceptions import ReconcileError
-from trilha.keys import validate_key
+from trilha.ops import reconcile as rc
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

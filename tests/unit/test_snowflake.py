@@ -33,6 +33,7 @@ from snowflake.connector.errors import DatabaseError, ProgrammingError
 from sqlglot import exp
 
 from trilha import config
+from trilha.domain.parquet import table_to_parquet_bytes
 from trilha.exceptions import ConnectionSetupError, IntegrityError, InvalidProjectError
 from trilha.hooks import snowflake as sf
 from trilha.hooks.snowflake import (
@@ -49,7 +50,6 @@ from trilha.hooks.snowflake import (
     stage_name,
     table_name,
 )
-from trilha.parquet import table_to_parquet_bytes
 
 CONN_ENV = "AIRFLOW_CONN_TRILHA_SNOWFLAKE"
 BUCKET = "curated-data"
@@ -66,7 +66,7 @@ _CONVERTER = SnowflakeConverter()
 
 
 # --------------------------------------------------------------------------------------------------
-# Realistic curated tables (the shapes trilha.curate writes) and the fakes
+# Realistic curated tables (the shapes trilha.domain.curate writes) and the fakes
 # --------------------------------------------------------------------------------------------------
 
 
@@ -473,8 +473,8 @@ def test_snowflake_type(arrow_type: pa.DataType, expected: str) -> None:
 
 
 def test_key_columns_are_the_curated_tables_keys() -> None:
-    """The MERGE keys must be columns that trilha.curate really writes."""
-    from trilha import curate
+    """The MERGE keys must be columns that trilha.domain.curate really writes."""
+    from trilha.domain import curate
 
     assert set(sf.KEY_COLUMNS["hourly"]) <= set(curate.CURATED_HOURLY_COLUMNS)
     assert set(sf.KEY_COLUMNS["daily"]) <= set(curate.DAILY_COLUMNS)
@@ -569,7 +569,7 @@ def test_not_configured_without_connection() -> None:
 
 def test_not_configured_for_the_settings_placeholder(monkeypatch: pytest.MonkeyPatch) -> None:
     """The entry shipped in airflow_settings.yaml (conn_type snowflake, empty extra) means off."""
-    from trilha.airflow_settings import load_settings
+    from trilha.ops.settings import load_settings
 
     placeholder = load_settings().connections[config.SNOWFLAKE_CONN_ID]
     assert placeholder["extra"] == {}

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from trilha import sources
-from trilha.digest import Digest
+from trilha.domain.digest import Digest
 from trilha.exceptions import SourceError
-from trilha.sources import CaptureSource, LocalFolderSource, SourceFile
+from trilha.hooks import sources
+from trilha.hooks.sources import CaptureSource, LocalFolderSource, SourceFile
 
 INMET_NAME = "INMET_SE_SP_A701_SAO PAULO - MIRANTE_01-01-2024_A_31-12-2024.CSV"
 

@@ -1,4 +1,4 @@
-"""Train/validation/test splits (trilha.splitting)."""
+"""Train/validation/test splits (trilha.domain.splitting)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from trilha.splitting import hash_split, key_hash, temporal_split
+from trilha.domain.splitting import hash_split, key_hash, temporal_split
 
 TS = pa.timestamp("us", tz="UTC")
 MASK = (1 << 64) - 1

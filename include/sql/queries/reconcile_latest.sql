@@ -1,4 +1,4 @@
--- The latest reconcile report of each bucket (python -m trilha.trace summary). With a project prefix:
+-- The latest reconcile report of each bucket (python -m trilha.ops.trace summary). With a project prefix:
 -- the latest that covered that project (a run over every project, or over this one).
 SELECT DISTINCT ON (r.bucket)
        r.bucket, r.layers, r.run_id, r.project_prefix, r.checked_at, r.counts, r.drift_total,

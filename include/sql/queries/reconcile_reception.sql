@@ -1,5 +1,5 @@
 -- reconcile: what the audit says the reception buckets hold. Every row of reception_audit, deleted
--- ones too: per key, the row whose ETag the object has wins, else the latest (trilha.drift), and a
+-- ones too: per key, the row whose ETag the object has wins, else the latest (trilha.domain.drift), and a
 -- latest row that records a deletion says the object is expected gone. A rejected row describes the
 -- object by ETag and size only (its digest may be of bytes read while the object changed).
 SELECT r.bucket,

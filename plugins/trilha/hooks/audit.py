@@ -6,7 +6,7 @@ thousand objects is one round trip, not a thousand. The hook counts its round tr
 (:attr:`AuditHook.round_trips`) so tests and benchmarks can hold that promise.
 
 The first use of the hook in a process brings the database to the current schema
-(:func:`trilha.migrate.migrate`), so no one ever runs SQL by hand.
+(:func:`trilha.ops.migrate.migrate`), so no one ever runs SQL by hand.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 from trilha import config
 from trilha.exceptions import ConnectionSetupError
-from trilha.migrate import migrate
+from trilha.ops.migrate import migrate
 
 _MIGRATED: set[str] = set()
 _MIGRATE_LOCK = threading.Lock()

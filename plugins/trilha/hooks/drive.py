@@ -39,15 +39,15 @@ from google.auth.exceptions import DefaultCredentialsError
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseDownload, MediaIoBaseUpload
 
-from trilha.digest import CHUNK_SIZE, digest_file
+from trilha.domain.digest import CHUNK_SIZE, digest_file
+from trilha.domain.keys import validate_relative_name
 from trilha.exceptions import ConnectionSetupError, ExportTooLargeError, IntegrityError, SourceError
-from trilha.keys import validate_relative_name
-from trilha.sources import SourceFile, folder_may_contain
+from trilha.hooks.sources import SourceFile, folder_may_contain
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from trilha.sources import CaptureSource
+    from trilha.hooks.sources import CaptureSource
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
@@ -119,7 +119,7 @@ def _disambiguate(rel: str, file_id: str) -> str:
 
 
 class TrilhaDriveHook(GoogleDriveHook):
-    """Google Drive through the Google provider: a :class:`~trilha.sources.CaptureSource` and an uploader.
+    """Google Drive through the Google provider: a :class:`~trilha.hooks.sources.CaptureSource`, an uploader.
 
     The connection is a ``google_cloud_platform`` connection (service-account key in its extra); the
     Drive folder must be shared with that account. The API client is built on first use.

@@ -26,7 +26,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
 from trilha import config
-from trilha.digest import CHUNK_SIZE, Digest, DigestingReader, Readable, iter_stream
+from trilha.domain.digest import CHUNK_SIZE, Digest, DigestingReader, Readable, iter_stream
+from trilha.domain.keys import decode_metadata, encode_metadata, validate_bucket, validate_key
 from trilha.exceptions import (
     ConnectionSetupError,
     IntegrityError,
@@ -35,7 +36,6 @@ from trilha.exceptions import (
     is_missing,
     is_service_error,
 )
-from trilha.keys import decode_metadata, encode_metadata, validate_bucket, validate_key
 
 SHA256_META = "sha256"
 MIB = 1024 * 1024

@@ -53,8 +53,8 @@ import jinja2
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
 from trilha import config
+from trilha.domain.keys import validate_bucket, validate_key, validate_project_prefix
 from trilha.exceptions import ConnectionSetupError, IntegrityError, TrilhaError
-from trilha.keys import validate_bucket, validate_key, validate_project_prefix
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -65,7 +65,7 @@ if TYPE_CHECKING:
 #: The named internal stage that receives the Parquet files (created if missing).
 DEFAULT_STAGE = "TRILHA_CURATED"
 
-#: Natural key of each curated table, as :mod:`trilha.curate` builds them: ``hourly`` is one row per
+#: Natural key of each curated table, as :mod:`trilha.domain.curate` builds them: ``hourly`` is one row per
 #: station and UTC hour, ``daily`` one per station and UTC date (column ``date``), ``stations`` one
 #: per WMO code. Any other table (the generic ``data``) has no natural key: it is replaced as a whole.
 KEY_COLUMNS: dict[str, tuple[str, ...]] = {

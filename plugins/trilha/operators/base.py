@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from trilha import config, events
+from trilha import config
 from trilha.assets import changes
-from trilha.keys import printable
+from trilha.domain import events
+from trilha.domain.keys import printable
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -274,7 +275,7 @@ class TrilhaBaseOperator(BaseOperator):
         :param explicit: the scope the user set (a non-empty project, prefix...), described; a run
             with one is never narrowed by events. Empty: none set.
         :param items: the per-project list of the events that narrows the work (see
-            :func:`trilha.events.scope_from_extras`).
+            :func:`trilha.domain.events.scope_from_extras`).
         """
         extras: list[dict[str, Any]] = []
         accessor = context.get("triggering_asset_events")

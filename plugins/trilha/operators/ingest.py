@@ -1,6 +1,6 @@
 """Operators of the ingestion half: capture, raw ingest, promote, cleanup.
 
-Each is one verb over the hooks and the pure rules in :mod:`trilha.lake`. Work goes in batches: one
+Each is one verb over the hooks and the pure rules in :mod:`trilha.domain.lake`. Work goes in batches: one
 listing page, one SQL round trip per question per batch, and S3 transfers on a small thread pool
 (I/O bound; boto3 clients are thread-safe).
 """
@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from trilha import config, events, lake
+from trilha import config
 from trilha.assets import RAW_REGISTERED, RECEPTION, STORED_RAW
-from trilha.digest import EMPTY_SHA256, ChunkStream, Digest
+from trilha.domain import events, lake
+from trilha.domain.digest import EMPTY_SHA256, ChunkStream, Digest
+from trilha.domain.keys import (
+    validate_key,
+    validate_key_prefix,
+    validate_project_name,
+    validate_project_prefix,
+)
 from trilha.exceptions import (
     ExportTooLargeError,
     IntegrityError,
@@ -28,7 +35,6 @@ from trilha.exceptions import (
     SourceError,
     is_missing,
 )
-from trilha.keys import validate_key, validate_key_prefix, validate_project_name, validate_project_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
 
 if TYPE_CHECKING:
@@ -36,7 +42,7 @@ if TYPE_CHECKING:
 
     from trilha.hooks.audit import AuditHook, Transaction
     from trilha.hooks.minio import ObjectInfo
-    from trilha.sources import CaptureSource, HashesLocally, SourceFile
+    from trilha.hooks.sources import CaptureSource, HashesLocally, SourceFile
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -210,7 +216,7 @@ class _ReceptionMixin(TrilhaBaseOperator):
         Uniqueness is checked *before* any byte moves: a file whose checksum the inventory already
         holds is counted as a duplicate and never downloaded nor uploaded.
         """
-        from trilha.sources import HashesLocally
+        from trilha.hooks.sources import HashesLocally
 
         bucket = self.reception_bucket
         progress = Progress(self.log, f"capture from {source.describe()}")
@@ -411,7 +417,7 @@ class CaptureOperator(_ReceptionMixin):
                 "folder id or an absolute local path"
             )
         if source.startswith(("/", "./", "~")) or Path(source).exists():
-            from trilha.sources import LocalFolderSource
+            from trilha.hooks.sources import LocalFolderSource
 
             try:
                 return LocalFolderSource(Path(source).expanduser(), compute_checksums=False)
@@ -482,7 +488,7 @@ class RawIngestOperator(_ReceptionMixin):
         key_prefix = validate_key_prefix(self.key_prefix, what="key_prefix")
         self.minio.check_buckets([bucket])
         if self.landing_dir:
-            from trilha.sources import LocalFolderSource
+            from trilha.hooks.sources import LocalFolderSource
 
             try:
                 landing = LocalFolderSource(self.landing_dir, compute_checksums=False)

@@ -1,7 +1,8 @@
 """Operators of the processing half: staging, curated, dataset split.
 
 Each reads its inputs from the audit store's inventories, does pure work with
-:mod:`trilha.formats`, :mod:`trilha.contracts`, :mod:`trilha.curate` and :mod:`trilha.splitting`, writes
+:mod:`trilha.domain.formats`, :mod:`trilha.domain.contracts`, :mod:`trilha.domain.curate` and
+:mod:`trilha.domain.splitting`, writes
 Parquet and manifests through :class:`~trilha.hooks.minio.MinioHook`, and records an inventory row
 that carries every output's sha256. pandas/pyarrow are imported inside ``execute`` only.
 """
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from trilha import config, events, lineage
+from trilha import config
 from trilha.assets import CURATED, DATASETS, STAGED, STORED_RAW
+from trilha.domain import events, lineage
+from trilha.domain.keys import join_key, validate_key_prefix
 from trilha.exceptions import IntegrityError, ObjectMissingError, ObjectWriteError, ParseError, TrilhaError
-from trilha.keys import join_key, validate_key_prefix
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator
 from trilha.operators.ingest import all_or_raise, chunked, parallel
 
@@ -189,9 +191,9 @@ class StagingOperator(TrilhaBaseOperator):
 
     def _stage_one(self, src: dict[str, Any], version: str, counters: Counters) -> dict[str, Any] | None:
         """The file's staging inventory row, or ``None`` when its stored bytes cannot be used."""
-        from trilha.contracts import load_contract, validate
-        from trilha.formats import parse_file
-        from trilha.parquet import table_to_parquet_bytes
+        from trilha.domain.contracts import load_contract, validate
+        from trilha.domain.formats import parse_file
+        from trilha.domain.parquet import table_to_parquet_bytes
 
         where = f"{src['dest_bucket']}/{src['dest_key']}"
         record: dict[str, Any] = {
@@ -379,8 +381,8 @@ class CuratedOperator(TrilhaBaseOperator):
         return {"versions": versions, "scope": scope.why}
 
     def _curate(self, target: dict[str, Any], run_id: str, counters: Counters) -> dict[str, Any] | None:
-        from trilha.curate import curate
-        from trilha.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+        from trilha.domain.curate import curate
+        from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
 
         pid, dataset, prefix = int(target["project_id"]), target["dataset"], target["project_prefix"]
         staged = self.audit.query("curated_inputs", {"project_id": pid, "dataset": dataset})
@@ -655,8 +657,8 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         """Make the cut of ``project``'s curated version (unless it exists); its summary. A project
         without a version of the dataset fails the task, or, in a run scoped by events, is skipped
         (``None``): an event whole-project scope may name a project that has no such dataset."""
-        from trilha.parquet import parquet_bytes_to_table
-        from trilha.splitting import hash_split, temporal_split
+        from trilha.domain.parquet import parquet_bytes_to_table
+        from trilha.domain.splitting import hash_split, temporal_split
 
         rows = self.audit.query(
             "curated_select",
@@ -736,7 +738,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
 
         :param source: the curated table that was cut (its entry in the curated version's files).
         """
-        from trilha.parquet import table_to_parquet_bytes
+        from trilha.domain.parquet import table_to_parquet_bytes
 
         def write(name: str) -> dict[str, Any]:
             key = join_key(base, f"{name}.parquet")

@@ -1,4 +1,4 @@
-"""The operator of the reconcile DAG: :func:`trilha.reconcile.reconcile` with the task's hooks."""
+"""The operator of the reconcile DAG: :func:`trilha.ops.reconcile.reconcile` with the task's hooks."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from trilha import config, drift
-from trilha import reconcile as rc
+from trilha import config
+from trilha.domain import drift
 from trilha.exceptions import ReconcileError
 from trilha.operators.base import Counters, TrilhaBaseOperator
+from trilha.ops import reconcile as rc
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

@@ -13,12 +13,12 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from trilha.keys import fit_name, join_key
+from trilha.domain.keys import fit_name, join_key
 
 MANIFEST = "manifest.json"
 #: The files of a dataset version, in the order they are written (the manifest comes after them).
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
-#: Same variable as ``trilha.contracts.CONTRACTS_ENV`` (not imported: that module loads pyarrow).
+#: Same variable as ``trilha.domain.contracts.CONTRACTS_ENV`` (not imported: that module loads pyarrow).
 CONTRACTS_ENV = "TRILHA_CONTRACTS_DIR"
 
 
@@ -27,11 +27,11 @@ def code_version() -> str:
 
     A stored file is staged once per code version: change a parser or a contract and the next
     staging run re-stages everything, without anyone tracking versions by hand. The contracts are
-    the ones validation reads: ``$TRILHA_CONTRACTS_DIR`` when set (see :mod:`trilha.contracts`).
+    the ones validation reads: ``$TRILHA_CONTRACTS_DIR`` when set (see :mod:`trilha.domain.contracts`).
     """
     root = Path(__file__).resolve().parent
     override = os.environ.get(CONTRACTS_ENV)
-    return _code_version(Path(override) if override else root.parents[1] / "include" / "contracts")
+    return _code_version(Path(override) if override else root.parents[2] / "include" / "contracts")
 
 
 @cache

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Any
 
-from trilha.keys import fit_name, join_key, validate_key
+from trilha.domain.keys import fit_name, join_key, validate_key
 
 
 def reception_key(project_prefix: str, relative_path: str) -> str:

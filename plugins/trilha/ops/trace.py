@@ -1,8 +1,8 @@
 """Trace any file end to end, and summarise what the lake holds for a project.
 
-``python -m trilha.trace <file name | key | sha256 | Drive id | local path>`` prints the file's path
+``python -m trilha.ops.trace <file name | key | sha256 | Drive id | local path>`` prints the file's path
 so far: source → reception key → stored key → staged → curated → dataset versions, with the run ids
-that moved it and when. ``python -m trilha.trace summary --project NAME`` prints files and rows per
+that moved it and when. ``python -m trilha.ops.trace summary --project NAME`` prints files and rows per
 layer, quarantined rows, the latest versions and where to look; ``summary`` (with or without a
 project) also prints the latest reconcile report of each bucket (``meta.reconcile_report``). Both
 read the audit store through the ``trilha_postgres`` connection (``AIRFLOW_CONN_TRILHA_POSTGRES``
@@ -49,7 +49,7 @@ def latest_reconcile(audit: AuditHook, project_prefix: str | None = None) -> lis
 def format_reconcile(rows: list[dict[str, Any]]) -> str:
     """The latest reconcile report per bucket: when, counts, drift total and the report object."""
     if not rows:
-        return "Reconcile: never reconciled (run the reconcile DAG, or python -m trilha.reconcile)"
+        return "Reconcile: never reconciled (run the reconcile DAG, or python -m trilha.ops.reconcile)"
     out = ["Reconcile (latest report per bucket):"]
     for r in rows:
         when = r["checked_at"].isoformat(timespec="seconds")
@@ -102,12 +102,12 @@ def format_summary(project: str, data: dict[str, Any]) -> str:
         out.append("  rejections and quarantines:")
         for r in data["rejections"]:
             out.append(f"    {r['source_key']}: {str(r['reason'])[:160]}")
-    out.append("  trace a file:  python -m trilha.trace '<file name, key or sha256>'")
+    out.append("  trace a file:  python -m trilha.ops.trace '<file name, key or sha256>'")
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trilha.trace", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trilha.ops.trace", description=__doc__.split("\n")[0])
     parser.add_argument("query", help="file name, object key, sha256, Drive id or local path; or 'summary'")
     parser.add_argument(
         "--project", help="with 'summary': the project name (default: the reconcile state only)"

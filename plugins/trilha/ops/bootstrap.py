@@ -1,4 +1,4 @@
-"""One-shot bootstrap of the docker-compose deployment: ``python -m trilha.bootstrap``.
+"""One-shot bootstrap of the docker-compose deployment: ``python -m trilha.ops.bootstrap``.
 
 The ``trilha-init`` service runs this once the services are healthy and Airflow's own database is
 migrated, and the scheduler, dag-processor, triggerer and workers start only after it has exited 0.
@@ -9,7 +9,7 @@ it again. The steps, in order:
    holds);
 2. **minio-user**: create or update the *least-privilege* MinIO user Airflow works as, with a policy
    that grants the object actions Trilha needs on Trilha's buckets and nothing else (``mc admin``);
-3. **migrate**: bring the audit database to the current schema (:func:`trilha.migrate.migrate`);
+3. **migrate**: bring the audit database to the current schema (:func:`trilha.ops.migrate.migrate`);
 4. **mongo-user**: create or update the MongoDB user of the run log, ``readWrite`` on its database;
 5. **settings**: load ``airflow_settings.yaml`` into Airflow with the same loader as local runs, the
    placeholder connections replaced by the real ones built from ``.env`` by :func:`connections_from_env`.
@@ -20,7 +20,8 @@ The connections it stores name the compose services (``trilha-postgres``, ``mini
 ``TRILHA_DB_HOST``-style variables below exist so the tests can aim the same code at the local stack.
 Whatever the init verified is what it stores: both read the same variables.
 
-``python -m trilha.bootstrap [--steps buckets,minio-user,migrate,mongo-user,settings] [--settings-file F]``
+``python -m trilha.ops.bootstrap [--steps buckets,minio-user,migrate,mongo-user,settings]``
+``[--settings-file F]``
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from trilha import config
-from trilha.airflow_settings import Settings, apply_settings, load_settings, with_environment_overrides
 from trilha.exceptions import MigrationError, SettingsError, TrilhaError
+from trilha.ops.settings import Settings, apply_settings, load_settings, with_environment_overrides
 
 log = logging.getLogger(__name__)
 
@@ -494,7 +495,7 @@ def step_minio_user(environ: Mapping[str, str], buckets: Sequence[str]) -> None:
 def step_migrate(environ: Mapping[str, str]) -> list[str]:
     import psycopg2
 
-    from trilha.migrate import migrate
+    from trilha.ops.migrate import migrate
 
     env = read_env(environ)
     conn = _retry(
@@ -671,7 +672,9 @@ def run_steps(steps: Sequence[str], environ: Mapping[str, str], settings: Settin
 
 
 def main(argv: list[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trilha.bootstrap", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m trilha.ops.bootstrap", description=__doc__.split("\n")[0]
+    )
     parser.add_argument(
         "--steps", default=",".join(STEPS), help=f"comma-separated; default {','.join(STEPS)}"
     )

@@ -2,17 +2,17 @@
 
 For each bucket of the five layers (the configured ones, and any other that audit rows name), the
 audit's claims (``include/sql/queries/reconcile_<layer>.sql``, and the report objects of earlier
-runs) are compared with the bucket's listing by :func:`trilha.drift.compare`. The listing decides
+runs) are compared with the bucket's listing by :func:`trilha.domain.drift.compare`. The listing decides
 most objects (size, and the ETag against the ETag or md5 the audit recorded); only objects it cannot
 decide get a HEAD for their sha256 metadata, or with ``rehash`` every audited object is read and
 hashed. Nothing is ever deleted or changed in the lake. ``meta.audit_log`` rows still ``running``
-whose process is gone are marked ``abandoned`` (:func:`trilha.drift.abandoned`).
+whose process is gone are marked ``abandoned`` (:func:`trilha.domain.drift.abandoned`).
 
 The report goes three ways: one ``meta.reconcile_report`` row per bucket, one JSON object
 ``_reconcile/<UTC time>__<run id>.json`` in the storage bucket (its sha256 in those rows), and the
 caller's log (the operator returns its summary for the run log document).
 
-``python -m trilha.reconcile [--project P] [--bucket LAYER] [--grace-minutes N] [--rehash] [--json]``
+``python -m trilha.ops.reconcile [--project P] [--bucket LAYER] [--grace-minutes N] [--rehash] [--json]``
 does the same from the shell, through the ``trilha_postgres`` and ``trilha_minio`` connections
 (``AIRFLOW_CONN_*`` in ``.trilha/env`` locally). Bucket names come from ``AIRFLOW_VAR_TRILHA_BUCKET_*``
 or ``TRILHA_BUCKET_*``, else the defaults. It prints a table per bucket and exits 0 when clean, 1 on
@@ -41,9 +41,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trilha import config, drift
+from trilha import config
+from trilha.domain import drift
+from trilha.domain.keys import validate_bucket
 from trilha.exceptions import ConnectionSetupError, ReconcileError, TrilhaError
-from trilha.keys import validate_bucket
 
 if TYPE_CHECKING:
     from trilha.hooks.audit import AuditHook
@@ -563,7 +564,9 @@ def configured_buckets(environ: Mapping[str, str] | None = None) -> dict[str, st
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trilha.reconcile", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m trilha.ops.reconcile", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--project", help="only this project (its name); default: every project")
     parser.add_argument("--bucket", choices=LAYERS, help="only this layer's bucket; default: every bucket")
     parser.add_argument("--grace-minutes", type=int, default=DEFAULT_GRACE_MINUTES, metavar="N")

@@ -28,8 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trilha.domain.keys import validate_project_name, validate_project_prefix
 from trilha.exceptions import InvalidProjectError
-from trilha.keys import validate_project_name, validate_project_prefix
 
 #: Version of the extra's layout; a consumer does not scope by an extra of another version.
 FORMAT = 1

@@ -1,6 +1,6 @@
 """The embedded local stack: real PostgreSQL, an S3-compatible server and MongoDB, as processes.
 
-``python -m trilha.devstack up|down|status|env`` brings up, on free loopback ports, the three services
+``python -m trilha.ops.devstack up|down|status|env`` brings up, on free loopback ports, the three services
 Trilha needs, with their data in a state directory (``.trilha/`` in the checkout by default, git-ignored):
 
 * PostgreSQL from the ``pgserver`` wheel's binaries (``initdb``/``pg_ctl``), password auth on TCP;
@@ -650,7 +650,9 @@ class Stack:
         return str(secrets_["fernet_key"])
 
     def write_env(self) -> Path:
-        lines = ["# Written by `python -m trilha.devstack up`. Source it: set -a; . " + str(self.env_path)]
+        lines = [
+            "# Written by `python -m trilha.ops.devstack up`. Source it: set -a; . " + str(self.env_path)
+        ]
         for key, value in sorted(self.env_vars().items()):
             lines.append(f"{key}={shell_quote(value)}")
         self.env_path.write_text("\n".join(lines) + "\n")
@@ -782,7 +784,7 @@ def default_state_dir() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trilha.devstack", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trilha.ops.devstack", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "status", "env", "dsn"])
     parser.add_argument("--state-dir", type=Path, default=None, help="default: $TRILHA_STATE_DIR or .trilha/")
     args = parser.parse_args(argv)
@@ -798,7 +800,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"env file: {stack.env_path}  (set -a; . {stack.env_path}; set +a)")
         return 0
     if args.command == "down":
-        from trilha.ui import UI
+        from trilha.ops.ui import UI
 
         stopped = [f"ui/{name}" for name in UI(stack).down()] + stack.down()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -812,7 +814,7 @@ def main(argv: list[str] | None = None) -> int:
     status = stack.status()
     for component, info in status.items():
         print(f"{component:9s} {info['state']:8s} pid={info.get('pid')} port={info.get('port')}")
-    from trilha.ui import UI, print_status
+    from trilha.ops.ui import UI, print_status
 
     print_status(UI(stack))
     return 0 if all(i["state"] in ("running", "external") for i in status.values()) else 3

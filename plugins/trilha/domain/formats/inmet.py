@@ -27,8 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trilha.exceptions import ParseError
-from trilha.formats.common import (
+from trilha.domain.formats.common import (
     LINE_NUMBER_COLUMN,
     SNIFF_BYTES,
     CsvDialect,
@@ -49,6 +48,7 @@ from trilha.formats.common import (
     tokens,
     unique_names,
 )
+from trilha.exceptions import ParseError
 
 #: Hourly measurements, in output order, identical for every year and layout.
 HOURLY_MEASUREMENTS: tuple[str, ...] = (

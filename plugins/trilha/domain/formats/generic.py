@@ -26,8 +26,7 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trilha.exceptions import ParseError
-from trilha.formats.common import (
+from trilha.domain.formats.common import (
     LINE_NUMBER_COLUMN,
     CsvDialect,
     ParsedFile,
@@ -38,6 +37,7 @@ from trilha.formats.common import (
     to_utf8,
     unique_names,
 )
+from trilha.exceptions import ParseError
 
 LAYOUT = "generic_csv"
 DATASET = "generic"

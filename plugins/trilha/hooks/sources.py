@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
-from trilha.digest import CHUNK_SIZE, digest_file
+from trilha.domain.digest import CHUNK_SIZE, digest_file
 from trilha.exceptions import SourceError
 
 if TYPE_CHECKING:

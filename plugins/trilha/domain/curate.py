@@ -35,8 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trilha.formats.common import constant
-from trilha.formats.inmet import HOURLY_MEASUREMENTS, STATION_COLUMNS, STATION_STRING, TIMESTAMP_TYPE
+from trilha.domain.formats.common import constant
+from trilha.domain.formats.inmet import HOURLY_MEASUREMENTS, STATION_COLUMNS, STATION_STRING, TIMESTAMP_TYPE
 
 INTERNAL_PREFIX = "_"
 _MICROS_PER_DAY = 86_400_000_000

@@ -1,6 +1,6 @@
 """The Airflow UI on the local stack, and ``airflow dags test`` runs whose task logs it can show.
 
-``python -m trilha.ui up`` (``make ui``) starts Airflow's four components as separate processes, with
+``python -m trilha.ops.ui up`` (``make ui``) starts Airflow's four components as separate processes, with
 the stack's settings (``<state>/env``) and a few of their own:
 
 * ``airflow api-server --host 127.0.0.1 --port P`` (the UI and the REST API; loopback only, on a free
@@ -20,7 +20,7 @@ others. ``down`` (also run by ``make down``) stops every process each component 
 processes included: each component leads its own session, and every process of that session is
 stopped, whatever process group it moved to.
 
-``python -m trilha.ui dags-test <dag_id> [airflow dags test options]`` runs ``airflow dags test``
+``python -m trilha.ops.ui dags-test <dag_id> [airflow dags test options]`` runs ``airflow dags test``
 and also writes each task's log where the api-server reads it (see :class:`TaskLogTee`), so the runs
 of ``make demo`` have their logs in the UI.
 """
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from trilha.devstack import Stack, default_state_dir, free_port, port_open, spawn, tail
+from trilha.ops.devstack import Stack, default_state_dir, free_port, port_open, spawn, tail
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: The scheduler stops first, so it queues nothing new while the others stop (together).
@@ -451,7 +451,7 @@ def dags_test(argv: list[str]) -> int:
     run_in_process = getattr(supervisor, "run_task_in_process", None)
     if run_in_process is None:
         print(
-            "trilha.ui dags-test: this Airflow has no supervisor.run_task_in_process; "
+            "trilha.ops.ui dags-test: this Airflow has no supervisor.run_task_in_process; "
             "run 'airflow dags test' instead (its task logs will not be in the UI)",
             file=sys.stderr,
         )
@@ -484,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["dags-test"]:
         return dags_test(argv[1:])
-    parser = argparse.ArgumentParser(prog="python -m trilha.ui", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trilha.ops.ui", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "status", "dags-test"])
     parser.add_argument("--state-dir", type=Path, default=None, help="default: $TRILHA_STATE_DIR or .trilha/")
     parser.add_argument("--port", type=int, default=None, help="default: $TRILHA_UI_PORT, else a free port")

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from trilha.exceptions import ParseError
-from trilha.formats.common import (
+from trilha.domain.formats.common import (
     ParsedFile,
     data_body,
     decode_bytes,
@@ -24,7 +23,7 @@ from trilha.formats.common import (
     snake_case,
     tokens,
 )
-from trilha.formats.inmet import (
+from trilha.domain.formats.inmet import (
     HOURLY_MEASUREMENTS,
     HOURLY_RULES,
     STATION_STRING,
@@ -34,6 +33,7 @@ from trilha.formats.inmet import (
     plan_columns,
     read_measurements,
 )
+from trilha.exceptions import ParseError
 
 LAYOUT = "inmet_bdmep"
 

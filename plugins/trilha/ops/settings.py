@@ -9,7 +9,7 @@ Placeholders in the file give way to real values: when ``AIRFLOW_CONN_<CONN_ID>`
 environment (the local stack writes them; compose passes them from ``.env``), its fields take
 precedence over the file's for that connection. Secrets therefore never need to be in the file.
 
-``python -m trilha.airflow_settings [--file airflow_settings.yaml] [--check]``
+``python -m trilha.ops.settings [--file airflow_settings.yaml] [--check]``
 """
 
 from __future__ import annotations
@@ -226,9 +226,7 @@ def apply_settings(settings: Settings) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m trilha.airflow_settings", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="python -m trilha.ops.settings", description=__doc__.split("\n")[0])
     parser.add_argument("--file", type=Path, default=None)
     parser.add_argument("--check", action="store_true", help="validate only; apply nothing")
     args = parser.parse_args(argv)

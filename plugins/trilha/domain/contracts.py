@@ -47,7 +47,7 @@ from trilha.exceptions import ParseError, TrilhaError
 INTERNAL_PREFIX = "_"
 LINE_NUMBER_COLUMN = "_line_number"
 CONTRACTS_ENV = "TRILHA_CONTRACTS_DIR"
-DEFAULT_DIRECTORY = Path(__file__).resolve().parents[2] / "include" / "contracts"
+DEFAULT_DIRECTORY = Path(__file__).resolve().parents[3] / "include" / "contracts"
 
 _TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),

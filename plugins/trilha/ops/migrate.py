@@ -145,7 +145,9 @@ def migrate(conn: Any, directory: Path | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m trilha.migrate", description="Apply schema migrations.")
+    parser = argparse.ArgumentParser(
+        prog="python -m trilha.ops.migrate", description="Apply schema migrations."
+    )
     parser.add_argument("--dsn", required=True, help="postgresql://user:password@host:port/db")
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args(argv)

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from trilha.exceptions import ParseError
-from trilha.formats.bdmep import looks_like_bdmep, parse_bdmep
-from trilha.formats.common import ParsedFile, decode_bytes, prepare, sample_lines, tokens
-from trilha.formats.generic import parse_generic
-from trilha.formats.inmet import (
+from trilha.domain.formats.bdmep import looks_like_bdmep, parse_bdmep
+from trilha.domain.formats.common import ParsedFile, decode_bytes, prepare, sample_lines, tokens
+from trilha.domain.formats.generic import parse_generic
+from trilha.domain.formats.inmet import (
     is_column_header,
     looks_like_inmet_yearly,
     meta_key,
     parse_yearly,
     yearly_layout,
 )
+from trilha.exceptions import ParseError
 
 LAYOUTS: tuple[str, ...] = (
     "inmet_yearly_pre2019",

@@ -1,0 +1,1 @@
+"""Operations tools run from a shell: local stack, bootstrap, settings, migrations, trace, UI, reconcile."""
