@@ -336,15 +336,14 @@ def test_make_ui_listens_on_loopback_logs_in_with_the_printed_password_and_down_
             ("metadatabase", "scheduler", "triggerer", "dag_processor"), "healthy"
         )
 
-        # A run of make demo's runner (airflow dags test, in process) has its task log in the UI.
+        # A run of make demo's runner (dag.test() in one process) has its task log in the UI.
         demo_run = subprocess.run(
             [
                 sys.executable,
                 "-m",
-                "trilha.ops.ui",
-                "dags-test",
+                "trilha.ops.run",
                 "reception_cleanup",
-                "-c",
+                "--conf",
                 '{"dry_run": true}',
             ],
             env={**clean_env(ui.state), **Stack(ui.state).env_vars()},
@@ -354,7 +353,7 @@ def test_make_ui_listens_on_loopback_logs_in_with_the_printed_password_and_down_
             check=False,
         )
         assert demo_run.returncode == 0, demo_run.stdout[-3000:] + demo_run.stderr[-3000:]
-        assert "state=success" in demo_run.stdout
+        assert demo_run.stdout.splitlines()[1].startswith("reception_cleanup  ok "), demo_run.stdout
         (run,) = request(ui.url, "GET", "/api/v2/dags/reception_cleanup/dagRuns", token=token)["dag_runs"]
         assert run["triggering_user_name"] == "dag_test"
         logs = request(

@@ -1,5 +1,6 @@
 """The README's first command, end to end: ``make demo`` on a folder of real INMET files (plus one
-file that is not a table) runs the seven DAG files through ``airflow dags test`` against a stack of
+file that is not a table) runs the seven DAG files through ``dag.test()`` in one process
+(``python -m trilha.ops.run``, asset events handed from each run to the next) against a stack of
 its own (real PostgreSQL, S3 server and mongod, started by ``make demo`` in a temporary state
 directory, stopped by ``make down``), then a second ``make demo`` changes nothing.
 
@@ -112,6 +113,11 @@ def test_every_dag_ran_and_the_summary_says_where_to_look(demo: dict[str, Any]) 
     for dag_id in DAGS:
         (line,) = [ln for ln in lines if ln.startswith(dag_id + " ")]
         assert " ok " in line, line
+        # Each consumer ran on the event its producer's run emitted, as under the scheduler; the
+        # capture starts the chain and the cleanup is scheduled by time only.
+        handed_on = dag_id not in ("drive_capture", "reception_cleanup")
+        assert ("(1 asset events)" in line) == handed_on, line
+    assert [ln for ln in lines if ln.startswith(f"{len(DAGS)} DAG(s) in ")], lines
     out = demo["out"]
     assert f"project '{PROJECT}' (prefix '{PREFIX}')" in out
     assert f"s3://datasets/{PREFIX}/inmet_hourly/" in out
@@ -213,4 +219,46 @@ def test_a_second_demo_changes_nothing(demo: dict[str, Any]) -> None:
     assert after == before
     assert {b: sorted(list_keys(stack, b, "")) for b in before[1]} == objects
     (capture,) = [ln for ln in again.stdout.splitlines() if ln.startswith("drive_capture ")]
-    assert "'new': 0" in capture
+    # The summary shows the counters that are not zero: every file seen again, none new.
+    assert (
+        f'capture: {{"seen":{len(names_in(demo["inbox"]))},"duplicate":{len(names_in(demo["inbox"]))}}}'
+        in capture
+    )
+    # Nothing changed, so no layer emitted an event, and no consumer ran scoped to one.
+    assert "asset events" not in again.stdout
+
+
+def names_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_failed_dag_stops_the_chain_and_names_its_log_and_error(demo: dict[str, Any]) -> None:
+    env = {**clean_env(demo["state"]), **demo["stack"].env_vars()}
+    missing = demo["state"] / "no-such-folder"
+    res = subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "python"),
+            "-m",
+            "trilha.ops.run",
+            "drive_capture",
+            "raw_ingest",
+            "--conf-for",
+            "drive_capture=" + json.dumps({"source": str(missing), "project": PROJECT}),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    (failed,) = [ln for ln in lines if ln.startswith("drive_capture ")]
+    assert " FAILED " in failed
+    assert not [ln for ln in lines if ln.startswith("raw_ingest ")]  # the chain stopped
+    log_lines = [ln.split("log: ", 1)[1] for ln in lines if ln.strip().startswith("log: ")]
+    assert log_lines, lines
+    assert all("task_id=capture" in path for path in log_lines), lines
+    assert Path(log_lines[0]).read_text()  # the task's own log file, where the UI reads it
+    assert f"local folder '{missing}': does not exist" in res.stdout

@@ -20,9 +20,8 @@ others. ``down`` (also run by ``make down``) stops every process each component 
 processes included: each component leads its own session, and every process of that session is
 stopped, whatever process group it moved to.
 
-``python -m trilha.ops.ui dags-test <dag_id> [airflow dags test options]`` runs ``airflow dags test``
-and also writes each task's log where the api-server reads it (see :class:`TaskLogTee`), so the runs
-of ``make demo`` have their logs in the UI.
+:class:`TaskLogTee` writes each task's log of an in-process ``dag.test()`` where the api-server reads
+it, so the runs of ``make demo`` (:mod:`trilha.ops.run`) have their logs in the UI.
 """
 
 from __future__ import annotations
@@ -443,49 +442,12 @@ class TaskLogTee:
                 self._file = None
 
 
-def dags_test(argv: list[str]) -> int:
-    """``airflow dags test <argv>``, each task's log also written where the api-server reads it."""
-    import airflow.__main__ as airflow_cli  # importing airflow configures its logging
-    from airflow.sdk.execution_time import supervisor
-
-    run_in_process = getattr(supervisor, "run_task_in_process", None)
-    if run_in_process is None:
-        print(
-            "trilha.ops.ui dags-test: this Airflow has no supervisor.run_task_in_process; "
-            "run 'airflow dags test' instead (its task logs will not be in the UI)",
-            file=sys.stderr,
-        )
-        return 2
-    tee = TaskLogTee()
-    tee.install()
-
-    def run_task_in_process(ti: Any, task: Any, client: Any = None) -> Any:
-        with tee.to(ti):
-            return run_in_process(ti=ti, task=task, client=client)
-
-    supervisor.run_task_in_process = run_task_in_process  # dag.test() imports it at every task
-    sys.argv = ["airflow", "dags", "test", *argv]
-    try:
-        airflow_cli.main()
-    except SystemExit as exit_:
-        if isinstance(exit_.code, str):
-            print(exit_.code, file=sys.stderr)
-            return 1
-        return int(exit_.code or 0)
-    finally:
-        supervisor.run_task_in_process = run_in_process
-    return 0
-
-
 # --------------------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["dags-test"]:
-        return dags_test(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m trilha.ops.ui", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["up", "down", "status", "dags-test"])
+    parser.add_argument("command", choices=["up", "down", "status"])
     parser.add_argument("--state-dir", type=Path, default=None, help="default: $TRILHA_STATE_DIR or .trilha/")
     parser.add_argument("--port", type=int, default=None, help="default: $TRILHA_UI_PORT, else a free port")
     args = parser.parse_args(argv)
