@@ -1,14 +1,14 @@
-"""The seed-style baseline for ``bench/ingest.py``: what the notebooks of seeds 000 and 004 did, by hand.
+"""The seed-style baseline for ``bench/ingest.py``: what the original notebooks did, by hand.
 
 Plain boto3 + psycopg2 on purpose (that is the point of a baseline), one object and one commit at a
 time, in its own schema ``bench_seed`` so that it never touches Trilha's tables:
 
-* ingestion (seed 000 ``ingest_raw.py`` + seed 004 ``reception_audit``): every landing file is sent
+* ingestion (the notebooks' ``ingest_raw.py`` + ``reception_audit``): every landing file is sent
   with ``put_object`` (what ``mc cp`` of the folder does), then, for every object listed in the
   reception bucket, the object is downloaded to a temporary file, hashed (sha256), and recorded with
   an ``INSERT ... ON CONFLICT (checksum) DO NOTHING`` into ``data_files`` plus an ``INSERT`` into
   ``reception_audit``, and committed, per file;
-* promotion (seed 004, "verificação dupla"): select or create the project, then, for every object of
+* promotion (the notebooks' "verificação dupla"): select or create the project, then, for every object of
   the reception bucket: ``SELECT`` the ``storage_audit`` row for its destination path, ``HEAD`` the
   destination object, and when either is missing ``copy_object`` (``CopySource``) + ``INSERT`` into
   ``storage_audit`` + commit.
@@ -153,7 +153,7 @@ def ingest(client: Any, dsn: str, landing_dir: Path, bucket: str, prefix: str) -
 def promote(
     client: Any, dsn: str, src_bucket: str, dst_bucket: str, project: str, prefix: str
 ) -> dict[str, Any]:
-    """Seed 004's cell: select or create the project, then the per-object double check and copy."""
+    """The promotion cell: select or create the project, then the per-object double check and copy."""
     from botocore.exceptions import ClientError
 
     db = CountingDb(dsn)

@@ -233,7 +233,8 @@ def trilha_phase(
     """
     quiet(log_path)
     from tests.helpers import run_operator
-    from trilha.operators.ingest import PromoteOperator, RawIngestOperator
+    from trilha.operators.ingest import RawIngestOperator
+    from trilha.operators.promote import PromoteOperator
 
     t0 = time.perf_counter()
     for module in ("trilha.hooks.audit", "trilha.hooks.minio", "trilha.hooks.runlog", "trilha.hooks.sources"):
@@ -498,8 +499,8 @@ def run(args: argparse.Namespace) -> int:
     import _baseline_seed as seed
     import psycopg2
 
+    from trilha.hooks.migrations import migrate
     from trilha.ops.devstack import Stack
-    from trilha.ops.migrate import migrate
 
     work = Path(tempfile.mkdtemp(prefix="trilha-bench-ingest-"))
     os.chmod(work, 0o711)  # the embedded PostgreSQL runs as an unprivileged user when we are root

@@ -58,11 +58,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
-from trilha.domain.contracts import load_contract, validate
+from trilha.domain.contracts import validate
 from trilha.domain.curate import curate
 from trilha.domain.formats import parse_file
 from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
 from trilha.domain.splitting import hash_split, temporal_split
+from trilha.hooks.include import load_contract
 
 GIB = 1024**3
 

@@ -20,7 +20,7 @@ from airflow.sdk import dag
 
 from trilha import params
 from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, changes, on_asset_or_cron
-from trilha.operators.process import CuratedOperator
+from trilha.operators.curated import CuratedOperator
 
 
 @dag(
@@ -32,9 +32,7 @@ from trilha.operators.process import CuratedOperator
     **DAG_DEFAULTS,
     params={
         **params.project(required=False),
-        "dataset": params.optional(
-            "Only this dataset (for example inmet_hourly); empty = every dataset.", maxLength=200
-        ),
+        **params.dataset(),
     },
 )
 def curated() -> None:

@@ -22,7 +22,7 @@ from airflow.sdk import Param, dag
 
 from trilha import params
 from trilha.assets import CURATED, DAG_DEFAULTS, DATASETS, TAGS, bucket, changes
-from trilha.operators.process import DatasetSplitOperator
+from trilha.operators.split import DatasetSplitOperator
 
 
 @dag(
@@ -34,14 +34,7 @@ from trilha.operators.process import DatasetSplitOperator
     **DAG_DEFAULTS,
     params={
         **params.project(can_create=False),
-        "dataset": Param(
-            "inmet_hourly",
-            type="string",
-            minLength=1,
-            maxLength=200,
-            title="Dataset",
-            description="Required. The curated dataset to split (inmet_hourly, inmet_bdmep_daily, ...).",
-        ),
+        **params.dataset("Required. The curated dataset to split (inmet_hourly, inmet_bdmep_daily, ...)."),
         "table": Param(
             "hourly",
             type="string",

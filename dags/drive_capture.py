@@ -21,7 +21,7 @@ from airflow.sdk import dag
 
 from trilha import params
 from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, RECEPTION, TAGS, bucket, changes
-from trilha.operators.ingest import CaptureOperator
+from trilha.operators.capture import CaptureOperator
 
 
 @dag(

@@ -40,11 +40,8 @@ from trilha.operators.ingest import RawIngestOperator
             section=params.ADVANCED,
             maxLength=4096,
         ),
-        "landing_prefix": params.optional(
-            "Reception key prefix for the landing files; empty = the bucket's root.",
-            section=params.ADVANCED,
-            pattern=params.KEY_PREFIX_PATTERN,
-            maxLength=1024,
+        "landing_prefix": params.relative_prefix(
+            "Reception key prefix for the landing files; empty = the bucket's root."
         ),
     },
 )

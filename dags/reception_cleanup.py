@@ -18,7 +18,7 @@ from airflow.sdk import Param, dag
 
 from trilha import params
 from trilha.assets import DAG_DEFAULTS, TAGS, bucket
-from trilha.operators.ingest import CleanupOperator
+from trilha.operators.cleanup import CleanupOperator
 
 
 @dag(

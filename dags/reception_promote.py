@@ -22,7 +22,7 @@ from airflow.sdk import dag
 
 from trilha import params
 from trilha.assets import DAG_DEFAULTS, RAW_REGISTERED, STORED_RAW, TAGS, bucket, changes, on_asset_or_cron
-from trilha.operators.ingest import PromoteOperator
+from trilha.operators.promote import PromoteOperator
 
 
 @dag(

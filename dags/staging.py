@@ -23,7 +23,7 @@ from airflow.sdk import dag
 
 from trilha import params
 from trilha.assets import DAG_DEFAULTS, STAGED, STORED_RAW, TAGS, bucket, changes, on_asset_or_cron
-from trilha.operators.process import StagingOperator
+from trilha.operators.staging import StagingOperator
 
 
 @dag(

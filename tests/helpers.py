@@ -38,8 +38,8 @@ def running_stack(prefix: str, what: str) -> Iterator[Any]:
     import psycopg2
     import pytest
 
+    from trilha.hooks.migrations import migrate
     from trilha.ops.devstack import Stack, StackGroupError
-    from trilha.ops.migrate import migrate
 
     with stack_dir(prefix) as base:
         st = Stack(base, log=lambda _msg: None)

@@ -11,9 +11,10 @@ Light on purpose: DAG files import this at parse time.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from airflow.sdk import Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimetable
+
+from trilha import config
 
 RECEPTION = Asset(name="trilha_reception", uri="s3://recepcao-raw/")
 RAW_REGISTERED = Asset(
@@ -25,7 +26,8 @@ CURATED = Asset(name="trilha_curated", uri="s3://curated-data/")
 DATASETS = Asset(name="trilha_datasets", uri="s3://datasets/")
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
-SQL_SEARCHPATH = [str(Path(__file__).resolve().parents[2] / "include" / "sql")]
+#: Where templated SQL is looked up: ``include/sql`` as :func:`trilha.config.sql_dir` locates it.
+SQL_SEARCHPATH = [str(config.sql_dir())]
 
 DEFAULT_ARGS = {
     "owner": "trilha",
@@ -56,9 +58,7 @@ def changes(asset: Asset) -> AssetAlias:
 
 def bucket(name: str) -> str:
     """A templated bucket name: the Airflow Variable ``trilha_bucket_<name>``, else the seeds' default."""
-    from trilha.config import DEFAULT_BUCKETS
-
-    default = DEFAULT_BUCKETS[f"bucket_{name}"]
+    default = config.DEFAULT_BUCKETS[f"bucket_{name}"]
     return "{{ var.value.get('trilha_bucket_" + name + "', '" + default + "') }}"
 
 

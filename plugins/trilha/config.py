@@ -45,10 +45,16 @@ def repo_root() -> Path:
 
 
 def include_dir() -> Path:
+    """``include/`` (contracts, SQL, migrations, samples): the one place that locates it.
+
+    Everything that reads a file under ``include/`` starts from here, so ``TRILHA_HOME`` moves all
+    of it at once (the image's ``/opt/airflow``, a checkout elsewhere).
+    """
     return repo_root() / "include"
 
 
 def sql_dir() -> Path:
+    """``include/sql``: the queries, the migrations and the Snowflake templates."""
     return include_dir() / "sql"
 
 

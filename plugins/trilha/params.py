@@ -65,6 +65,33 @@ def project(required: bool = True, can_create: bool = True) -> dict[str, Param]:
     }
 
 
+def dataset(description: str | None = None) -> dict[str, Param]:
+    """``dataset``: required (default ``inmet_hourly``) when the DAG says what it does with it in
+    ``description``; without one, a filter: empty means every dataset."""
+    if description is None:
+        return {
+            "dataset": optional(
+                "Only this dataset (for example inmet_hourly); empty = every dataset.", maxLength=200
+            )
+        }
+    return {
+        "dataset": Param(
+            "inmet_hourly",
+            type="string",
+            minLength=1,
+            maxLength=200,
+            title="Dataset",
+            description=description,
+        )
+    }
+
+
+def relative_prefix(description: str, *, section: str | None = ADVANCED) -> Param:
+    """An object key prefix the user may leave empty: relative (see :data:`KEY_PREFIX_PATTERN`),
+    at most 1024 characters."""
+    return optional(description, section=section, pattern=KEY_PREFIX_PATTERN, maxLength=1024)
+
+
 def key_prefix(what: str) -> dict[str, Param]:
     """``key_prefix``: a relative key prefix that narrows the run; empty means everything."""
-    return {"key_prefix": optional(what, section=ADVANCED, pattern=KEY_PREFIX_PATTERN, maxLength=1024)}
+    return {"key_prefix": relative_prefix(what)}

@@ -69,23 +69,27 @@ def arm(kill: dict[str, Any]) -> None:
 
 def build(step: str, kwargs: dict[str, Any]) -> Any:
     """The operator of a chaos step, by the step's name."""
+    import trilha.operators.cleanup as cleanup
+    import trilha.operators.curated as curated
     import trilha.operators.ingest as ingest
-    import trilha.operators.process as process
+    import trilha.operators.promote as promote
+    import trilha.operators.split as split
+    import trilha.operators.staging as staging
 
     ops = {
         "ingest": ingest.RawIngestOperator,
-        "promote": ingest.PromoteOperator,
-        "cleanup": ingest.CleanupOperator,
-        "staging": process.StagingOperator,
-        "curated": process.CuratedOperator,
-        "split": process.DatasetSplitOperator,
+        "promote": promote.PromoteOperator,
+        "cleanup": cleanup.CleanupOperator,
+        "staging": staging.StagingOperator,
+        "curated": curated.CuratedOperator,
+        "split": split.DatasetSplitOperator,
     }
     return ops[step](task_id=step, **kwargs)
 
 
 def main() -> int:
     job = json.loads(sys.argv[1])
-    import trilha.operators.ingest as ingest
+    import trilha.operators.base as ingest
     from tests.helpers import run_operator
 
     if job.get("batch"):

@@ -1,4 +1,4 @@
-"""DagBag integrity and policy over ``dags/`` (STYLE.md "Tests").
+"""DagBag integrity and policy over ``dags/``.
 
 The DagBag is loaded the way Airflow 3.3 loads it, with DeprecationWarning and FutureWarning turned into
 errors (an Airflow-2 import fails the load), with no connection and no variable defined anywhere and
@@ -396,3 +396,44 @@ def test_every_layer_asset_is_known_to_airflow(dags: dict[str, Any]) -> None:
         for task in dag.tasks:
             referenced |= {a for a in [*task.inlets, *task.outlets] if isinstance(a, Asset)}
     assert [a.name for a in LAYERS if a not in referenced] == []
+
+
+#: Params every DAG declares through :mod:`trilha.params` (one declaration each), never inline.
+SHARED_PARAMS = {"project", "project_prefix", "key_prefix", "dataset"}
+
+
+def test_shared_params_are_declared_once_in_trilha_params(dags: dict[str, Any]) -> None:
+    """``project``, ``project_prefix``, ``key_prefix`` and ``dataset`` come from ``**params.<helper>()``
+    in every DAG file, so each has one schema; what the DAGs get is one of those schemas."""
+    from trilha import params
+
+    inline = []
+    for path in sorted(DAGS_DIR.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "params" and isinstance(node.value, ast.Dict):
+                inline += [
+                    f"{path.name}:{key.lineno}: {key.value}"
+                    for key in node.value.keys
+                    if isinstance(key, ast.Constant) and key.value in SHARED_PARAMS
+                ]
+    assert inline == []
+
+    declared = {
+        **params.project(),
+        "project_filter": params.project(required=False)["project"],
+        "dataset_filter": params.dataset()["dataset"],
+    }
+    for dag_id, dag in sorted(dags.items()):
+        if "project" in dag.params:
+            schema = dag.params.get_param("project").schema
+            assert schema in (declared["project"].schema, declared["project_filter"].schema), dag_id
+        if "project_prefix" in dag.params:
+            assert dag.params.get_param("project_prefix").schema == declared["project_prefix"].schema
+        if "key_prefix" in dag.params:
+            # The schema is shared; the description (what the prefix narrows) is the DAG's own.
+            assert dag.params.get_param("key_prefix").schema == params.key_prefix("x")["key_prefix"].schema
+    assert dags["curated"].params.get_param("dataset").schema == declared["dataset_filter"].schema
+    assert dags["dataset_split"].params.get_param("dataset").value == "inmet_hourly"
+    # Capture and promotion can create a project; the filters (staging, curated, reconcile) cannot.
+    creators = {d for d, dag in dags.items() if "project_prefix" in dag.params}
+    assert creators == {"drive_capture", "reception_promote"}

@@ -2,7 +2,7 @@
 
 Usage: ``python ingest_child.py '<json job>'``. The job names the operator (``promote``, ``cleanup``,
 ``ingest``, ``curated``, ``split``), its keyword arguments, an optional ``batch`` size
-(``trilha.operators.ingest.BATCH``), and optional ``ready_file`` / ``go_file`` paths: the child
+(``trilha.operators.base.BATCH``), and optional ``ready_file`` / ``go_file`` paths: the child
 writes the first once it is ready and waits for the second, so that two children start their work
 at the same moment. ``delay_s`` adds a pause before each copy and each delete request (a slower
 server), so that a test can kill the child in the middle of its work rather than after it. It
@@ -21,12 +21,16 @@ from typing import Any
 
 def main() -> int:
     job = json.loads(sys.argv[1])
+    import trilha.operators.base as base
+    import trilha.operators.cleanup as cleanup
+    import trilha.operators.curated as curated
     import trilha.operators.ingest as ingest
-    import trilha.operators.process as process
+    import trilha.operators.promote as promote
+    import trilha.operators.split as split
     from tests.helpers import run_operator
 
     if job.get("batch"):
-        ingest.BATCH = int(job["batch"])
+        base.BATCH = int(job["batch"])
     if job.get("delay_s"):
         from trilha.hooks.minio import MinioHook
 
@@ -40,11 +44,11 @@ def main() -> int:
 
             setattr(MinioHook, name, slow)
     ops = {
-        "promote": ingest.PromoteOperator,
-        "cleanup": ingest.CleanupOperator,
+        "promote": promote.PromoteOperator,
+        "cleanup": cleanup.CleanupOperator,
         "ingest": ingest.RawIngestOperator,
-        "curated": process.CuratedOperator,
-        "split": process.DatasetSplitOperator,
+        "curated": curated.CuratedOperator,
+        "split": split.DatasetSplitOperator,
     }
     op = ops[job["op"]](task_id=job["op"], **job["kwargs"])
     # Hooks and connections are built before the start signal, so both children race on the work only.

@@ -177,14 +177,14 @@ def ingest(**kwargs: Any) -> Any:
 
 
 def promote(scope: Scope, **kwargs: Any) -> Any:
-    from trilha.operators.ingest import PromoteOperator
+    from trilha.operators.promote import PromoteOperator
 
     kwargs.setdefault("project_prefix", scope.prefix)
     return PromoteOperator(task_id="promote", project=scope.name, **kwargs)
 
 
 def cleanup(scope: Scope, **kwargs: Any) -> Any:
-    from trilha.operators.ingest import CleanupOperator
+    from trilha.operators.cleanup import CleanupOperator
 
     kwargs.setdefault("key_prefix", scope.keys)
     return CleanupOperator(task_id="cleanup", **kwargs)

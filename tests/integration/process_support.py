@@ -66,21 +66,21 @@ def load(stack: Any, s: Scope, files: dict[str, bytes]) -> None:
 
 
 def staging(s: Scope, **kwargs: Any) -> Any:
-    from trilha.operators.process import StagingOperator
+    from trilha.operators.staging import StagingOperator
 
     kwargs.setdefault("project", s.name)  # "" for every project (then asset events may scope the run)
     return StagingOperator(task_id="stage", **kwargs)
 
 
 def curated(s: Scope, **kwargs: Any) -> Any:
-    from trilha.operators.process import CuratedOperator
+    from trilha.operators.curated import CuratedOperator
 
     kwargs.setdefault("project", s.name)  # "" for every project (then asset events may scope the run)
     return CuratedOperator(task_id="curate", **kwargs)
 
 
 def split(s: Scope, **kwargs: Any) -> Any:
-    from trilha.operators.process import DatasetSplitOperator
+    from trilha.operators.split import DatasetSplitOperator
 
     return DatasetSplitOperator(task_id="split", project=s.name, **kwargs)
 

@@ -56,7 +56,7 @@ def table(tag: str, rows: int = 3) -> bytes:
 
 def cut(**kwargs: Any) -> Any:
     """dataset_split of the generic dataset, for the Param's default project: events pick the real one."""
-    from trilha.operators.process import DatasetSplitOperator
+    from trilha.operators.split import DatasetSplitOperator
 
     return DatasetSplitOperator(
         task_id="split", project="inmet", dataset="generic", table="data", key_columns=["station"], **kwargs
@@ -156,7 +156,7 @@ def test_an_unchanged_run_says_so_in_one_line(stack: Any, capsys: pytest.Capture
 
 
 def test_capture_emits_reception_and_registration_once(stack: Any, tmp_path: Path) -> None:
-    from trilha.operators.ingest import CaptureOperator
+    from trilha.operators.capture import CaptureOperator
 
     s = new_scope("ev")
     folder = tmp_path / "inbox"
@@ -317,7 +317,8 @@ def test_curated_triggered_by_events_curates_only_the_named_projects(stack: Any)
 
 
 def test_raw_ingest_and_promote_follow_the_capture_events(stack: Any, tmp_path: Path) -> None:
-    from trilha.operators.ingest import CaptureOperator, PromoteOperator
+    from trilha.operators.capture import CaptureOperator
+    from trilha.operators.promote import PromoteOperator
 
     a, b = new_scope("eva"), new_scope("evb")
     folder = tmp_path / "inbox"

@@ -88,7 +88,7 @@ def build_folder(root: Path, outside: Path) -> None:
 
 @pytest.fixture(scope="module")
 def outcome(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from trilha.operators.ingest import CaptureOperator
+    from trilha.operators.capture import CaptureOperator
 
     s = new_scope("hostil")
     root, outside = tmp_path_factory.mktemp("hostile"), tmp_path_factory.mktemp("outside")

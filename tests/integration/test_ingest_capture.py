@@ -45,7 +45,7 @@ DOC_MIME = "application/vnd.google-apps.document"
 
 
 def capture(s: Scope, source: str, **kwargs: Any) -> Any:
-    from trilha.operators.ingest import CaptureOperator
+    from trilha.operators.capture import CaptureOperator
 
     kwargs.setdefault("project_prefix", s.prefix)
     return CaptureOperator(task_id="capture", source=source, project=s.name, **kwargs)

@@ -303,7 +303,7 @@ def test_endpoint_dying_mid_run_leaves_no_row_for_a_copy_that_did_not_happen(
 ) -> None:
     """A private rclone is killed during the second batch of copies: the task raises, and once the
     server is back every storage_audit row names an object that holds its sha256; the re-run converges."""
-    import trilha.operators.ingest as ingest_module
+    import trilha.operators.base as ingest_module
 
     s = new_scope("pdie")
     contents = {s.key(f"f{i:02d}.csv"): f"conteudo {i};{s.prefix}\n".encode() for i in range(12)}

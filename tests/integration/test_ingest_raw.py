@@ -239,7 +239,7 @@ def test_endpoint_dying_mid_run_fails_and_registers_only_what_was_read(
 ) -> None:
     """A private rclone is killed while the second batch is being read: the task raises, the first
     batch (committed) is registered with the right checksums, and nothing of the second batch is."""
-    import trilha.operators.ingest as ingest_module
+    import trilha.operators.base as ingest_module
 
     s = new_scope("dying")
     with private_s3(tmp_path) as server:

@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 
 from trilha.exceptions import MigrationError
-from trilha.ops.migrate import LOCK_KEY, discover, migrate, migrations_dir
+from trilha.hooks.migrations import LOCK_KEY, discover, migrate, migrations_dir
 
 pytestmark = pytest.mark.integration
 

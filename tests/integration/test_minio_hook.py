@@ -407,6 +407,82 @@ def test_stat_is_none_for_a_missing_object(hook: MinioHook, bucket: str) -> None
     assert info.last_modified is not None
 
 
+def test_every_read_of_a_missing_object_raises_object_missing_naming_it(
+    hook: MinioHook, bucket: str, tmp_path: Path
+) -> None:
+    """The hook owns "is it there": reads, digests, downloads and verifications of an absent object
+    raise ObjectMissingError naming s3://bucket/key (not a botocore error), and no file is left."""
+    where = f"s3://{bucket}/gone/file.csv"
+    recorded = digest_bytes(b"what the audit saw")
+    with pytest.raises(ObjectMissingError, match=f"^{where}: no such object$"):
+        list(hook.iter_chunks(bucket, "gone/file.csv"))
+    with pytest.raises(ObjectMissingError, match=f"^{where}: no such object$"):
+        hook.digest_object(bucket, "gone/file.csv")
+    with pytest.raises(ObjectMissingError, match=f"^{where}: no such object$"):
+        hook.download_verified(bucket, "gone/file.csv", tmp_path / "out", recorded.sha256)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ObjectMissingError, match=f"^{where}: verification failed: it does not exist$"):
+        hook.verify_object(bucket, "gone/file.csv", recorded)
+    with pytest.raises(IntegrityError):  # and, for the copy or upload it verifies, a failed check
+        hook.verify_object(bucket, "gone/file.csv", recorded)
+
+
+def test_copy_of_a_missing_or_changed_source_raises_object_missing(
+    hook: MinioHook, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy whose source is gone, or no longer has the ETag it was recorded with, raises
+    ObjectMissingError naming the source; nothing is written."""
+    data = data_of(2000, seed=14)
+    digest = digest_bytes(data)
+    with pytest.raises(ObjectMissingError, match=f"^s3://{bucket}/src/gone.csv: no such object$"):
+        hook.copy_object_verified(bucket, "src/gone.csv", bucket, "dst/a.csv", digest)
+    hook.put_bytes(bucket, "src/there.csv", data)
+
+    # rclone's server ignores CopySourceIfMatch: S3's answer to a changed source is given at the
+    # client boundary instead.
+    def precondition_failed(**kwargs: Any) -> Any:
+        assert kwargs["CopySourceIfMatch"] == "0" * 32
+        raise ClientError(
+            {"Error": {"Code": "PreconditionFailed", "Message": "At least one precondition failed"}},
+            "CopyObject",
+        )
+
+    monkeypatch.setattr(hook.get_conn(), "copy_object", precondition_failed)
+    with pytest.raises(ObjectMissingError, match=f"^s3://{bucket}/src/there.csv: the object changed since"):
+        hook.copy_object_verified(bucket, "src/there.csv", bucket, "dst/b.csv", digest, source_etag="0" * 32)
+    assert all_keys(hook, bucket) == ["src/there.csv"]
+
+
+def test_delete_keys_in_batches_returns_the_keys_gone(
+    hook: MinioHook, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the provider's delete_objects, 1000 keys a request; when the server reports an
+    error for a request, the keys still there are not in the answer."""
+    keys = [f"d/{i:04d}" for i in range(1003)]
+    client = hook.get_conn()
+    for key in keys:
+        client.put_object(Bucket=bucket, Key=key, Body=b"x")
+    requests = count_calls(hook, "DeleteObjects")
+    assert hook.delete_keys(bucket, keys[:1002]) == keys[:1002]
+    assert [len(r["Delete"]["Objects"]) for r in requests] == [1000, 2]
+    assert all_keys(hook, bucket) == [keys[1002]]
+
+    real = client.delete_objects
+
+    def one_refused(**kwargs: Any) -> Any:  # the server refuses one key: it stays, the answer says so
+        return {"Errors": [{"Key": keys[1002], "Code": "AccessDenied", "Message": "no"}], "Deleted": []}
+
+    monkeypatch.setattr(client, "delete_objects", one_refused)
+    assert hook.delete_keys(bucket, [keys[1002], "d/never-there"]) == ["d/never-there"]
+    monkeypatch.setattr(client, "delete_objects", real)
+    assert all_keys(hook, bucket) == [keys[1002]]
+
+
+def test_bucket_exists(hook: MinioHook, bucket: str) -> None:
+    assert hook.bucket_exists(bucket) is True
+    assert hook.bucket_exists("no-such-bucket-here") is False
+
+
 # --------------------------------------------------------------------------------------------------
 # connection problems say what to fix
 

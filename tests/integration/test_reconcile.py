@@ -73,7 +73,8 @@ class Lake:
 
     def load(self, scope: Scope, files: dict[str, bytes]) -> None:
         """Upload ``files`` to reception under the scope's prefix, register and promote them."""
-        from trilha.operators.ingest import PromoteOperator, RawIngestOperator
+        from trilha.operators.ingest import RawIngestOperator
+        from trilha.operators.promote import PromoteOperator
 
         for rel, data in files.items():
             self.put("reception", scope.key(rel), data)
@@ -92,7 +93,7 @@ class Lake:
 @pytest.fixture(scope="session")
 def new_lake(stack: Any) -> Iterator[Any]:
     """A factory of private lakes (migrated); every database it made is dropped at the end."""
-    from trilha.ops.migrate import migrate
+    from trilha.hooks.migrations import migrate
 
     made: list[str] = []
     saved: dict[str, str | None] = {}
@@ -257,7 +258,7 @@ def test_an_object_overwritten_with_other_bytes_differs_and_names_the_field(lake
 
 def test_forged_sha256_metadata_passes_a_head_but_not_a_rehash(lake: Lake) -> None:
     """Staged objects have no recorded md5 or size: without rehash their sha256 metadata is trusted."""
-    from trilha.operators.process import StagingOperator
+    from trilha.operators.staging import StagingOperator
 
     scope = new_scope("rch")
     lake.load(scope, {"tiny.csv": b"a;b\n1;2\n3;4\n"})
@@ -311,8 +312,11 @@ def test_a_clean_lake_has_no_drift_and_the_report_is_recorded_three_ways(
 ) -> None:
     from pymongo import MongoClient
 
-    from trilha.operators.ingest import CaptureOperator, PromoteOperator
-    from trilha.operators.process import CuratedOperator, DatasetSplitOperator, StagingOperator
+    from trilha.operators.capture import CaptureOperator
+    from trilha.operators.curated import CuratedOperator
+    from trilha.operators.promote import PromoteOperator
+    from trilha.operators.split import DatasetSplitOperator
+    from trilha.operators.staging import StagingOperator
 
     mine = new_lake()
     folder = tmp_path / "in"

@@ -405,8 +405,9 @@ _REFERENCE: dict[str, pa.Table] = {}
 def _reference_2019(stack: Any) -> pa.Table:
     """The 2019 sample as staged from its original bytes (decimal commas)."""
     if "t" not in _REFERENCE:
-        from trilha.domain.contracts import load_contract, validate
+        from trilha.domain.contracts import validate
         from trilha.domain.formats import parse_file
+        from trilha.hooks.include import load_contract
 
         parsed = parse_file(sample(NAME_2019), NAME_2019)
         ok, _ = validate(parsed.table, load_contract(parsed.dataset), NAME_2019)
@@ -465,12 +466,13 @@ def test_a_put_the_server_keeps_refusing_fails_that_file_alone(stack: Any) -> No
     import shutil
 
     from trilha.domain import lineage
+    from trilha.hooks import include
 
     s = new_scope("stgput")
     load(stack, s, {NAME_2003: sample(NAME_2003), NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
     stored = {r["dest_key"].rsplit("/", 1)[-1]: r for r in storage_rows(stack, s.name)}
     blocked_key = lineage.staged_key(
-        s.prefix, "inmet_hourly", NAME_2019, stored[NAME_2019]["sha256"], lineage.code_version()
+        s.prefix, "inmet_hourly", NAME_2019, stored[NAME_2019]["sha256"], include.code_version()
     )
     obstacle = Path(stack.state_dir) / "s3" / STAGING / blocked_key
     obstacle.mkdir(parents=True)

@@ -1,16 +1,21 @@
-"""Schema contracts: loading the YAML files and splitting tables into ok and quarantine."""
+"""Schema contracts: parsing the YAML (domain), loading the files and the code version (hooks.include),
+and splitting tables into ok and quarantine."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from trilha.domain.contracts import Contract, ContractError, load_contract, validate
+from trilha.domain.contracts import Contract, ContractError, parse_contract, validate
 from trilha.domain.formats import HOURLY_MEASUREMENTS, parse_file
+from trilha.domain.lineage import code_fingerprint
 from trilha.exceptions import ParseError
+from trilha.hooks import include
+from trilha.hooks.include import load_contract
 
 REPO = Path(__file__).parents[2]
 SAMPLES = REPO / "include" / "sample" / "inmet"
@@ -110,6 +115,64 @@ def test_malformed_contracts_name_the_file_and_entry(tmp_path: Path, text: str, 
 def test_dataset_names_cannot_escape_the_directory() -> None:
     with pytest.raises(ContractError, match=r"expected \[a-z0-9_\]\+"):
         load_contract("../secrets")
+
+
+def test_parse_contract_reads_text_only_and_names_its_source() -> None:
+    """The domain half: YAML text in, contract out; no file is opened (the source is only a label)."""
+    text = "dataset: mine\nversion: 2\nkey: [id]\ncolumns:\n  - {name: id, type: int64, nullable: false}\n"
+    contract = parse_contract(text, "/nowhere/mine.yaml", "mine")
+    assert (contract.dataset, contract.version, contract.key_columns) == ("mine", 2, ("id",))
+    assert contract.source == "/nowhere/mine.yaml"
+    assert parse_contract(text, "label").dataset == "mine"  # no expected dataset: any is fine
+    with pytest.raises(ContractError, match="^label: expected dataset 'other', got 'mine'$"):
+        parse_contract(text, "label", "other")
+
+
+def test_contracts_are_found_under_trilha_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """include/ is located by trilha.config (TRILHA_HOME), like the SQL and the migrations."""
+    contracts = tmp_path / "include" / "contracts"
+    contracts.mkdir(parents=True)
+    (contracts / "homed.yaml").write_text("dataset: homed\nversion: 7\ncolumns: []\n")
+    monkeypatch.delenv(include.CONTRACTS_ENV, raising=False)
+    monkeypatch.setenv("TRILHA_HOME", str(tmp_path))
+    assert include.contracts_dir() == contracts
+    assert load_contract("homed").version == 7
+    assert load_contract("homed").source == str(contracts / "homed.yaml")
+
+
+def test_code_version_fingerprints_parsers_staging_decisions_and_contracts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for path in (REPO / "include" / "contracts").glob("*.yaml"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setenv(include.CONTRACTS_ENV, str(tmp_path))
+    domain = REPO / "plugins" / "trilha" / "domain"
+    files = [
+        *sorted((domain / "formats").glob("*.py")),
+        domain / "contracts.py",
+        domain / "staging.py",
+        domain / "quarantine.py",
+        *sorted(tmp_path.glob("*.yaml")),
+    ]
+    before = include.code_version()
+    assert before == code_fingerprint((p.name, p.read_bytes()) for p in files)
+    assert len(before) == 12
+    # Another contracts directory with one contract changed is another code version.
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for path in tmp_path.glob("*.yaml"):
+        (changed / path.name).write_bytes(path.read_bytes())
+    (changed / "generic.yaml").write_bytes((tmp_path / "generic.yaml").read_bytes() + b"\n# edited\n")
+    monkeypatch.setenv(include.CONTRACTS_ENV, str(changed))
+    assert include.code_version() != before
+
+
+def test_code_fingerprint_depends_on_names_content_and_order() -> None:
+    base = code_fingerprint([("a.py", b"x"), ("b.yaml", b"y")])
+    assert base == hashlib.sha256(b"a.pyxb.yamly").hexdigest()[:12]
+    assert code_fingerprint([("b.yaml", b"y"), ("a.py", b"x")]) != base
+    assert code_fingerprint([("a.py", b"x"), ("b.yaml", b"z")]) != base
+    assert code_fingerprint([("c.py", b"x"), ("b.yaml", b"y")]) != base
 
 
 # --------------------------------------------------------------------------------------------------

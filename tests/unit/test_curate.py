@@ -11,10 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from trilha.domain.contracts import load_contract, validate
+from trilha.domain.contracts import validate
 from trilha.domain.curate import CURATED_HOURLY_COLUMNS, DAILY_COLUMNS, STATIONS_COLUMNS, curate
 from trilha.domain.formats import HOURLY_MEASUREMENTS, parse_file
 from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+from trilha.hooks.include import load_contract
 
 SAMPLES = Path(__file__).parents[2] / "include" / "sample" / "inmet"
 YEARLY = (

@@ -1,4 +1,5 @@
-"""trilha.domain.digest: one pass gives the same sha256 and md5 as hashlib, at every boundary, bounded."""
+"""trilha.domain.digest (and trilha.hooks.sources.digest_file): one pass gives the same sha256 and md5
+as hashlib, at every boundary, bounded."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from trilha.domain.digest import (
     DigestingReader,
     digest_bytes,
     digest_chunks,
-    digest_file,
     digest_stream,
     iter_stream,
 )
+from trilha.hooks.sources import digest_file
 
 MIB = 1024 * 1024
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from trilha.domain.contracts import load_contract, validate
+from trilha.domain.contracts import validate
 from trilha.domain.formats import (
     HOURLY_COLUMNS,
     HOURLY_MEASUREMENTS,
@@ -18,9 +18,11 @@ from trilha.domain.formats import (
     detect_layout,
     parse_file,
 )
-from trilha.domain.formats.common import THREADED_READ_BYTES, prepare
+from trilha.domain.formats.csvread import THREADED_READ_BYTES
+from trilha.domain.formats.encoding import prepare
 from trilha.domain.formats.inmet import parse_yearly
 from trilha.exceptions import ParseError
+from trilha.hooks.include import load_contract
 
 SAMPLES = Path(__file__).parents[2] / "include" / "sample" / "inmet"
 OLD = "INMET_S_PR_A807_CURITIBA_28-01-2003_A_31-12-2003.CSV"

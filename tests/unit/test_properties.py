@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from trilha.domain.formats.common import to_float
-from trilha.domain.formats.inmet import parse_dates, parse_hours
+from trilha.domain.formats.cells import to_float
+from trilha.domain.formats.measurements import parse_dates, parse_hours
 from trilha.domain.keys import (
     MAX_KEY_BYTES,
     decode_metadata_value,

@@ -1,25 +1,37 @@
-"""The optional Snowflake load (``trilha.hooks.snowflake``), with Snowflake faked at the connector boundary.
+"""The optional Snowflake load (``trilha.hooks.snowflake``, planned by ``trilha.domain.snowflake``),
+with Snowflake faked at the client boundary.
 
 There is no Snowflake account here, so nothing in this file talks to Snowflake. What is real: the
 templates in ``include/sql/snowflake/`` and their Jinja rendering, the Parquet files (written by the
 lake's own writer), the provider's ``SnowflakeHook`` building the connector's parameters from an
-``AIRFLOW_CONN_TRILHA_SNOWFLAKE`` JSON connection, and the connector's own client-side ``pyformat``
-quoting of bind parameters. What is fake: ``snowflake.connector.connect``, which returns
+``AIRFLOW_CONN_TRILHA_SNOWFLAKE`` JSON connection, the connector's own client-side ``pyformat``
+quoting of bind parameters, and ``MinioHook``'s verified download (on a fake S3 client that serves
+real Parquet bytes).
+
+What is fake is the client boundary: ``snowflake.connector.connect``, which returns
 :class:`FakeConnection`. Its cursor records every ``(sql, params)`` it is given and answers like
-Snowflake does: it reads the file a ``PUT`` names, counts the rows a ``COPY`` loads, and reports the
-rows a ``MERGE`` or ``INSERT`` writes. MinIO is a fake object that serves real Parquet bytes.
+Snowflake does, on rows it really holds: it reads the file a ``PUT`` names, loads the Parquet rows a
+``COPY`` names into the staging table, and executes the ``MERGE`` it receives: it parses the
+statement (``sqlglot``), matches staging rows to target rows on the ``ON`` clause's conditions (the
+project and the key columns, SQL ``NULL`` never equal), updates the matched rows, inserts the others,
+and refuses a target row matched by two staging rows (Snowflake's nondeterministic-merge error). A
+wrong MERGE key therefore duplicates or loses rows, or fails, and the tests that look at the rows
+see it. ``DELETE``, ``INSERT ... SELECT``, ``BEGIN``/``COMMIT``/``ROLLBACK`` act on those rows too.
 
 So the tests prove the SQL we send parses as Snowflake SQL (``sqlglot``, dialect ``snowflake``, on
 the exact text the connector would put on the wire), the order of statements, that values travel as
-bind parameters, and how failures roll back. They cannot prove how a real Snowflake account executes
-that SQL.
+bind parameters, what the MERGE and the replace do to the rows, and how failures roll back. They
+cannot prove how a real Snowflake account executes that SQL (types, time zones, performance).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import io
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -28,27 +40,37 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlglot
+from botocore.exceptions import ClientError
 from snowflake.connector.converter import SnowflakeConverter
 from snowflake.connector.errors import DatabaseError, ProgrammingError
 from sqlglot import exp
 
 from trilha import config
+from trilha.domain import snowflake as sfd
 from trilha.domain.parquet import table_to_parquet_bytes
-from trilha.exceptions import ConnectionSetupError, IntegrityError, InvalidProjectError
-from trilha.hooks import snowflake as sf
-from trilha.hooks.snowflake import (
+from trilha.domain.snowflake import (
     InvalidIdentifierError,
     SnowflakeLoadError,
-    TrilhaSnowflakeHook,
     ident,
-    load_curated_version,
     path_segment,
     plan_table,
-    render_sql,
-    snowflake_configured,
     stage_location,
     stage_name,
     table_name,
+)
+from trilha.exceptions import (
+    ConnectionSetupError,
+    IntegrityError,
+    InvalidProjectError,
+    ObjectMissingError,
+)
+from trilha.hooks import snowflake as sf
+from trilha.hooks.minio import MinioHook
+from trilha.hooks.snowflake import (
+    TrilhaSnowflakeHook,
+    load_curated_version,
+    render_sql,
+    snowflake_configured,
 )
 
 CONN_ENV = "AIRFLOW_CONN_TRILHA_SNOWFLAKE"
@@ -118,28 +140,40 @@ def generic_table() -> pa.Table:
     )
 
 
-class FakeMinio:
-    """Serves real Parquet bytes the way MinioHook does: chunked ``iter_chunks``."""
+class FakeS3Client:
+    """The S3 client boundary: ``GetObject`` of the objects it holds, ``NoSuchKey`` otherwise."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], bytes] = {}
 
-    def put(self, bucket: str, key: str, data: bytes) -> None:
-        self.objects[(bucket, key)] = data
+    def get_object(self, *, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 (boto3's names)
+        if (Bucket, Key) not in self.objects:
+            error = {"Error": {"Code": "NoSuchKey", "Message": "The specified key does not exist."}}
+            raise ClientError(error, "GetObject")  # type: ignore[arg-type]
+        return {"Body": io.BytesIO(self.objects[(Bucket, Key)])}
 
-    def iter_chunks(self, bucket: str, key: str, chunk_size: int = 1000) -> Any:
-        data = self.objects[(bucket, key)]
-        for start in range(0, len(data), chunk_size):
-            yield data[start : start + chunk_size]
+
+class FakeMinio(MinioHook):
+    """The real MinioHook (its verified download is what the loader uses) on a fake S3 client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.client = FakeS3Client()
+
+    def get_conn(self) -> Any:
+        return self.client
+
+    def put(self, bucket: str, key: str, data: bytes) -> None:
+        self.client.objects[(bucket, key)] = data
 
 
 def curated_version(
-    minio: FakeMinio, tables: dict[str, pa.Table], dataset: str = "inmet_hourly"
+    minio: FakeMinio, tables: dict[str, pa.Table], dataset: str = "inmet_hourly", version: str = VERSION
 ) -> dict[str, dict[str, Any]]:
     """Write ``tables`` into the fake curated bucket; the ``files`` map CuratedOperator builds."""
     files = {}
     for name, table in tables.items():
-        key = f"{PREFIX}/{dataset}/{VERSION}/{name}.parquet"
+        key = f"{PREFIX}/{dataset}/{version}/{name}.parquet"
         data = table_to_parquet_bytes(table)
         minio.put(BUCKET, key, data)
         files[name] = {
@@ -188,9 +222,10 @@ class FakeSnowflake:
         self.connect_kwargs: list[dict[str, Any]] = []
         self.connections: list[FakeConnection] = []
         self.tables: dict[str, list[str]] = {k: list(v) for k, v in (tables or {}).items()}
+        #: table -> its rows (column name -> value), target and staging tables alike
+        self.rows: dict[str, list[dict[str, Any]]] = {}
         self.staged: dict[str, bytes] = {}
-        self.staging_rows: dict[str, int] = {}
-        self.merged: set[str] = set()
+        self._snapshot: dict[str, list[dict[str, Any]]] | None = None
         self.fail_on = fail_on
         self.copy_shortfall = copy_shortfall
 
@@ -230,6 +265,35 @@ class FakeConnection:
 
 def _quoted(sql: str) -> list[str]:
     return re.findall(r'"([A-Z0-9_]+)"', sql)
+
+
+LOADED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def _value(node: exp.Expression, rows: dict[str, dict[str, Any]]) -> Any:
+    """Evaluate what the templates put in a MERGE, INSERT or DELETE, on ``rows`` (alias -> row;
+    ``""`` is the row of an unqualified column). Anything else is refused, never guessed."""
+    if isinstance(node, exp.Column):
+        return rows[node.table][node.name]
+    if isinstance(node, exp.Literal):
+        return node.this if node.is_string else float(node.this)
+    if isinstance(node, exp.Null):
+        return None
+    if isinstance(node, exp.CurrentTimestamp):
+        return LOADED_AT
+    raise AssertionError(f"the fake Snowflake does not evaluate {node.sql('snowflake')}")
+
+
+def _holds(condition: exp.Expression, rows: dict[str, dict[str, Any]]) -> bool:
+    """A condition of ``=`` joined by ``AND``, with SQL's NULL: ``NULL = x`` is never true."""
+    if isinstance(condition, exp.Paren):
+        return _holds(condition.this, rows)
+    if isinstance(condition, exp.And):
+        return _holds(condition.left, rows) and _holds(condition.right, rows)
+    if isinstance(condition, exp.EQ):
+        left, right = _value(condition.left, rows), _value(condition.right, rows)
+        return left is not None and right is not None and left == right
+    raise AssertionError(f"the fake Snowflake does not evaluate {condition.sql('snowflake')}")
 
 
 class FakeCursor:
@@ -282,25 +346,94 @@ class FakeCursor:
             assert params is not None
             staging, location = _quoted(sql)[0], sql.split()[4]
             data = db.staged.pop(location + params["file"])  # PURGE
-            rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows - db.copy_shortfall
-            db.staging_rows[staging] = rows
+            table = pq.read_table(pa.BufferReader(data))  # MATCH_BY_COLUMN_NAME: upper-case names
+            loaded = [{name.upper(): v for name, v in row.items()} for row in table.to_pylist()]
+            loaded = loaded[: len(loaded) - db.copy_shortfall]
+            db.rows[staging] = loaded
+            rows = len(loaded)
             self._result(
                 ["file", "status", "rows_parsed", "rows_loaded"], [(params["file"], "LOADED", rows, rows)]
             )
         elif k == "MERGE":
-            target, staging = _quoted(sql)[:2]
-            rows = db.staging_rows[staging]
-            inserted, updated = (0, rows) if target in db.merged else (rows, 0)
-            db.merged.add(target)
-            self._result(["number of rows inserted", "number of rows updated"], [(inserted, updated)])
+            self._result(["number of rows inserted", "number of rows updated"], [self._merge(sql, params)])
         elif k == "INSERT":
-            staging = _quoted(sql[sql.rindex("FROM") :])[0]
-            self._result(["number of rows inserted"], [(db.staging_rows[staging],)])
+            self._result(["number of rows inserted"], [(self._insert(sql, params),)])
         elif k == "DELETE":
-            self._result(["number of rows deleted"], [(4,)])
+            self._result(["number of rows deleted"], [(self._delete(sql, params),)])
+        elif k == "BEGIN":
+            db._snapshot = copy.deepcopy(db.rows)
+            self._result(*status)
+        elif k == "COMMIT":
+            db._snapshot = None
+            self._result(*status)
+        elif k == "ROLLBACK":
+            if db._snapshot is not None:
+                db.rows, db._snapshot = db._snapshot, None
+            self._result(*status)
         else:
             self._result(*status)
         return self
+
+    def _merge(self, sql: str, params: dict[str, Any] | None) -> tuple[int, int]:
+        """Execute the MERGE on the rows held: match on the ON clause, update or insert."""
+        merge = parse_one_snowflake(interpolate(sql, params))
+        assert isinstance(merge, exp.Merge)
+        target, using = merge.this, merge.args["using"]
+        t, s = target.alias, using.alias
+        on = merge.args["on"]
+        matched = not_matched = None
+        for when in merge.args["whens"].expressions:
+            if when.args.get("matched"):
+                matched = when.args["then"]
+            else:
+                not_matched = when.args["then"]
+        assert isinstance(matched, exp.Update)
+        assert isinstance(not_matched, exp.Insert)
+        rows = self.db.rows.setdefault(target.name, [])
+        before = list(rows)  # rows this MERGE inserts are not matched by later source rows
+        hit: set[int] = set()
+        inserted = updated = 0
+        for source in self.db.rows[using.name]:
+            hits = [row for row in before if _holds(on, {t: row, s: source})]
+            for row in hits:
+                if id(row) in hit:
+                    raise ProgrammingError(
+                        msg="Duplicate row detected during DML action", errno=100090, sfqid=self.sfqid
+                    )
+                hit.add(id(row))
+                changes = {
+                    eq.this.name: _value(eq.expression, {t: row, s: source}) for eq in matched.expressions
+                }
+                row.update(changes)
+                updated += 1
+            if not hits:
+                names = [c.name for c in not_matched.this.expressions]
+                values = [_value(v, {s: source}) for v in not_matched.expression.expressions]
+                rows.append(dict(zip(names, values, strict=True)))
+                inserted += 1
+        return inserted, updated
+
+    def _insert(self, sql: str, params: dict[str, Any] | None) -> int:
+        """``INSERT INTO target (columns) SELECT ... FROM staging AS s``, on the rows held."""
+        insert = parse_one_snowflake(interpolate(sql, params))
+        assert isinstance(insert, exp.Insert)
+        names = [c.name for c in insert.this.expressions]
+        select = insert.expression
+        source = select.args["from_"].this
+        new = [
+            dict(zip(names, [_value(e, {source.alias: row}) for e in select.expressions], strict=True))
+            for row in self.db.rows[source.name]
+        ]
+        self.db.rows.setdefault(insert.this.this.name, []).extend(new)
+        return len(new)
+
+    def _delete(self, sql: str, params: dict[str, Any] | None) -> int:
+        delete = parse_one_snowflake(interpolate(sql, params))
+        assert isinstance(delete, exp.Delete)
+        rows = self.db.rows.setdefault(delete.this.name, [])
+        kept = [row for row in rows if not _holds(delete.args["where"].this, {"": row})]
+        self.db.rows[delete.this.name] = kept
+        return len(rows) - len(kept)
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._rows
@@ -431,9 +564,9 @@ def test_merge_matches_on_project_and_key_and_updates_only_non_key_columns() -> 
     assert f"'{PREFIX}'" in on.sql("snowflake")
     when_matched, when_not_matched = merge.args["whens"].expressions
     updated = {eq.this.name for eq in when_matched.args["then"].expressions}
-    assert updated == {"PRECIPITATION_MM", "AIR_TEMP_C", *sf.LINEAGE_COLUMNS[1:]}
+    assert updated == {"PRECIPITATION_MM", "AIR_TEMP_C", *sfd.LINEAGE_COLUMNS[1:]}
     inserted = [c.name for c in when_not_matched.args["then"].this.expressions]
-    assert inserted == ["OBSERVED_AT", "WMO_CODE", "PRECIPITATION_MM", "AIR_TEMP_C", *sf.LINEAGE_COLUMNS]
+    assert inserted == ["OBSERVED_AT", "WMO_CODE", "PRECIPITATION_MM", "AIR_TEMP_C", *sfd.LINEAGE_COLUMNS]
 
 
 def test_create_table_types_follow_the_parquet_schema() -> None:
@@ -469,17 +602,17 @@ def test_create_table_types_follow_the_parquet_schema() -> None:
     ],
 )
 def test_snowflake_type(arrow_type: pa.DataType, expected: str) -> None:
-    assert sf.snowflake_type(arrow_type).text == expected
+    assert sfd.snowflake_type(arrow_type).text == expected
 
 
 def test_key_columns_are_the_curated_tables_keys() -> None:
     """The MERGE keys must be columns that trilha.domain.curate really writes."""
     from trilha.domain import curate
 
-    assert set(sf.KEY_COLUMNS["hourly"]) <= set(curate.CURATED_HOURLY_COLUMNS)
-    assert set(sf.KEY_COLUMNS["daily"]) <= set(curate.DAILY_COLUMNS)
-    assert set(sf.KEY_COLUMNS["stations"]) <= set(curate.STATIONS_COLUMNS)
-    assert "data" not in sf.KEY_COLUMNS
+    assert set(sfd.KEY_COLUMNS["hourly"]) <= set(curate.CURATED_HOURLY_COLUMNS)
+    assert set(sfd.KEY_COLUMNS["daily"]) <= set(curate.DAILY_COLUMNS)
+    assert set(sfd.KEY_COLUMNS["stations"]) <= set(curate.STATIONS_COLUMNS)
+    assert "data" not in sfd.KEY_COLUMNS
 
 
 # --------------------------------------------------------------------------------------------------
@@ -722,7 +855,13 @@ def test_put_uploads_the_audited_bytes(
     assert [hashlib.sha256(b).hexdigest() for b in uploaded] == [files["stations"]["sha256"]]
 
 
+def hourly_keys(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return sorted((r["_TRILHA_PROJECT"], r["WMO_CODE"], r["OBSERVED_AT"]) for r in rows)
+
+
 def test_rerun_of_a_version_converges(snowflake_conn: dict[str, Any], fake: FakeSnowflake) -> None:
+    """The fake executes the MERGE on its rows: a key that is not (project, wmo_code, observed_at)
+    duplicates rows, loses updates or fails here."""
     minio = FakeMinio()
     files = curated_version(minio, {"hourly": hourly_table()})
     assert run_load(files, minio) == {"hourly": 6}
@@ -731,6 +870,56 @@ def test_rerun_of_a_version_converges(snowflake_conn: dict[str, Any], fake: Fake
     assert "ADD COLUMN" not in fake.kinds
     assert fake.kinds.count("MERGE") == 2
     assert fake.kinds.count("COMMIT") == 2
+    rows = fake.rows["INMET_SP__INMET_HOURLY__HOURLY"]
+    source = hourly_table().to_pylist()
+    assert hourly_keys(rows) == sorted((PREFIX, r["wmo_code"], r["observed_at"]) for r in source)
+    by_key = {(r["WMO_CODE"], r["OBSERVED_AT"]): r for r in rows}
+    for r in source:  # every value is the version's, including the nulls
+        assert by_key[(r["wmo_code"], r["observed_at"])]["AIR_TEMP_C"] == r["air_temp_c"]
+        assert by_key[(r["wmo_code"], r["observed_at"])]["PRECIPITATION_MM"] == r["precipitation_mm"]
+    assert {r["_TRILHA_VERSION"] for r in rows} == {VERSION}
+
+
+def test_a_newer_version_updates_its_keys_and_keeps_the_rows_it_no_longer_has(
+    snowflake_conn: dict[str, Any], fake: FakeSnowflake
+) -> None:
+    """MERGE semantics (no "not matched by source"): rows the newer version still has are updated in
+    place, new keys are inserted, and a row it no longer has stays with the version that wrote it."""
+    minio = FakeMinio()
+    first = hourly_table()
+    run_load(curated_version(minio, {"hourly": first}), minio)
+    newer = pa.concat_tables([first.slice(1, 5), first.slice(0, 1)]).to_pylist()
+    newer[0]["air_temp_c"] = 99.0  # a corrected value for a key that exists
+    newer[-1]["observed_at"] = datetime(2024, 1, 1, 3, tzinfo=UTC)  # a new hour instead of the first
+    table = pa.Table.from_pylist(newer, schema=first.schema)
+    files = curated_version(minio, {"hourly": table}, version="v0004")
+    load_curated_version(config.SNOWFLAKE_CONN_ID, minio, BUCKET, TARGET, "v0004", files, ListLog())
+
+    rows = fake.rows["INMET_SP__INMET_HOURLY__HOURLY"]
+    assert len(rows) == 7  # 6 from the first version, 1 new hour
+    by_key = {(r["WMO_CODE"], r["OBSERVED_AT"]): r for r in rows}
+    first_rows = first.to_pylist()
+    kept = by_key[(first_rows[0]["wmo_code"], first_rows[0]["observed_at"])]
+    assert kept["_TRILHA_VERSION"] == VERSION
+    corrected = by_key[(newer[0]["wmo_code"], newer[0]["observed_at"])]
+    assert (corrected["AIR_TEMP_C"], corrected["_TRILHA_VERSION"]) == (99.0, "v0004")
+    assert by_key[("A701", datetime(2024, 1, 1, 3, tzinfo=UTC))]["_TRILHA_VERSION"] == "v0004"
+
+
+def test_two_prefixes_that_share_a_table_keep_their_own_rows(
+    snowflake_conn: dict[str, Any], fake: FakeSnowflake
+) -> None:
+    """``a-b`` and ``a_b`` load into one table name; the project in the MERGE key keeps them apart."""
+    minio = FakeMinio()
+    for prefix in ("a-b", "a_b"):
+        files = curated_version(minio, {"hourly": hourly_table()})
+        target = {**TARGET, "project_prefix": prefix}
+        assert load_curated_version(
+            config.SNOWFLAKE_CONN_ID, minio, BUCKET, target, VERSION, files, ListLog()
+        ) == {"hourly": 6}
+    rows = fake.rows["A_B__INMET_HOURLY__HOURLY"]
+    assert sorted({r["_TRILHA_PROJECT"] for r in rows}) == ["a-b", "a_b"]
+    assert len(rows) == 12
 
 
 def test_generic_data_is_replaced_in_one_transaction(
@@ -763,10 +952,28 @@ def test_generic_data_is_replaced_in_one_transaction(
     assert 's."DATE"' in insert_sql
 
 
+def test_generic_data_of_a_project_is_replaced_not_appended(
+    snowflake_conn: dict[str, Any], fake: FakeSnowflake
+) -> None:
+    """A re-run replaces the project's rows; another project whose prefix maps to the same table
+    (``a-b`` and ``a_b``) keeps its own."""
+    minio = FakeMinio()
+    mine = {**TARGET, "project_prefix": "a-b", "dataset": "generic"}
+    other = {**mine, "project_prefix": "a_b"}
+    other_files = curated_version(minio, {"data": generic_table().slice(0, 2)}, dataset="generic")
+    assert run_load(other_files, minio, other) == {"data": 2}
+    files = curated_version(minio, {"data": generic_table()}, dataset="generic")
+    assert run_load(files, minio, mine) == {"data": 3}
+    assert run_load(files, minio, mine) == {"data": 3}
+    rows = fake.rows["A_B__GENERIC__DATA"]
+    assert sorted(r["ORDER"] for r in rows if r["_TRILHA_PROJECT"] == "a-b") == [1, 2, 3]
+    assert sorted(r["ORDER"] for r in rows if r["_TRILHA_PROJECT"] == "a_b") == [1, 2]  # untouched
+
+
 def test_new_columns_are_added_to_an_existing_table(
     monkeypatch: pytest.MonkeyPatch, snowflake_conn: dict[str, Any]
 ) -> None:
-    existing = ["OBSERVED_AT", "WMO_CODE", "PRECIPITATION_MM", *sf.LINEAGE_COLUMNS]
+    existing = ["OBSERVED_AT", "WMO_CODE", "PRECIPITATION_MM", *sfd.LINEAGE_COLUMNS]
     db = FakeSnowflake(tables={"INMET_SP__INMET_HOURLY__HOURLY": existing})
     monkeypatch.setattr("snowflake.connector.connect", db.connect)
     minio = FakeMinio()
@@ -795,6 +1002,7 @@ def test_failure_inside_the_transaction_rolls_back(
 
     kinds = db.kinds
     assert kinds[-1] == "ROLLBACK"
+    assert db.rows.get("INMET_SP__INMET_HOURLY__HOURLY", []) == []  # the merge was rolled back
     assert kinds.count("BEGIN") == 1  # the next table was never started
     assert "DROP" not in kinds  # the temporary staging table goes with the session
     assert db.connections[0].closed
@@ -836,6 +1044,17 @@ def test_a_file_that_is_not_the_audited_content_is_not_uploaded(
         run_load(files, minio)
     assert "PUT" not in fake.kinds
     assert not Path(workdirs[0]).exists()
+
+
+def test_a_curated_object_that_is_gone_is_named_and_nothing_is_uploaded(
+    snowflake_conn: dict[str, Any], fake: FakeSnowflake
+) -> None:
+    minio = FakeMinio()
+    files = curated_version(minio, {"hourly": hourly_table()})
+    del minio.client.objects[(BUCKET, files["hourly"]["key"])]
+    with pytest.raises(ObjectMissingError, match=f"s3://{BUCKET}/{files['hourly']['key']}: no such object"):
+        run_load(files, minio)
+    assert "PUT" not in fake.kinds
 
 
 def test_bad_table_name_is_refused_before_connecting(

@@ -1,5 +1,8 @@
 """Schema contracts as data (``include/contracts/<dataset>.yaml``) and their vectorized validation.
 
+Pure: :func:`parse_contract` turns a contract's YAML text into a :class:`Contract`; reading the file
+is :func:`trilha.hooks.include.load_contract`'s job.
+
 A contract says, per dataset, which columns exist, their Arrow type, unit, whether they may be null,
 their plausible range or allowed values, and the key that identifies a row. :func:`validate` splits
 a staged table into the rows that honour the contract and a quarantine table of the rows that do
@@ -28,12 +31,10 @@ YAML format::
 from __future__ import annotations
 
 import functools
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,13 +42,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import yaml
 
+from trilha.domain.formats.parsed import LINE_NUMBER_COLUMN
 from trilha.exceptions import ParseError, TrilhaError
 
 #: Columns whose name starts with this prefix are bookkeeping (``_line_number``), not data.
 INTERNAL_PREFIX = "_"
-LINE_NUMBER_COLUMN = "_line_number"
-CONTRACTS_ENV = "TRILHA_CONTRACTS_DIR"
-DEFAULT_DIRECTORY = Path(__file__).resolve().parents[3] / "include" / "contracts"
 
 _TYPES: dict[str, pa.DataType] = {
     "string": pa.string(),
@@ -223,33 +222,29 @@ def _contract_from_mapping(raw: Any, source: str) -> Contract:
     )
 
 
-def contracts_directory(directory: Path | None = None) -> Path:
-    """The directory holding the contract files: the argument, else ``$TRILHA_CONTRACTS_DIR``,
-    else ``include/contracts`` of this repository."""
-    if directory is not None:
-        return Path(directory)
-    override = os.environ.get(CONTRACTS_ENV)
-    return Path(override) if override else DEFAULT_DIRECTORY
-
-
-def load_contract(dataset: str, directory: Path | None = None) -> Contract:
-    """Read ``<directory>/<dataset>.yaml``.
-
-    :param dataset: the dataset name, e.g. ``inmet_hourly``; plain ``[a-z0-9_]`` only.
-    :param directory: where the contract files live (see :func:`contracts_directory`).
-    """
+def check_dataset_name(dataset: str) -> str:
+    """``dataset`` when it is a plain ``[a-z0-9_]+`` name (it names a contract file), else
+    :class:`ContractError`."""
     if not re.fullmatch(r"[a-z0-9_]+", dataset or ""):
         raise ContractError(f"dataset name: expected [a-z0-9_]+, got {dataset!r}")
-    path = contracts_directory(directory) / f"{dataset}.yaml"
-    if not path.is_file():
-        raise ContractError(f"{path}: expected a contract file for dataset {dataset!r}, got no such file")
+    return dataset
+
+
+def parse_contract(text: str, source: str, dataset: str | None = None) -> Contract:
+    """The contract a YAML text declares.
+
+    :param text: the contract file's content (see the module docstring for the format).
+    :param source: where the text came from (the file path), named in every error.
+    :param dataset: the dataset the contract must declare, when the caller expects one.
+    :raises ContractError: the text is not valid YAML, not a valid contract, or for another dataset.
+    """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ContractError(f"{path}: expected valid YAML, got {exc}") from None
-    contract = _contract_from_mapping(raw, str(path))
-    if contract.dataset != dataset:
-        raise ContractError(f"{path}: expected dataset {dataset!r}, got {contract.dataset!r}")
+        raise ContractError(f"{source}: expected valid YAML, got {exc}") from None
+    contract = _contract_from_mapping(raw, source)
+    if dataset is not None and contract.dataset != dataset:
+        raise ContractError(f"{source}: expected dataset {dataset!r}, got {contract.dataset!r}")
     return contract
 
 
@@ -517,7 +512,7 @@ def validate(
     """Split ``table`` into the rows that honour ``contract`` and the quarantined rest.
 
     :param table: a parsed table (``ParsedFile.table``), usually with a ``_line_number`` column.
-    :param contract: the dataset's contract (:func:`load_contract`).
+    :param contract: the dataset's contract (:func:`trilha.hooks.include.load_contract`).
     :param source_file: the file the rows came from, copied into the quarantine rows.
     :param line_numbers: source line of each row when ``table`` has no ``_line_number`` column.
     :returns: ``(ok, quarantine)``. ``ok`` has the contract's types. ``quarantine`` holds the offending

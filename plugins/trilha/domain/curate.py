@@ -35,8 +35,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trilha.domain.formats.common import constant
-from trilha.domain.formats.inmet import HOURLY_MEASUREMENTS, STATION_COLUMNS, STATION_STRING, TIMESTAMP_TYPE
+from trilha.domain.formats.cells import constant
+from trilha.domain.formats.measurements import (
+    HOURLY_MEASUREMENTS,
+    STATION_COLUMNS,
+    STATION_TYPES,
+    TIMESTAMP_TYPE,
+)
 
 INTERNAL_PREFIX = "_"
 _MICROS_PER_DAY = 86_400_000_000
@@ -46,14 +51,7 @@ _HOURLY_TYPES: dict[str, pa.DataType] = {
     "wmo_code": pa.string(),
     **{c: pa.float64() for c in HOURLY_MEASUREMENTS},
 }
-_DESCRIPTIVE_TYPES: dict[str, pa.DataType] = {
-    "station": STATION_STRING,
-    "uf": STATION_STRING,
-    "region": STATION_STRING,
-    "latitude": pa.float64(),
-    "longitude": pa.float64(),
-    "altitude": pa.float64(),
-}
+_DESCRIPTIVE_TYPES: dict[str, pa.DataType] = {k: v for k, v in STATION_TYPES.items() if k != "wmo_code"}
 
 #: Station descriptions: in the staged rows (one file = one station-year), in curated "stations" only.
 _DESCRIPTIVE = frozenset(STATION_COLUMNS) - {"wmo_code"}

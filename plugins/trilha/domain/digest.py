@@ -2,7 +2,8 @@
 
 Every byte that enters the lake is hashed exactly once: sha256 (the identity used by every audit
 table) and md5 (what Drive and S3 ETags speak) are updated from the same chunk, so a file is read a
-single time whatever the number of digests. Memory stays bounded by the chunk size.
+single time whatever the number of digests. Memory stays bounded by the chunk size. Pure: the
+bytes come from the caller (a local file is hashed by :func:`trilha.hooks.sources.digest_file`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 
@@ -81,12 +81,6 @@ def iter_stream(stream: Readable, chunk_size: int = CHUNK_SIZE) -> Iterator[byte
 def digest_stream(stream: Readable, chunk_size: int = CHUNK_SIZE) -> Digest:
     """Hash a binary stream in fixed-size chunks (bounded memory)."""
     return digest_chunks(iter_stream(stream, chunk_size))
-
-
-def digest_file(path: str | Path, chunk_size: int = CHUNK_SIZE) -> Digest:
-    """Hash a local file in one pass."""
-    with open(path, "rb") as fh:
-        return digest_stream(fh, chunk_size)
 
 
 def digest_bytes(data: bytes) -> Digest:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from functools import cache
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterable
+from pathlib import PurePosixPath
 from typing import Any
 
 from trilha.domain.keys import fit_name, join_key
@@ -18,32 +17,20 @@ from trilha.domain.keys import fit_name, join_key
 MANIFEST = "manifest.json"
 #: The files of a dataset version, in the order they are written (the manifest comes after them).
 SPLITS: tuple[str, str, str] = ("train", "validation", "test")
-#: Same variable as ``trilha.domain.contracts.CONTRACTS_ENV`` (not imported: that module loads pyarrow).
-CONTRACTS_ENV = "TRILHA_CONTRACTS_DIR"
 
 
-def code_version() -> str:
-    """A fingerprint of the code and contracts that decide staged output.
+def code_fingerprint(files: Iterable[tuple[str, bytes]]) -> str:
+    """A fingerprint of the code and contracts that decide staged output: 12 hex digits of the
+    sha256 over each file's name and bytes, in the given order.
 
     A stored file is staged once per code version: change a parser or a contract and the next
-    staging run re-stages everything, without anyone tracking versions by hand. The contracts are
-    the ones validation reads: ``$TRILHA_CONTRACTS_DIR`` when set (see :mod:`trilha.domain.contracts`).
+    staging run re-stages everything, without anyone tracking versions by hand. Which files count,
+    and reading them, is :func:`trilha.hooks.include.code_version`'s job.
     """
-    root = Path(__file__).resolve().parent
-    override = os.environ.get(CONTRACTS_ENV)
-    return _code_version(Path(override) if override else root.parents[2] / "include" / "contracts")
-
-
-@cache
-def _code_version(contracts_dir: Path) -> str:
-    root = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    files = sorted((root / "formats").glob("*.py")) + [root / "contracts.py"]
-    files += sorted(contracts_dir.glob("*.yaml"))
-    for path in files:
-        if path.exists():
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+    for name, content in files:
+        digest.update(name.encode())
+        digest.update(content)
     return digest.hexdigest()[:12]
 
 
@@ -83,6 +70,11 @@ def fingerprint(payload: Any) -> str:
 def inputs_fingerprint(inputs: list[dict[str, Any]]) -> str:
     """Identity of a set of staged inputs: order does not matter, content does."""
     return fingerprint(sorted(f"{i['key']}\n{i['sha256']}" for i in inputs))
+
+
+def curated_version(number: int) -> str:
+    """``v0001``, ``v0002``...: the name of a dataset's ``number``-th curated version."""
+    return f"v{int(number):04d}"
 
 
 def curated_prefix(project_prefix: str, dataset: str, version: str) -> str:

@@ -39,10 +39,10 @@ from google.auth.exceptions import DefaultCredentialsError
 from googleapiclient.errors import HttpError
 from googleapiclient.http import MediaIoBaseDownload, MediaIoBaseUpload
 
-from trilha.domain.digest import CHUNK_SIZE, digest_file
+from trilha.domain.digest import CHUNK_SIZE
 from trilha.domain.keys import validate_relative_name
 from trilha.exceptions import ConnectionSetupError, ExportTooLargeError, IntegrityError, SourceError
-from trilha.hooks.sources import SourceFile, folder_may_contain
+from trilha.hooks.sources import SourceFile, digest_file, folder_may_contain
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -9,7 +9,17 @@ carries ``endpoint_url``. What it adds is the lake's guarantees:
   match what was announced is removed, never left behind claiming to be whole;
 * copies inside the lake are server-side (multipart ``UploadPartCopy`` above the 5 GiB single-request
   limit), then verified by size, the server's md5 ETag and the sha256 metadata;
-* listing is a lazy paginated iterator.
+* listing is a lazy paginated iterator;
+* it owns "is the object there": :meth:`MinioHook.stat` answers ``None`` for an absent object, and
+  every read, download, digest, verification, or copy whose source is gone raises
+  :class:`~trilha.exceptions.ObjectMissingError` naming ``s3://bucket/key``. Which S3 answers mean
+  "absent" is decided here only (``MISSING_CODES``): no caller needs botocore to ask.
+
+What the provider's ``S3Hook`` already does is used as it is: ``head_object`` (HEAD, ``None`` on a
+404) for presence, ``iter_file_metadata`` for the listing, ``delete_objects`` (1000 keys a request)
+for batch deletes. Reads, uploads and copies go to the boto3 client (``get_conn()``) because they
+carry what the provider's ``read_key``/``load_bytes``/``copy_object`` do not: streamed bodies,
+``Content-MD5``, the sha256 metadata, ``CopySourceIfMatch`` and multipart copies.
 """
 
 from __future__ import annotations
@@ -33,6 +43,12 @@ from trilha.exceptions import (
     IntegrityError,
     ObjectMissingError,
     ObjectWriteError,
+)
+from trilha.hooks.s3_admin import (
+    CHANGED_CODES,
+    MISSING_CODES,
+    NO_BUCKET_CODES,
+    error_code,
     is_missing,
     is_service_error,
 )
@@ -42,6 +58,29 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 #: S3's single-request CopyObject limit.
 MAX_SINGLE_COPY = 5 * GIB
+
+
+@contextmanager
+def _must_exist(bucket: str, key: str) -> Iterator[None]:
+    """Raise S3's "no such object" (or "it changed", for a conditional copy) about ``bucket/key`` as
+    :class:`ObjectMissingError`; every other answer goes on unchanged."""
+    try:
+        yield
+    except Exception as err:
+        code = error_code(err)
+        if code in MISSING_CODES:
+            raise ObjectMissingError(f"s3://{bucket}/{key}: no such object") from None
+        if code in CHANGED_CODES:
+            raise ObjectMissingError(
+                f"s3://{bucket}/{key}: the object changed since it was recorded (S3 answered {code})"
+            ) from None
+        raise
+
+
+class VerifiedObjectMissingError(ObjectMissingError, IntegrityError):
+    """:meth:`MinioHook.verify_object` found no object: it is missing, and for the upload or copy
+    that it verifies it is also a failed integrity check. Both kinds of caller see what they ask for:
+    ``except ObjectMissingError`` and ``except IntegrityError`` (a copy recorded as a failed item)."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +207,7 @@ class MinioHook(S3Hook):
             code = err.response.get("Error", {}).get("Code", "")
             if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
                 return f"{conn}: the server refused the keys ({code}); check login/password of the connection"
-            if code in ("NoSuchBucket", "404") and bucket:
+            if code in NO_BUCKET_CODES and bucket:
                 return f"{conn}: bucket {bucket!r} does not exist; create it or fix the bucket Variable"
             return f"{conn}: S3 error {code}: {err}"
         return f"{conn}: {type(err).__name__}: {err}"
@@ -193,6 +232,26 @@ class MinioHook(S3Hook):
             except Exception as err:
                 raise ConnectionSetupError(self.explain_error(err, bucket)) from err
 
+    def bucket_exists(self, bucket: str) -> bool:
+        """Whether ``bucket`` exists: ``False`` only when S3 says there is no such bucket; refused
+        keys or an unreachable endpoint raise (unlike the provider's ``check_for_bucket``, which
+        answers ``False`` to a 403 too)."""
+        try:
+            self.get_conn().head_bucket(Bucket=bucket)
+        except Exception as err:
+            if error_code(err) in NO_BUCKET_CODES:
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def is_s3_error(err: BaseException) -> bool:
+        """Whether ``err`` comes from the S3 client (an S3 answer, or botocore failing to get one):
+        for callers that report such errors (:meth:`explain_error`) without importing botocore."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        return isinstance(err, BotoCoreError | ClientError)
+
     # reading -------------------------------------------------------------------------------------
     def iter_objects(
         self, bucket: str, prefix: str = "", with_metadata: bool = False, page_size: int = 1000
@@ -202,30 +261,22 @@ class MinioHook(S3Hook):
         :param with_metadata: also HEAD each object for its user metadata (one request per object,
             so only when asked).
         """
-        paginator = self.get_conn().get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size})
-        for page in pages:
-            for item in page.get("Contents", []):
-                info = ObjectInfo(
-                    bucket, item["Key"], int(item["Size"]), item["ETag"].strip('"'), item.get("LastModified")
-                )
-                if with_metadata:
-                    full = self.stat(bucket, info.key)
-                    if full is None:  # vanished between the listing and the HEAD
-                        continue
-                    info = full
-                yield info
+        for item in self.iter_file_metadata(prefix, bucket_name=bucket, page_size=page_size):
+            info = ObjectInfo(
+                bucket, item["Key"], int(item["Size"]), item["ETag"].strip('"'), item.get("LastModified")
+            )
+            if with_metadata:
+                full = self.stat(bucket, info.key)
+                if full is None:  # vanished between the listing and the HEAD
+                    continue
+                info = full
+            yield info
 
     def stat(self, bucket: str, key: str) -> ObjectInfo | None:
-        """HEAD one object; ``None`` when it does not exist."""
-        from botocore.exceptions import ClientError
-
-        try:
-            head = self.get_conn().head_object(Bucket=bucket, Key=key)
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return None
-            raise
+        """HEAD one object (the provider's ``head_object``); ``None`` when it does not exist."""
+        head = self.head_object(key, bucket_name=bucket)
+        if head is None:
+            return None
         return ObjectInfo(
             bucket,
             key,
@@ -235,17 +286,31 @@ class MinioHook(S3Hook):
             decode_metadata(dict(head.get("Metadata") or {})),
         )
 
+    def _body(self, bucket: str, key: str) -> Any:
+        """The streaming body of a GET of ``bucket/key``.
+
+        :raises ObjectMissingError: there is no such object.
+        """
+        with _must_exist(bucket, key):
+            return self.get_conn().get_object(Bucket=bucket, Key=key)["Body"]
+
     def iter_chunks(self, bucket: str, key: str, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
-        """Stream an object's bytes in fixed-size chunks (bounded memory)."""
-        body = self.get_conn().get_object(Bucket=bucket, Key=key)["Body"]
+        """Stream an object's bytes in fixed-size chunks (bounded memory).
+
+        :raises ObjectMissingError: there is no such object (when the first chunk is asked for).
+        """
+        body = self._body(bucket, key)
         try:
             yield from iter_stream(body, chunk_size)
         finally:
             body.close()
 
     def digest_object(self, bucket: str, key: str) -> Digest:
-        """sha256 and md5 of an object, from a single streamed read."""
-        reader = DigestingReader(self.get_conn().get_object(Bucket=bucket, Key=key)["Body"])
+        """sha256 and md5 of an object, from a single streamed read.
+
+        :raises ObjectMissingError: there is no such object.
+        """
+        reader = DigestingReader(self._body(bucket, key))
         while reader.read(CHUNK_SIZE):
             pass
         return reader.digest()
@@ -254,8 +319,9 @@ class MinioHook(S3Hook):
         """Stream an object into ``path``, hashing as it goes; the bytes must have ``sha256``.
 
         :raises IntegrityError: the object is not the content its record says (the file is removed).
+        :raises ObjectMissingError: there is no such object (no file is written).
         """
-        reader = DigestingReader(self.get_conn().get_object(Bucket=bucket, Key=key)["Body"])
+        reader = DigestingReader(self._body(bucket, key))
         with open(path, "wb") as handle:
             while chunk := reader.read(CHUNK_SIZE):
                 handle.write(chunk)
@@ -277,14 +343,9 @@ class MinioHook(S3Hook):
         """
         digest = hashlib.sha256()
         chunks = []
-        try:
-            for chunk in self.iter_chunks(bucket, key):
-                digest.update(chunk)
-                chunks.append(chunk)
-        except Exception as err:
-            if is_missing(err):
-                raise ObjectMissingError(f"s3://{bucket}/{key}: no such object") from None
-            raise
+        for chunk in self.iter_chunks(bucket, key):
+            digest.update(chunk)
+            chunks.append(chunk)
         got = digest.hexdigest()
         if got != sha256:
             raise _sha256_mismatch(bucket, key, sha256, got)
@@ -501,17 +562,18 @@ class MinioHook(S3Hook):
         :param source_etag: when given, the copy only happens if the source still has this ETag.
         :param rehash: also stream the destination and compare its sha256 (reads the bytes once).
         :raises IntegrityError: the destination does not hold the expected content; it is deleted.
+        :raises ObjectMissingError: the source does not exist, or no longer has ``source_etag``.
         """
         validate_key(dst_key)
         meta = {**(metadata or {}), SHA256_META: expected.sha256}
         if expected.size > self.max_single_copy:
-            with self._refusal_is_per_object(dst_bucket, dst_key):
+            with self._refusal_is_per_object(dst_bucket, dst_key), _must_exist(src_bucket, src_key):
                 self._multipart_copy(
                     src_bucket, src_key, dst_bucket, dst_key, expected.size, meta, source_etag
                 )
         else:
             extra: dict[str, Any] = {"CopySourceIfMatch": source_etag} if source_etag else {}
-            with self._refusal_is_per_object(dst_bucket, dst_key):
+            with self._refusal_is_per_object(dst_bucket, dst_key), _must_exist(src_bucket, src_key):
                 resp = self.get_conn().copy_object(
                     Bucket=dst_bucket,
                     Key=dst_key,
@@ -597,10 +659,13 @@ class MinioHook(S3Hook):
 
         :param reported: what the server already answered about the object (a copy's response); it
             is checked instead of a HEAD.
+        :raises IntegrityError: the object does not hold ``expected``.
+        :raises VerifiedObjectMissingError: there is no such object (an ``ObjectMissingError`` and
+            an ``IntegrityError``).
         """
         info = reported or self.stat(bucket, key)
         if info is None:
-            raise IntegrityError(f"s3://{bucket}/{key}: verification failed: it does not exist")
+            raise VerifiedObjectMissingError(f"s3://{bucket}/{key}: verification failed: it does not exist")
         problem = None
         if info.size != expected.size:
             problem = f"expected {expected.size} bytes, found {info.size}"
@@ -619,15 +684,26 @@ class MinioHook(S3Hook):
         return info
 
     def delete_keys(self, bucket: str, keys: list[str]) -> list[str]:
-        """Delete up to any number of keys, 1000 per request; return the keys the server confirmed."""
+        """Delete any number of keys; return the keys that are gone (the others are still there).
+
+        Built on the provider's ``delete_objects``, one call per 1000 keys (one request each). It
+        returns nothing, and when the server reports an error for any key of a request it raises
+        ``AirflowException`` naming them in its message only. So a request without error confirms
+        all its keys, and for one with errors presence is checked: a key that a HEAD no longer finds
+        is gone, one still there was not deleted. (A failure unrelated to the keys, such as refused
+        credentials, fails that HEAD too, and is raised.)
+        """
+        from airflow.providers.common.compat.sdk import AirflowException
+
         deleted: list[str] = []
-        client = self.get_conn()
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
-            resp = client.delete_objects(
-                Bucket=bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": False}
-            )
-            deleted.extend(d["Key"] for d in resp.get("Deleted", []))
+            try:
+                self.delete_objects(bucket, batch)
+            except AirflowException:
+                deleted.extend(k for k in batch if self.stat(bucket, k) is None)
+            else:
+                deleted.extend(batch)
         return deleted
 
 

@@ -21,10 +21,14 @@ Snowflake commits every DDL statement implicitly, so only the DML of step 5 can 
 It is also the only step that changes what readers see. Steps 1-4 are idempotent, so a killed run
 converges when it is re-run.
 
-The SQL is in ``include/sql/snowflake/``. Jinja renders only identifiers (table names, column lists,
-types, the stage location), and only as :class:`Sql` fragments that were validated when they were
-built. Any other value handed to a template is refused. Values (project, version, sha256, file
-names) are always bind parameters in the connector's default ``pyformat`` style.
+The SQL is in ``include/sql/snowflake/``. What each statement says is planned by
+:mod:`trilha.domain.snowflake` (pure: names, types, MERGE key, rendering); this module reads the
+template files (:func:`render_sql`) and hands their text to it, so the planning stays testable and
+free of I/O, and every file read is here with the other I/O. Jinja renders only identifiers (table
+names, column lists, types, the stage location), and only as :class:`~trilha.domain.snowflake.Sql`
+fragments that were validated when they were built. Any other value handed to a template is
+refused. Values (project, version, sha256, file names) are always bind parameters in the connector's
+default ``pyformat`` style.
 
 Target tables are ``<PROJECT>__<DATASET>__<TABLE>`` (``-`` in a project prefix becomes ``_``), in the
 connection's database and schema. Each row carries ``_TRILHA_PROJECT``, ``_TRILHA_VERSION``,
@@ -37,7 +41,6 @@ source" clause.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tempfile
@@ -49,280 +52,60 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import jinja2
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
 from trilha import config
 from trilha.domain.keys import validate_bucket, validate_key, validate_project_prefix
-from trilha.exceptions import ConnectionSetupError, IntegrityError, TrilhaError
+from trilha.domain.snowflake import (
+    SnowflakeLoadError,
+    Sql,
+    ident,
+    path_segment,
+    plan_table,
+    render,
+    stage_location,
+    stage_name,
+)
+from trilha.exceptions import ConnectionSetupError, IntegrityError
 
 if TYPE_CHECKING:
-    import pyarrow as pa
     from airflow.providers.common.compat.sdk import Connection
 
     from trilha.hooks.minio import MinioHook
 
+__all__ = [
+    "DEFAULT_STAGE",
+    "SnowflakeLoadError",
+    "TrilhaSnowflakeHook",
+    "load_curated_version",
+    "render_sql",
+    "snowflake_configured",
+]
+
 #: The named internal stage that receives the Parquet files (created if missing).
 DEFAULT_STAGE = "TRILHA_CURATED"
 
-#: Natural key of each curated table, as :mod:`trilha.domain.curate` builds them: ``hourly`` is one row per
-#: station and UTC hour, ``daily`` one per station and UTC date (column ``date``), ``stations`` one
-#: per WMO code. Any other table (the generic ``data``) has no natural key: it is replaced as a whole.
-KEY_COLUMNS: dict[str, tuple[str, ...]] = {
-    "hourly": ("wmo_code", "observed_at"),
-    "daily": ("wmo_code", "date"),
-    "stations": ("wmo_code",),
-}
-
-#: Lineage columns that the loader adds to every target table (written by the templates).
-LINEAGE_COLUMNS: tuple[str, ...] = (
-    "_TRILHA_PROJECT",
-    "_TRILHA_VERSION",
-    "_TRILHA_SOURCE_SHA256",
-    "_TRILHA_LOADED_AT",
-)
-
-# Every identifier is rendered double-quoted and upper-cased: quoting makes reserved words that a
-# generic CSV may use as a column name ("order", "date") safe, and upper case keeps the names usable
-# unquoted. The regex is what makes the quoting safe: no quote, space, dot, semicolon or other
-# character that could end the identifier.
-_IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_]{1,255}")
-# Stage names are rendered unquoted inside a location (@STAGE/path/), so they must be plain
-# identifiers, optionally qualified by database and schema.
-_STAGE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}(?:\.[A-Za-z_][A-Za-z0-9_]{0,254}){0,2}")
-# One segment of a stage path: a project prefix, a dataset or a version.
-_SEGMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-_TYPE_RE = re.compile(r"[A-Z_]+(?:\(\d{1,2}(?:, \d{1,2})?\))?")
 _SNOWFLAKE_DOMAIN_RE = re.compile(r"\.snowflakecomputing\.[a-z.]+$")
-
-
-class SnowflakeLoadError(TrilhaError):
-    """A curated version could not be loaded into Snowflake; the message names table and statement."""
-
-
-class InvalidIdentifierError(TrilhaError, ValueError):
-    """A name that cannot be rendered into Snowflake SQL as an identifier."""
 
 
 class _Log(Protocol):
     def info(self, msg: str, /, *args: Any) -> Any: ...
 
 
-# --------------------------------------------------------------------------------------------------
-# Validated SQL fragments and rendering
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sql:
-    """SQL text that was validated when it was built: the only thing a template may print."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Column:
-    """A column of a curated table: its rendered name and Snowflake type, and its name in Snowflake."""
-
-    name: Sql
-    type: Sql
-    upper: str
-
-
-def ident(name: str) -> Sql:
-    """A quoted, upper-cased Snowflake identifier, or :class:`InvalidIdentifierError`."""
-    if not isinstance(name, str) or not _IDENTIFIER_RE.fullmatch(name):
-        raise InvalidIdentifierError(
-            f"Snowflake identifier: expected 1-255 characters of A-Z, a-z, 0-9 or '_', got {name!r}"
-        )
-    return Sql(f'"{name.upper()}"')
-
-
-def stage_name(name: str) -> Sql:
-    """A stage name (``STAGE`` or ``DB.SCHEMA.STAGE``), upper-cased, unquoted."""
-    if not isinstance(name, str) or not _STAGE_RE.fullmatch(name):
-        raise InvalidIdentifierError(
-            f"Snowflake stage: expected an unquoted name such as TRILHA_CURATED or DB.SCHEMA.STAGE, "
-            f"got {name!r}"
-        )
-    return Sql(name.upper())
-
-
-def path_segment(value: str, what: str) -> str:
-    """A project prefix, dataset or version that becomes part of a stage path."""
-    if not isinstance(value, str) or not _SEGMENT_RE.fullmatch(value):
-        raise InvalidIdentifierError(
-            f"{what}: expected 1-128 characters of A-Z, a-z, 0-9, '_' or '-' (starting with a letter or "
-            f"digit), got {value!r}"
-        )
-    return value
-
-
-def stage_location(stage: str, *segments: str) -> Sql:
-    """``@STAGE/seg/seg/.../``: the folder of one curated version in the stage.
-
-    Rendered, not bound: ``PUT`` and ``COPY ... FROM`` take a stage reference, not a string
-    expression. Every part is validated first.
-    """
-    parts = [path_segment(s, "stage path segment") for s in segments]
-    return Sql(f"@{stage_name(stage).text}/{'/'.join(parts)}/")
-
-
-def table_name(project_prefix: str, dataset: str, table: str) -> Sql:
-    """``"<PROJECT>__<DATASET>__<TABLE>"``; ``-`` (allowed in project prefixes) becomes ``_``."""
-    validate_project_prefix(project_prefix)
-    return ident(f"{project_prefix.replace('-', '_')}__{dataset}__{table}")
-
-
-def _sql_type(text: str) -> Sql:
-    if not _TYPE_RE.fullmatch(text):  # the mapping below is the only source: guard it anyway
-        raise InvalidIdentifierError(f"Snowflake type: expected a plain type name, got {text!r}")
-    return Sql(text)
-
-
-_TIME_PRECISION = {"s": 0, "ms": 3, "us": 6, "ns": 9}
-
-
-def snowflake_type(arrow_type: pa.DataType) -> Sql:
-    """The Snowflake column type that a ``COPY`` of a Parquet column of ``arrow_type`` loads into.
-
-    Timezone-aware timestamps (the lake's UTC timestamps) become ``TIMESTAMP_TZ``, which keeps the
-    instant whatever the session time zone, and compares by instant in MERGE keys. Nested types
-    become ``VARIANT``.
-    """
-    import pyarrow as pa
-
-    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
-    if pa.types.is_boolean(t):
-        name = "BOOLEAN"
-    elif pa.types.is_integer(t):
-        name = "NUMBER(38, 0)"
-    elif pa.types.is_floating(t):
-        name = "FLOAT"
-    elif pa.types.is_decimal(t):
-        if t.precision > 38:
-            raise SnowflakeLoadError(f"Snowflake type: expected a decimal of at most 38 digits, got {t}")
-        name = f"NUMBER({t.precision}, {t.scale})"
-    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
-        name = "VARCHAR"
-    elif pa.types.is_null(t):
-        name = "VARCHAR"  # an all-null column of a generic file: text is the least surprising home
-    elif (
-        pa.types.is_binary(t)
-        or pa.types.is_large_binary(t)
-        or pa.types.is_fixed_size_binary(t)
-        or pa.types.is_binary_view(t)
-    ):
-        name = "BINARY"
-    elif pa.types.is_date(t):
-        name = "DATE"
-    elif pa.types.is_timestamp(t):
-        precision = _TIME_PRECISION[t.unit]
-        name = f"TIMESTAMP_TZ({precision})" if t.tz else f"TIMESTAMP_NTZ({precision})"
-    elif pa.types.is_time(t):
-        name = f"TIME({_TIME_PRECISION[t.unit]})"
-    elif pa.types.is_nested(t):
-        name = "VARIANT"
-    else:
-        raise SnowflakeLoadError(f"Snowflake type: expected a Parquet-loadable Arrow type, got {t}")
-    return _sql_type(name)
-
-
-def _finalize(value: Any) -> str:
-    # Jinja calls this on every {{ expression }}: only validated fragments get into the SQL text.
-    if isinstance(value, Sql):
-        return value.text
-    raise InvalidIdentifierError(
-        f"refusing to render {type(value).__name__} {value!r} into SQL: identifiers must be built with "
-        "ident()/table_name()/stage_location(), and values go as bind parameters"
-    )
-
-
 @cache
-def _environment() -> jinja2.Environment:
-    # Autoescape off (bandit B701): these templates render SQL, not HTML, which escaping would corrupt;
-    # identifiers pass _finalize's quoting and every value travels as a bind parameter.
-    return jinja2.Environment(  # nosec B701
-        loader=jinja2.FileSystemLoader(config.sql_dir() / "snowflake"),
-        undefined=jinja2.StrictUndefined,
-        finalize=_finalize,
-        autoescape=False,  # SQL, not HTML; safety comes from _finalize
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+def _template(name: str) -> str:
+    """The text of ``include/sql/snowflake/<name>.sql`` (read once per process)."""
+    return (config.sql_dir() / "snowflake" / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def render_sql(name: str, **identifiers: Any) -> str:
-    """Render ``include/sql/snowflake/<name>.sql`` with validated identifiers.
+    """Render ``include/sql/snowflake/<name>.sql`` with validated identifiers
+    (:func:`trilha.domain.snowflake.render`).
 
-    :param identifiers: :class:`Sql` fragments, :class:`Column` objects, or lists of them.
+    :param identifiers: :class:`~trilha.domain.snowflake.Sql` fragments,
+        :class:`~trilha.domain.snowflake.Column` objects, or lists of them.
     """
-    return _environment().get_template(f"{name}.sql").render(**identifiers).strip()
-
-
-# --------------------------------------------------------------------------------------------------
-# Planning a table (pure)
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TablePlan:
-    """What the load of one curated table renders: target, staging table, columns and key."""
-
-    table: str
-    target: Sql
-    staging: Sql
-    columns: tuple[Column, ...]
-    #: MERGE key; ``None``: no natural key, the project's rows are replaced as a whole.
-    keys: tuple[Sql, ...] | None
-
-    @property
-    def updates(self) -> list[Sql]:
-        keys = set(self.keys or ())
-        return [c.name for c in self.columns if c.name not in keys]
-
-    @property
-    def column_names(self) -> list[Sql]:
-        return [c.name for c in self.columns]
-
-
-def plan_table(project_prefix: str, dataset: str, table: str, schema: pa.Schema) -> TablePlan:
-    """Plan the load of curated ``table`` from its Parquet ``schema``.
-
-    :raises InvalidIdentifierError: a table or column name that cannot be an identifier.
-    :raises SnowflakeLoadError: two columns that differ only by case, a column that clashes with the
-        lineage columns, or a key column missing from the file.
-    """
-    target = table_name(project_prefix, dataset, table)
-    columns: list[Column] = []
-    seen: dict[str, str] = {}
-    for field in schema:
-        column = Column(ident(field.name), snowflake_type(field.type), field.name.upper())
-        if column.upper in LINEAGE_COLUMNS:
-            raise SnowflakeLoadError(
-                f"{target.text}: column {field.name!r} would overwrite the lineage column {column.upper}"
-            )
-        if column.upper in seen:
-            raise SnowflakeLoadError(
-                f"{target.text}: columns {seen[column.upper]!r} and {field.name!r} both become "
-                f"{column.upper} in Snowflake; expected names that differ by more than case"
-            )
-        seen[column.upper] = field.name
-        columns.append(column)
-    if not columns:
-        raise SnowflakeLoadError(f"{target.text}: expected at least one column, got an empty schema")
-    keys: tuple[Sql, ...] | None = None
-    key_names = KEY_COLUMNS.get(table)
-    if key_names is not None:
-        missing = [k for k in key_names if k not in schema.names]
-        if missing:
-            raise SnowflakeLoadError(
-                f"{target.text}: expected key columns {list(key_names)} in curated table {table!r}, "
-                f"missing {missing}; got {schema.names}"
-            )
-        keys = tuple(ident(k) for k in key_names)
-    staging = ident(f"{target.text[1:-1]}__STAGE")
-    return TablePlan(table, target, staging, tuple(columns), keys)
+    return render(_template(name), **identifiers)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -585,20 +368,21 @@ def _count(rows: list[dict[str, Any]], column: str) -> int:
 
 
 def _download_verified(minio: MinioHook, bucket: str, meta: Mapping[str, Any], path: Path) -> None:
-    """Stream one curated object to ``path`` (bounded memory) and check it is the audited content."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("wb") as out:
-        for chunk in minio.iter_chunks(bucket, str(meta["key"])):
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
+    """Stream one curated object to ``path`` (bounded memory, hashed in the same pass:
+    :meth:`MinioHook.download_verified`) and check it is the audited content, size included."""
+    key = str(meta["key"])
+    try:
+        got = minio.download_verified(bucket, key, path, str(meta["sha256"]))
+    except IntegrityError as err:
+        raise IntegrityError(
+            f"{err} (the sha256 of the curated inventory); not loaded into Snowflake"
+        ) from None
     expected_size = meta.get("bytes")
-    if digest.hexdigest() != meta["sha256"] or (expected_size is not None and size != int(expected_size)):
+    if expected_size is not None and got.size != int(expected_size):
         path.unlink()
         raise IntegrityError(
-            f"s3://{bucket}/{meta['key']}: expected sha256 {meta['sha256']} ({expected_size} bytes) from the "
-            f"curated inventory, read {digest.hexdigest()} ({size} bytes); not loaded into Snowflake"
+            f"s3://{bucket}/{key}: expected {expected_size} bytes from the curated inventory, read "
+            f"{got.size}; not loaded into Snowflake"
         )
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
-from trilha.domain.digest import CHUNK_SIZE, digest_file
+from trilha.domain.digest import CHUNK_SIZE, Digest, digest_stream
 from trilha.exceptions import SourceError
 
 if TYPE_CHECKING:
@@ -98,6 +98,12 @@ class HashesLocally(Protocol):
 
 #: A link to a folder is not an error (the folder itself may be captured elsewhere): it is skipped.
 FOLDER_LINK = "symbolic link to a folder: not followed"
+
+
+def digest_file(path: str | Path, chunk_size: int = CHUNK_SIZE) -> Digest:
+    """Hash a local file in one pass (sha256, md5 and size from the same chunks)."""
+    with open(path, "rb") as fh:
+        return digest_stream(fh, chunk_size)
 
 
 def is_hidden(name: str) -> bool:

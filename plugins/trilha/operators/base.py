@@ -8,6 +8,10 @@ JSON-able summary to XCom. Subclasses implement :meth:`TrilhaBaseOperator.run` o
 A per-item failure never stops the batch: it is recorded with its reason, and the task fails at the
 end if anything failed (``fail_on_errors=False`` keeps it green). Rejected input (an empty file, a
 bad key, an unparseable row) is an expected outcome, recorded in the audit, and does not fail the task.
+
+The generic batch helpers every operator loops with (:func:`chunked`, :func:`parallel`,
+:func:`all_or_raise`) live here too: listing pages, one SQL round trip per question per batch, S3
+transfers on a small thread pool (I/O bound; boto3 clients are thread-safe).
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -36,9 +41,75 @@ if TYPE_CHECKING:
     from trilha.hooks.minio import MinioHook
     from trilha.hooks.runlog import RunLogHook
 
+#: Every counter an operator may count, declared once: :meth:`Counters.add` of any other name raises
+#: (a typo is a bug, not a new counter). These are in every summary, zeros included...
 COUNTER_NAMES = ("seen", "new", "duplicate", "copied", "skipped", "rejected", "failed", "bytes")
+#: ...and these only once a run counted them (so a summary shows what its operator counts).
+OPTIONAL_COUNTER_NAMES = (
+    # reception_cleanup
+    "would_delete",
+    "deleted",
+    # staging
+    "rows_ok",
+    "rows_rejected",
+    # curated
+    "snowflake_loaded",
+    # dataset_split
+    "exported",
+    # reconcile: the statuses of trilha.domain.drift, and the audit_log rows it marks abandoned
+    "match",
+    "pending",
+    "missing_in_lake",
+    "missing_in_audit",
+    "differ",
+    "abandoned",
+)
+DECLARED_COUNTERS = frozenset(COUNTER_NAMES + OPTIONAL_COUNTER_NAMES)
 #: At most this many per-item problems are kept in the run log document (all are in the audit tables).
 MAX_ITEMS_IN_LOG = 200
+#: Items per batch of the ingestion operators: one listing page, one SQL round trip per question.
+#: Read at call time (``base.BATCH``), so a test can shrink it.
+BATCH = 500
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``items`` in lists of ``size`` (the last one shorter), lazily: a listing is never held whole."""
+    batch: list[T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def parallel(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R | BaseException]:
+    """Map ``fn`` over ``items`` on a thread pool, keeping order; exceptions are returned, not raised."""
+
+    def safe(item: T) -> R | BaseException:
+        try:
+            return fn(item)
+        except Exception as err:
+            return err
+
+    if workers <= 1 or len(items) <= 1:
+        return [safe(i) for i in items]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(safe, items))
+
+
+def all_or_raise(outcomes: Sequence[R | BaseException]) -> list[R]:
+    """The results of :func:`parallel` when every item succeeded; else raise the first exception."""
+    results: list[R] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+        results.append(outcome)
+    return results
 
 
 class Counters:
@@ -52,11 +123,21 @@ class Counters:
         self._lock = threading.Lock()
 
     def add(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to counter ``name``, which must be declared (:data:`DECLARED_COUNTERS`)."""
+        self._declared(name)
         with self._lock:
             self.values[name] = self.values.get(name, 0) + n
 
     def __getitem__(self, name: str) -> int:
+        self._declared(name)
         return self.values.get(name, 0)
+
+    @staticmethod
+    def _declared(name: str) -> None:
+        if name not in DECLARED_COUNTERS:
+            raise KeyError(
+                f"counter {name!r} is not declared: add it to trilha.operators.base.OPTIONAL_COUNTER_NAMES"
+            )
 
     def problem(self, kind: str, item: str, reason: str) -> None:
         """Count a 'rejected', 'failed' or 'skipped' item and keep its reason."""
@@ -72,6 +153,7 @@ class Counters:
                 self.keys_touched.append(key)
 
     def as_dict(self) -> dict[str, int]:
+        """Every :data:`COUNTER_NAMES` counter, then the optional ones this run counted."""
         return dict(self.values)
 
 
@@ -163,6 +245,9 @@ class TrilhaBaseOperator(BaseOperator):
         raise NotImplementedError
 
     def execute(self, context: Context) -> dict[str, Any]:
+        # Migrations run here, explicitly, before the task's first audit row: never as a side effect
+        # of connecting (once per process and connection id; logs what it applied).
+        self.audit.ensure_schema()
         ti = context["ti"]
         ids = {
             "dag_id": ti.dag_id,
@@ -329,17 +414,12 @@ class TrilhaBaseOperator(BaseOperator):
         self, context: Context, query: str, bucket: str, counts: Sequence[str]
     ) -> events.RunChanges:
         """What this DAG run added to a layer, all tries together, as the audit store records it
-        (``include/sql/queries/<query>.sql``, by run id)."""
-        rows = self.audit.query(
-            query,
-            {
-                "run_id": str(context["run_id"]),
-                "bucket": bucket,
-                "max_keys": events.MAX_KEYS,
-                "max_projects": events.MAX_PROJECTS,
-            },
-        )
-        return events.changes_from_rows(rows, counts)
+        (``include/sql/queries/<query>.sql``, by run id; see :meth:`AuditHook.run_changes`).
+
+        The ingestion operators call the audit hook's typed reads (``reception_changes``,
+        ``storage_changes``) instead; this stays for the operators that still name their query.
+        """
+        return self.audit.run_changes(query, str(context["run_id"]), bucket, counts)
 
     def announce(
         self, context: Context, assets: Sequence[Asset], bucket: str, run_changes: events.RunChanges

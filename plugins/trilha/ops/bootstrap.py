@@ -9,7 +9,7 @@ it again. The steps, in order:
    holds);
 2. **minio-user**: create or update the *least-privilege* MinIO user Airflow works as, with a policy
    that grants the object actions Trilha needs on Trilha's buckets and nothing else (``mc admin``);
-3. **migrate**: bring the audit database to the current schema (:func:`trilha.ops.migrate.migrate`);
+3. **migrate**: bring the audit database to the current schema (:func:`trilha.hooks.migrations.migrate`);
 4. **mongo-user**: create or update the MongoDB user of the run log, ``readWrite`` on its database;
 5. **settings**: load ``airflow_settings.yaml`` into Airflow with the same loader as local runs, the
    placeholder connections replaced by the real ones built from ``.env`` by :func:`connections_from_env`.
@@ -220,22 +220,26 @@ def buckets_from_settings(settings: Settings) -> list[str]:
 
 def ensure_buckets(s3_client: Any, buckets: Iterable[str]) -> list[str]:
     """Create the buckets that do not exist yet; return the names created by this call."""
-    from botocore.exceptions import ClientError
+    from trilha.hooks.s3_admin import NO_BUCKET_CODES, error_code
 
     created: list[str] = []
     for bucket in validate_buckets(buckets):
         try:
             s3_client.head_bucket(Bucket=bucket)
             continue
-        except ClientError as err:
-            code = str(err.response.get("Error", {}).get("Code", ""))
-            if code not in ("404", "NoSuchBucket", "NotFound"):
+        except Exception as err:
+            code = error_code(err)
+            if code is None:
+                raise
+            if code not in NO_BUCKET_CODES:
                 raise BootstrapError(f"bucket {bucket!r}: HeadBucket failed with {code}: {err}") from err
         try:
             s3_client.create_bucket(Bucket=bucket)
-        except ClientError as err:
+        except Exception as err:
             # Another bootstrap created it between our HEAD and CREATE: that is the goal reached.
-            if err.response.get("Error", {}).get("Code") not in ("BucketAlreadyOwnedByYou",):
+            if error_code(err) != "BucketAlreadyOwnedByYou":
+                if error_code(err) is None:
+                    raise
                 raise BootstrapError(f"bucket {bucket!r}: CreateBucket failed: {err}") from err
             continue
         log.info("created bucket %s", bucket)
@@ -244,25 +248,10 @@ def ensure_buckets(s3_client: Any, buckets: Iterable[str]) -> list[str]:
 
 
 def s3_admin_client(endpoint: str, access_key: str, secret_key: str) -> Any:
-    """A boto3 S3 client configured like Trilha's connections (path style, checksums when required)."""
-    import boto3
-    from botocore.config import Config
+    """A boto3 S3 client configured like Trilha's connections (:func:`trilha.hooks.s3_admin.s3_client`)."""
+    from trilha.hooks.s3_admin import s3_client
 
-    extra = config.s3_connection_extra(endpoint)
-    kwargs = extra["config_kwargs"]
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id=access_key,
-        aws_secret_access_key=secret_key,
-        region_name=extra["region_name"],
-        config=Config(
-            s3={"addressing_style": "path"},  # as MinioHook sets it
-            request_checksum_calculation=kwargs["request_checksum_calculation"],
-            response_checksum_validation=kwargs["response_checksum_validation"],
-            retries={"max_attempts": 5, "mode": "standard"},
-        ),
-    )
+    return s3_client(endpoint, access_key, secret_key, max_attempts=5)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -495,7 +484,7 @@ def step_minio_user(environ: Mapping[str, str], buckets: Sequence[str]) -> None:
 def step_migrate(environ: Mapping[str, str]) -> list[str]:
     import psycopg2
 
-    from trilha.ops.migrate import migrate
+    from trilha.hooks.migrations import migrate
 
     env = read_env(environ)
     conn = _retry(

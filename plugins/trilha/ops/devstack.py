@@ -660,23 +660,11 @@ class Stack:
         return self.env_path
 
     def s3_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
+        """A boto3 client of the stack's S3 server, with the ``trilha_minio`` connection's keys."""
+        from trilha.hooks.s3_admin import s3_client
 
         conn = self.connections()[config.S3_CONN_ID]
-        return boto3.client(
-            "s3",
-            endpoint_url=conn["extra"]["endpoint_url"],
-            aws_access_key_id=conn["login"],
-            aws_secret_access_key=conn["password"],
-            region_name="us-east-1",
-            config=Config(
-                s3={"addressing_style": "path"},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                retries={"max_attempts": 3},
-            ),
-        )
+        return s3_client(conn["extra"]["endpoint_url"], conn["login"], conn["password"], max_attempts=3)
 
     def _create_buckets(self) -> None:
         client = self.s3_client()

@@ -1,147 +1,16 @@
-"""Versioned schema migrations for the audit database.
+"""``python -m trilha.ops.migrate --dsn postgresql://... [--dir DIR]``: apply the audit schema's migrations.
 
-Migrations are the files ``include/sql/migrations/NNN_<name>.sql``. Each is applied once, in order,
-inside its own transaction, and recorded in ``meta.schema_migrations`` with its checksum. A
-session-level advisory lock serialises concurrent migrators, so two DAG runs starting on a fresh
-database at the same moment apply each migration exactly once. A failing migration rolls back
-entirely (its DDL too, since PostgreSQL DDL is transactional) and the error names the file.
-
-Nobody runs SQL by hand: :func:`migrate` is called by the audit hook before its first query in every
-process, by the local stack and by the compose init step. When the schema is current it costs one
-query.
+The runner is :mod:`trilha.hooks.migrations`; this is its command line, used by ``make up``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import logging
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from trilha import config
 from trilha.exceptions import MigrationError
-
-log = logging.getLogger(__name__)
-
-MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
-#: Arbitrary, fixed: the advisory lock every Trilha migrator takes.
-LOCK_KEY = 0x7472_696C_6861  # "trilha"
-
-_CREATE_TABLE = """
-CREATE SCHEMA IF NOT EXISTS meta;
-CREATE TABLE IF NOT EXISTS meta.schema_migrations (
-    version     INTEGER     PRIMARY KEY,
-    name        TEXT        NOT NULL,
-    checksum    CHAR(64)    NOT NULL,
-    applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-"""
-_APPLIED = "SELECT version, checksum FROM meta.schema_migrations ORDER BY version"
-_RECORD = (
-    "INSERT INTO meta.schema_migrations (version, name, checksum) "
-    "VALUES (%(version)s, %(name)s, %(checksum)s)"
-)
-_EXISTS = "SELECT to_regclass('meta.schema_migrations') IS NOT NULL"
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    path: Path
-    sql: str
-    checksum: str
-
-
-def migrations_dir() -> Path:
-    return config.sql_dir() / "migrations"
-
-
-def discover(directory: Path | None = None) -> list[Migration]:
-    """The migrations in ``directory``, in version order; misnamed or duplicate files are errors."""
-    directory = directory or migrations_dir()
-    found: dict[int, Migration] = {}
-    for path in sorted(directory.glob("*.sql")):
-        match = MIGRATION_RE.match(path.name)
-        if not match:
-            raise MigrationError(f"{path}: expected a name like 001_create_tables.sql")
-        version = int(match.group(1))
-        if version in found:
-            raise MigrationError(f"{path}: version {version:03d} is also used by {found[version].path.name}")
-        sql = path.read_text(encoding="utf-8")
-        found[version] = Migration(
-            version, match.group(2), path, sql, hashlib.sha256(sql.encode()).hexdigest()
-        )
-    return [found[v] for v in sorted(found)]
-
-
-def _is_current(conn: Any, migrations: list[Migration]) -> bool:
-    """True when every migration file is applied with its checksum (the fast path, no lock).
-
-    Comparing checksums here, not only the latest version, is what catches an edited migration when
-    nothing new is pending: the locked path then raises :class:`MigrationError` for it.
-    """
-    with conn.cursor() as cur:
-        cur.execute(_EXISTS)
-        exists = bool(cur.fetchone()[0])
-        applied: dict[int, str] = {}
-        if exists:
-            cur.execute(_APPLIED)
-            applied = {int(v): c for v, c in cur.fetchall()}
-    conn.rollback()
-    return exists and all(applied.get(m.version) == m.checksum for m in migrations)
-
-
-def migrate(conn: Any, directory: Path | None = None) -> list[str]:
-    """Bring the database behind the DB-API connection ``conn`` to the latest schema.
-
-    :param conn: a psycopg2 connection (not in autocommit). It is left usable afterwards.
-    :param directory: where the migration files are; default ``include/sql/migrations``.
-    :return: the file names applied by this call (empty when the schema was already current).
-    """
-    migrations = discover(directory)
-    if not migrations:
-        return []
-    if _is_current(conn, migrations):
-        return []
-    applied_now: list[str] = []
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%(key)s)", {"key": LOCK_KEY})
-        conn.commit()
-        try:
-            cur.execute(_CREATE_TABLE)
-            conn.commit()
-            cur.execute(_APPLIED)
-            applied = {int(v): c for v, c in cur.fetchall()}
-            conn.commit()
-            for mig in migrations:
-                if mig.version in applied:
-                    if applied[mig.version] != mig.checksum:
-                        raise MigrationError(
-                            f"{mig.path.name}: already applied with checksum {applied[mig.version][:12]}, "
-                            f"but the file now has {mig.checksum[:12]}; applied migrations must not change, "
-                            "add a new one instead"
-                        )
-                    continue
-                try:
-                    cur.execute(mig.sql)
-                    cur.execute(_RECORD, {"version": mig.version, "name": mig.name, "checksum": mig.checksum})
-                    conn.commit()
-                except Exception as err:
-                    conn.rollback()
-                    raise MigrationError(f"{mig.path.name}: {type(err).__name__}: {err}".strip()) from err
-                log.info("applied migration %s", mig.path.name)
-                applied_now.append(mig.path.name)
-        finally:
-            # The lock is session-level: release it whatever happened, in a clean transaction.
-            conn.rollback()
-            cur.execute("SELECT pg_advisory_unlock(%(key)s)", {"key": LOCK_KEY})
-            conn.commit()
-    return applied_now
+from trilha.hooks.migrations import migrate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from trilha import config
 from trilha.domain import drift
 from trilha.domain.keys import validate_bucket
-from trilha.exceptions import ConnectionSetupError, ReconcileError, TrilhaError
+from trilha.exceptions import ConnectionSetupError, ObjectMissingError, ReconcileError, TrilhaError
 
 if TYPE_CHECKING:
     from trilha.hooks.audit import AuditHook
@@ -276,16 +276,8 @@ def _expected(row: Mapping[str, Any]) -> drift.Expected:
     )
 
 
-def _is_no_bucket(err: Any) -> bool:
-    return err.response.get("Error", {}).get("Code") in (
-        "NoSuchBucket",
-        "404",
-        "NotFound",
-    )
-
-
-def _bounded_json(items: list[drift.Item]) -> str:
-    return json.dumps([i.as_dict() for i in items[:MAX_DRIFT_IN_TABLE]], default=str)
+def _bounded(items: list[drift.Item]) -> list[dict[str, Any]]:
+    return [i.as_dict() for i in items[:MAX_DRIFT_IN_TABLE]]
 
 
 # --------------------------------------------------------------------------------------- reconcile
@@ -324,20 +316,17 @@ def reconcile(
     served: dict[str, list[str]] = {}
     for layer in layers:
         served.setdefault(configured[layer], []).append(layer)
-    for row in audit.query("reconcile_buckets", {"key_prefix": key_prefix}):
-        if row["layer"] in layers and row["bucket"]:
-            served.setdefault(row["bucket"], [])
-            if row["layer"] not in served[row["bucket"]]:
-                served[row["bucket"]].append(row["layer"])
+    for layer, bucket in audit.reconcile_bucket_layers(key_prefix):
+        if layer in layers and bucket:
+            served.setdefault(bucket, [])
+            if layer not in served[bucket]:
+                served[bucket].append(layer)
     minio.check_buckets(sorted({*(configured[layer] for layer in layers), configured["storage"]}))
     names = sorted(served)
 
     # What the audit expects in them: every layer's rows (a bucket may serve more than one layer),
     # read before the listing, so an object a run writes meanwhile is at worst a young orphan.
-    expected: list[drift.Expected] = []
-    params = {"buckets": names, "key_prefix": key_prefix}
-    for query in (*(f"reconcile_{layer}" for layer in LAYERS), "reconcile_reports"):
-        expected.extend(_expected(r) for r in audit.query(query, params))
+    expected = [_expected(r) for r in audit.reconcile_claims(names, key_prefix)]
     claims: dict[tuple[str, str], list[drift.Expected]] = {}
     for e in expected:
         claims.setdefault((e.bucket, e.key), []).append(e)
@@ -346,21 +335,18 @@ def reconcile(
         f"{', '.join(names)}{f' under {key_prefix}' if key_prefix else ''}"
     )
 
-    # What the lake holds.
-    from botocore.exceptions import ClientError
-
+    # What the lake holds. A configured bucket was checked above; one that only audit rows name may
+    # be gone, which makes every claim on it missing_in_lake.
     found: list[drift.Found] = []
     missing_buckets: list[str] = []
     for name in names:
         before = len(found)
-        try:
-            for obj in minio.iter_objects(name, key_prefix or ""):
-                found.append(drift.Found(name, obj.key, obj.size, obj.etag, obj.last_modified))
-        except ClientError as err:
-            if name in configured.values() or not _is_no_bucket(err):
-                raise
+        if name not in configured.values() and not minio.bucket_exists(name):
             missing_buckets.append(name)
             say(f"reconcile: bucket {name!r}, named by audit rows, does not exist")
+        else:
+            for obj in minio.iter_objects(name, key_prefix or ""):
+                found.append(drift.Found(name, obj.key, obj.size, obj.etag, obj.last_modified))
         say(f"reconcile: {name}: {len(found) - before} object(s) listed")
 
     outcome = Outcome(
@@ -379,7 +365,7 @@ def reconcile(
     # Task runs whose process is gone.
     now = datetime.now(UTC)
     gone = drift.abandoned(
-        audit.query("reconcile_running", {}),
+        audit.running_task_runs(),
         hostname=hostname or socket.gethostname(),
         alive=alive,
         now=now,
@@ -387,13 +373,7 @@ def reconcile(
         own_run=own_run,
     )
     if gone:
-        marked = {
-            int(r["id"])
-            for r in audit.query(
-                "reconcile_abandon",
-                {"ids": [a.id for a in gone], "reasons": [a.reason for a in gone], "now": now},
-            )
-        }
+        marked = audit.mark_abandoned([a.id for a in gone], [a.reason for a in gone], now)
         gone = [a for a in gone if a.id in marked]
         for a in gone:
             where = f"{a.dag_id}/{a.run_id}/{a.task_id}"
@@ -409,7 +389,7 @@ def _project_prefix(audit: AuditHook, project: str | None) -> str | None:
         return None
     row = audit.get_or_create_project(project, None, None)
     if not row:
-        known = sorted(r["name"] for r in audit.query("reconcile_projects", {}))
+        known = sorted(audit.project_names())
         raise ReconcileError(
             f"project {project!r} is not registered in projects_registry; expected one of "
             f"{', '.join(repr(k) for k in known[:20]) or '(no project yet)'}, or empty for every project"
@@ -446,18 +426,14 @@ def _complete(
         return drift.Found(f.bucket, f.key, info.size, info.etag, info.last_modified, info.sha256)
 
     def read(f: drift.Found) -> drift.Found | None:
-        from trilha.exceptions import is_missing
-
         digest = hashlib.sha256()
         size = 0
         try:
             for chunk in minio.iter_chunks(f.bucket, f.key):
                 digest.update(chunk)
                 size += len(chunk)
-        except Exception as err:
-            if is_missing(err):
-                return None
-            raise
+        except ObjectMissingError:
+            return None
         return replace(f, size=size, sha256=digest.hexdigest(), sha256_read=True)
 
     fn = read if options.rehash else head
@@ -482,26 +458,30 @@ def _record(audit: AuditHook, minio: MinioHook, outcome: Outcome, storage_bucket
     data = (json.dumps(outcome.document(), indent=2, sort_keys=True, default=str) + "\n").encode()
     digest = minio.put_bytes(storage_bucket, key, data, content_type="application/json")
     outcome.report_sha256 = digest.sha256
-    names = list(outcome.report.buckets)
-    audit.query(
-        "reconcile_report_insert",
-        {
-            "run_id": outcome.run_id,
-            "project_prefix": outcome.project_prefix,
-            "checked_at": outcome.checked_at,
-            "grace_minutes": int(outcome.options.grace.total_seconds() // 60),
-            "rehash": outcome.options.rehash,
-            "report_bucket": storage_bucket,
-            "report_key": key,
-            "report_sha256": digest.sha256,
-            "report_md5": digest.md5,
-            "report_bytes": digest.size,
-            "buckets": names,
-            "layers": [",".join(outcome.layers.get(n, [])) for n in names],
-            "counts": [json.dumps(outcome.report.buckets[n].counts) for n in names],
-            "drift": [_bounded_json(outcome.report.buckets[n].drift) for n in names],
-            "drift_totals": [outcome.report.buckets[n].drift_total for n in names],
-        },
+    from trilha.hooks.audit import ReconcileBucketRow
+
+    rows: list[ReconcileBucketRow] = [
+        ReconcileBucketRow(
+            bucket=name,
+            layers=outcome.layers.get(name, []),
+            counts=b.counts,
+            drift=_bounded(b.drift),
+            drift_total=b.drift_total,
+        )
+        for name, b in outcome.report.buckets.items()
+    ]
+    audit.record_reconcile_report(
+        run_id=outcome.run_id,
+        project_prefix=outcome.project_prefix,
+        checked_at=outcome.checked_at,
+        grace_minutes=int(outcome.options.grace.total_seconds() // 60),
+        rehash=outcome.options.rehash,
+        report_bucket=storage_bucket,
+        report_key=key,
+        report_sha256=digest.sha256,
+        report_md5=digest.md5,
+        report_bytes=digest.size,
+        buckets=rows,
     )
 
 
@@ -581,7 +561,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     quiet = "airflow.providers.amazon=warning"
     levels = os.environ.get("AIRFLOW__LOGGING__NAMESPACE_LEVELS", "")
     os.environ["AIRFLOW__LOGGING__NAMESPACE_LEVELS"] = f"{levels} {quiet}".strip()
-    from botocore.exceptions import BotoCoreError, ClientError
     from psycopg2 import Error as PostgresError
 
     from trilha.hooks.audit import AuditHook
@@ -606,9 +585,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     except (ConnectionSetupError, ReconcileError) as err:
         print(f"trilha reconcile: {err}", file=sys.stderr)
         return 2
-    except (BotoCoreError, ClientError) as err:
-        print(f"trilha reconcile: S3: {minio.explain_error(err)}", file=sys.stderr)
-        return 2
     except PostgresError as err:
         print(
             f"trilha reconcile: audit store (connection {args.postgres_conn_id!r}): {type(err).__name__}: "
@@ -618,6 +594,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     except TrilhaError as err:
         print(f"trilha reconcile: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:
+        if not minio.is_s3_error(err):
+            raise
+        print(f"trilha reconcile: S3: {minio.explain_error(err)}", file=sys.stderr)
         return 2
     finally:
         audit.close()

@@ -26,24 +26,24 @@ if TYPE_CHECKING:
 
 def trace(audit: AuditHook, query: str) -> list[dict[str, Any]]:
     """Every recorded event of the content(s) that ``query`` names, oldest first per content."""
-    shas = [r["sha256"] for r in audit.query("trace_find", {"q": query}) if r["sha256"]]
+    shas = audit.contents_named(query)
     if not shas:
         return []
-    return audit.query("trace_layers", {"sha256": shas})
+    return audit.content_events(shas)
 
 
 def summary(audit: AuditHook, project: str) -> dict[str, Any]:
-    counts = audit.query("summary_project", {"project": project})[0]
+    """Files and rows per layer of ``project``, its latest versions, and its rejections."""
     return {
-        "counts": counts,
-        "versions": audit.query("summary_versions", {"project": project}),
-        "rejections": audit.query("summary_rejections", {"project": project}),
+        "counts": audit.project_summary(project),
+        "versions": audit.project_versions(project),
+        "rejections": audit.project_rejections(project),
     }
 
 
 def latest_reconcile(audit: AuditHook, project_prefix: str | None = None) -> list[dict[str, Any]]:
     """The latest reconcile report row of each bucket (that covered ``project_prefix``, if given)."""
-    return audit.query("reconcile_latest", {"project_prefix": project_prefix})
+    return audit.latest_reconcile_reports(project_prefix)
 
 
 def format_reconcile(rows: list[dict[str, Any]]) -> str:

@@ -7,9 +7,9 @@ content, never from file names. See :func:`parse_file`.
 
 from __future__ import annotations
 
-from trilha.domain.formats.common import LINE_NUMBER_COLUMN, REJECTED_SCHEMA, ParsedFile
 from trilha.domain.formats.detect import LAYOUTS, detect_layout, parse_file
-from trilha.domain.formats.inmet import HOURLY_COLUMNS, HOURLY_MEASUREMENTS, STATION_COLUMNS
+from trilha.domain.formats.measurements import HOURLY_COLUMNS, HOURLY_MEASUREMENTS, STATION_COLUMNS
+from trilha.domain.formats.parsed import LINE_NUMBER_COLUMN, REJECTED_SCHEMA, ParsedFile
 
 __all__ = [
     "HOURLY_COLUMNS",

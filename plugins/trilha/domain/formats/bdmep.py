@@ -14,25 +14,19 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from trilha.domain.formats.common import (
-    ParsedFile,
-    data_body,
-    decode_bytes,
-    parse_decimal,
-    sample_lines,
-    snake_case,
-    tokens,
-)
-from trilha.domain.formats.inmet import (
+from trilha.domain.formats.cells import parse_decimal
+from trilha.domain.formats.encoding import decode_bytes, sample_lines
+from trilha.domain.formats.measurements import (
     HOURLY_MEASUREMENTS,
     HOURLY_RULES,
     STATION_STRING,
     Rules,
     finish_table,
-    make_parsed,
-    plan_columns,
+    plan_body,
     read_measurements,
 )
+from trilha.domain.formats.naming import snake_case, tokens
+from trilha.domain.formats.parsed import ParsedFile, make_parsed
 from trilha.exceptions import ParseError
 
 LAYOUT = "inmet_bdmep"
@@ -151,13 +145,17 @@ def parse_bdmep(data: bytes, name: str, *, force_strings: bool = False) -> Parse
             f"{name}: line {header_line}: expected an 'Hora Medicao' column for hourly data, got {headers!r}"
         )
     rules = HOURLY_RULES if hourly else _DAILY_RULES
-    body_start = spans[header_index][1] + 1
-    body, body_encoding, first_data = data_body(data, body_start)
-    if body_encoding not in ("ascii", encoding):
-        metadata["data_encoding"] = body_encoding
-    trailing = first_data.rstrip().endswith(b";") if first_data.strip() else lines[header_index].endswith(";")
-    plan = plan_columns(
-        headers, rules=rules, trailing=trailing, name=name, header_line=header_line, need_hour=hourly
+    body, plan = plan_body(
+        data,
+        body_start=spans[header_index][1] + 1,
+        header=lines[header_index],
+        headers=headers,
+        encoding=encoding,
+        metadata=metadata,
+        rules=rules,
+        name=name,
+        header_line=header_line,
+        need_hour=hourly,
     )
     read, rejects, values, masks = read_measurements(
         body,

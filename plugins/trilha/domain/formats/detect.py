@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pyarrow as pa
 
 from trilha.domain.formats.bdmep import looks_like_bdmep, parse_bdmep
-from trilha.domain.formats.common import ParsedFile, decode_bytes, prepare, sample_lines, tokens
+from trilha.domain.formats.encoding import decode_bytes, prepare, sample_lines
 from trilha.domain.formats.generic import parse_generic
 from trilha.domain.formats.inmet import (
     is_column_header,
@@ -14,7 +16,11 @@ from trilha.domain.formats.inmet import (
     parse_yearly,
     yearly_layout,
 )
+from trilha.domain.formats.naming import tokens
 from trilha.exceptions import ParseError
+
+if TYPE_CHECKING:
+    from trilha.domain.formats.parsed import ParsedFile
 
 LAYOUTS: tuple[str, ...] = (
     "inmet_yearly_pre2019",

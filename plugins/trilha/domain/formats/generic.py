@@ -26,17 +26,10 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from trilha.domain.formats.common import (
-    LINE_NUMBER_COLUMN,
-    CsvDialect,
-    ParsedFile,
-    Rejects,
-    read_delimited,
-    sample_lines,
-    snake_case,
-    to_utf8,
-    unique_names,
-)
+from trilha.domain.formats.csvread import CsvDialect, read_delimited
+from trilha.domain.formats.encoding import sample_lines, to_utf8
+from trilha.domain.formats.naming import snake_case, unique_names
+from trilha.domain.formats.parsed import LINE_NUMBER_COLUMN, ParsedFile, Rejects
 from trilha.exceptions import ParseError
 
 LAYOUT = "generic_csv"

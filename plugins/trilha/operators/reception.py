@@ -1,0 +1,307 @@
+"""What the operators that write the reception bucket share: the project they write for, the capture of
+a source (a Drive folder, a local folder) into reception, and the registration of reception objects.
+
+:class:`ReceptionOperator` is the base of :class:`trilha.operators.capture.CaptureOperator` and of
+:class:`trilha.operators.ingest.RawIngestOperator` (whose landing directory is captured the same way).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from trilha.domain import lake
+from trilha.domain.digest import ChunkStream, Digest
+from trilha.domain.keys import validate_key, validate_project_name, validate_project_prefix
+from trilha.exceptions import (
+    ExportTooLargeError,
+    IntegrityError,
+    InvalidKeyError,
+    InvalidProjectError,
+    ObjectMissingError,
+    ObjectWriteError,
+    SourceError,
+)
+from trilha.operators import base
+from trilha.operators.base import Counters, Progress, TrilhaBaseOperator, chunked, parallel
+
+if TYPE_CHECKING:
+    from trilha.hooks.audit import AuditHook
+    from trilha.hooks.sources import CaptureSource, HashesLocally, SourceFile
+
+#: What the reception events count per project (columns of reception_changes.sql).
+RECEPTION_COUNTS = ("new", "duplicate", "bytes")
+
+
+def resolve_project(audit: AuditHook, name: str, prefix: str | None, run_id: str) -> dict[str, Any]:
+    """Select the project by name, or create it with ``prefix``; fail at once with what to fix."""
+    try:
+        validate_project_name(name)
+        if prefix:
+            validate_project_prefix(prefix)
+    except InvalidProjectError as err:
+        raise AirflowFailException(str(err)) from None
+    if prefix:
+        owner = audit.project_by_prefix(prefix)
+        if owner and owner["name"] != name:
+            raise AirflowFailException(
+                f"project prefix {prefix!r} already belongs to project {owner['name']!r}; "
+                "choose another prefix"
+            )
+    project = audit.get_or_create_project(name, prefix or None, run_id)
+    if not project:
+        raise AirflowFailException(
+            f"project {name!r} is not registered and no project_prefix was given: set project_prefix "
+            "(1-63 characters of a-z, 0-9, '_' or '-') to create it"
+        )
+    if prefix and project["prefix"] != prefix:
+        raise AirflowFailException(
+            f"project {name!r} already exists with prefix {project['prefix']!r}, not {prefix!r}; "
+            "leave project_prefix empty or use the existing one"
+        )
+    return project
+
+
+@dataclass
+class Entry:
+    """A reception object about to be registered in ``reception_audit``."""
+
+    key: str
+    etag: str
+    size: int
+    uploaded_at: datetime | None
+    sha256: str | None
+    md5: str | None
+    source_kind: str = "upload"
+    source_ref: str | None = None
+    source_revision: str | None = None
+    status: str = ""
+    reason: str | None = None
+
+
+def register_entries(
+    audit: AuditHook, bucket: str, entries: list[Entry], run_id: str, counters: Counters
+) -> None:
+    """Claim content in ``raw.data_files`` and register the objects, in one transaction.
+
+    Of several objects with the same new content, the first by key is ``new`` and the others are
+    ``duplicate`` of its sha256; content claimed earlier (or by a concurrent run) makes a duplicate.
+    """
+    if not entries:
+        return
+    claimable = [e for e in entries if e.status != "rejected"]
+    with audit.transaction() as tx:
+        claims: dict[str, dict[str, Any]] = {}
+        if claimable:
+            ordered = sorted(claimable, key=lambda e: e.key)
+            rows = tx.run(
+                "data_files_claim",
+                {
+                    "bucket": bucket,
+                    "run_id": run_id,
+                    "sha256": [e.sha256 for e in ordered],
+                    "md5": [e.md5 for e in ordered],
+                    "size_bytes": [e.size for e in ordered],
+                    "keys": [e.key for e in ordered],
+                },
+            )
+            claims = {r["sha256"]: r for r in rows}
+        for e in sorted(claimable, key=lambda e: e.key):
+            claim = claims[str(e.sha256)]
+            if claim["is_new"] and claim["first_key"] == e.key:
+                e.status = "new"
+            else:
+                e.status = "duplicate"
+                e.reason = f"same content as {claim['first_bucket']}/{claim['first_key']}"
+        tx.run(
+            "reception_insert",
+            {
+                "bucket": bucket,
+                "keys": [e.key for e in entries],
+                "file_names": [PurePosixPath(e.key).name for e in entries],
+                "etags": [e.etag for e in entries],
+                "sizes": [e.size for e in entries],
+                "uploaded_at": [e.uploaded_at for e in entries],
+                "sha256": [e.sha256 for e in entries],
+                "md5": [e.md5 for e in entries],
+                "source_kind": [e.source_kind for e in entries],
+                "source_ref": [e.source_ref for e in entries],
+                "source_revision": [e.source_revision for e in entries],
+                "status": [e.status for e in entries],
+                "duplicate_of": [e.sha256 if e.status == "duplicate" else None for e in entries],
+                "reason": [e.reason for e in entries],
+                "run_ids": [run_id] * len(entries),
+            },
+        )
+    for e in entries:
+        if e.status == "rejected":
+            counters.problem("rejected", f"{bucket}/{e.key}", str(e.reason))
+        else:
+            counters.add(e.status)
+            counters.touched(f"{bucket}/{e.key}")
+
+
+class ReceptionOperator(TrilhaBaseOperator):
+    """Shared parameters of the operators that write the reception bucket."""
+
+    reception_bucket: str
+
+    def capture_source(
+        self,
+        source: CaptureSource,
+        dest_prefix: str,
+        source_prefix: str,
+        counters: Counters,
+        run_id: str,
+        workers: int,
+    ) -> None:
+        """Copy new files of ``source`` into reception under ``dest_prefix`` and register them.
+
+        Uniqueness is checked *before* any byte moves: a file whose checksum the inventory already
+        holds is counted as a duplicate and never downloaded nor uploaded.
+        """
+        from trilha.hooks.sources import HashesLocally
+
+        bucket = self.reception_bucket
+        progress = Progress(self.log, f"capture from {source.describe()}")
+        for batch in chunked(source.list_files(prefix=source_prefix), base.BATCH):
+            wanted: list[tuple[SourceFile, str]] = []
+            for f in batch:
+                counters.add("seen")
+                if f.problem:
+                    counters.problem("rejected", f.relative_path, f.problem)
+                    continue
+                try:
+                    key = (
+                        lake.reception_key(dest_prefix, f.relative_path)
+                        if dest_prefix
+                        else validate_key(f.relative_path, what="source path")
+                    )
+                except InvalidKeyError as err:
+                    counters.problem("rejected", f.relative_path, str(err))
+                    continue
+                if f.size == 0:
+                    counters.problem("rejected", f.relative_path, "empty file (0 bytes): nothing to capture")
+                    continue
+                wanted.append((f, key))
+            # Captured before at this very revision (a local file untouched since, a Google document
+            # not edited since): nothing to read, hash or export. Google documents need this most:
+            # they carry no checksum and export to new bytes each time.
+            no_sum = [f for f, _ in wanted if not f.sha256 and not f.md5 and f.revision]
+            known_rev = (
+                self.audit.known_source_revisions(
+                    source.kind, [f.source_id for f in no_sum], [str(f.revision) for f in no_sum]
+                )
+                if no_sum
+                else set()
+            )
+            fresh = [
+                (f, key)
+                for f, key in wanted
+                if f.sha256 or f.md5 or (f.source_id, f.revision) not in known_rev
+            ]
+            counters.add("duplicate", len(wanted) - len(fresh))
+            progress.update(len(wanted) - len(fresh))
+            if isinstance(source, HashesLocally):
+                fresh = self._hash_local(source, fresh, counters, workers)
+            known_sha, known_md5 = self.audit.known_content(
+                [f.sha256 for f, _ in fresh if f.sha256], [f.md5 for f, _ in fresh if f.md5 and not f.sha256]
+            )
+            todo: list[tuple[SourceFile, str]] = []
+            seen_content: set[str] = set()
+            for f, key in fresh:
+                content_id = f.sha256 or f.md5
+                if (
+                    (f.sha256 and f.sha256 in known_sha)
+                    or (not f.sha256 and f.md5 in known_md5)
+                    or (content_id and content_id in seen_content)
+                ):
+                    counters.add("duplicate")
+                    progress.update()
+                    continue
+                if content_id:
+                    seen_content.add(content_id)
+                todo.append((f, key))
+
+            def upload(item: tuple[SourceFile, str]) -> Entry:
+                f, key = item
+                existing = self.minio.stat(bucket, key)
+                if existing is not None and f.sha256 and existing.sha256 == f.sha256:
+                    # Uploaded by a run that died before registering it: register, don't re-send.
+                    return self._entry(f, key, existing.etag, Digest(f.sha256, f.md5 or "", existing.size))
+                if existing is not None:
+                    # Another content already sits under this name: never overwrite it.
+                    key = lake.disambiguated_key(key, f.sha256 or f.source_id)
+                expected = (
+                    Digest(f.sha256, f.md5, f.size) if f.sha256 and f.md5 and f.size is not None else None
+                )
+                result = self.minio.upload_stream(
+                    bucket,
+                    key,
+                    ChunkStream(source.iter_chunks(f)),
+                    expected=expected,
+                    metadata={"source-kind": f.source_kind, "source-revision": f.revision or ""},
+                )
+                return self._entry(f, key, result.etag, result.digest)
+
+            entries: list[Entry] = []
+            for (_, key), outcome in zip(todo, parallel(upload, todo, workers), strict=True):
+                per_item = SourceError | IntegrityError | ObjectWriteError | ObjectMissingError
+                if isinstance(outcome, per_item):
+                    # Too large to export: bad input that no retry fixes, so a rejection with its reason.
+                    kind = (
+                        "rejected"
+                        if isinstance(outcome, ExportTooLargeError)
+                        else "skipped"
+                        if isinstance(outcome, SourceError)
+                        else "failed"
+                    )
+                    counters.problem(kind, key, str(outcome))
+                elif isinstance(outcome, BaseException):
+                    raise outcome
+                else:
+                    entries.append(outcome)
+                    counters.add("bytes", outcome.size)
+                    progress.update(1, outcome.size)
+            register_entries(self.audit, bucket, entries, run_id, counters)
+        progress.finish()
+
+    @staticmethod
+    def _hash_local(
+        source: HashesLocally, files: list[tuple[SourceFile, str]], counters: Counters, workers: int
+    ) -> list[tuple[SourceFile, str]]:
+        """sha256 and md5 of local files (one pass each), on ``workers`` threads: hashlib releases the
+        GIL on large buffers, so both cores hash. A file that vanished meanwhile is skipped."""
+        hashed: list[tuple[SourceFile, str]] = []
+        todo = [f for f, _ in files if not f.sha256]
+        outcomes = iter(parallel(source.with_checksums, todo, workers))
+        for f, key in files:
+            if f.sha256:
+                hashed.append((f, key))
+                continue
+            outcome = next(outcomes)
+            if isinstance(outcome, FileNotFoundError):
+                counters.problem("skipped", key, "vanished between listing and reading")
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                hashed.append((outcome, key))
+        return hashed
+
+    @staticmethod
+    def _entry(f: SourceFile, key: str, etag: str, digest: Digest) -> Entry:
+        return Entry(
+            key=key,
+            etag=etag,
+            size=digest.size,
+            uploaded_at=datetime.now(UTC),
+            sha256=digest.sha256,
+            md5=digest.md5,
+            source_kind=f.source_kind,
+            source_ref=f.source_id,
+            source_revision=f.revision,
+        )

@@ -1,0 +1,578 @@
+"""The processing operators (staging, curated, dataset split) with their hooks stubbed at the typed
+methods they call: fakes that keep what was written, so each test asserts on the inventory rows,
+objects and summaries a run produces. Real INMET lines (include/sample/inmet), real parsers,
+contracts, curation and cuts; no stack."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from tests.helpers import run_operator
+from tests.unit.test_process_domain import NAME, inmet_file
+from trilha.domain import events, lineage, staging
+from trilha.domain.curate import curate
+from trilha.domain.digest import Digest
+from trilha.domain.manifest import CuratedRecord, DatasetRecord, RecordedCut
+from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+from trilha.exceptions import IntegrityError, ObjectMissingError
+from trilha.hooks.audit import AuditHook
+from trilha.hooks.include import load_contract
+from trilha.hooks.minio import MinioHook
+from trilha.operators.curated import CuratedOperator
+from trilha.operators.split import DatasetSplitOperator
+from trilha.operators.staging import StagingOperator
+
+REPO = Path(__file__).resolve().parents[2]
+STORAGE, STAGING, CURATED_B, DATASETS = (
+    "trilha-storage",
+    "trilha-staging",
+    "trilha-curated",
+    "trilha-datasets",
+)
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class FakeMinio:
+    """The MinioHook methods the processing operators call, over a dict of objects."""
+
+    def __init__(self, objects: dict[tuple[str, str], bytes] | None = None) -> None:
+        self.objects = dict(objects or {})
+        self.puts: list[tuple[str, str, str]] = []  # (bucket, key, content type), in order
+
+    def check_buckets(self, buckets: Sequence[str]) -> None:
+        pass
+
+    def get_verified(self, bucket: str, key: str, sha256: str) -> bytes:
+        if (bucket, key) not in self.objects:
+            raise ObjectMissingError(f"s3://{bucket}/{key}: no such object")
+        data = self.objects[bucket, key]
+        if sha(data) != sha256:
+            raise IntegrityError(f"s3://{bucket}/{key}: expected sha256 {sha256}, read {sha(data)}")
+        return data
+
+    def download_verified(self, bucket: str, key: str, path: Path, sha256: str) -> Digest:
+        data = self.get_verified(bucket, key, sha256)
+        path.write_bytes(data)
+        return Digest(sha(data), hashlib.md5(data).hexdigest(), len(data))
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
+    ) -> Digest:
+        self.objects[bucket, key] = data
+        self.puts.append((bucket, key, content_type))
+        return Digest(sha(data), hashlib.md5(data).hexdigest(), len(data))
+
+
+class FakeAudit:
+    """The AuditHook methods the processing operators call, keeping what they write."""
+
+    def __init__(self) -> None:
+        self.candidates: list[dict[str, Any]] = []
+        self.staged: list[staging.StagingRow] = []
+        self.targets: list[dict[str, Any]] = []
+        self.parts: list[dict[str, Any]] = []
+        self.made: str | None = None  # curated_made_from's answer
+        self.next_number = 1
+        self.curated: list[CuratedRecord] = []
+        self.curated_row: dict[str, Any] | None = None
+        self.cuts: dict[str, RecordedCut] = {}  # by fingerprint
+        self.datasets: list[DatasetRecord] = []
+        self.exported: list[tuple[int, str]] = []
+        self.audit_rows: list[dict[str, Any]] = []
+
+    # base operator
+    def ensure_schema(self) -> list[str]:
+        return []
+
+    def write_audit_log(self, row: dict[str, Any]) -> int:
+        self.audit_rows.append(dict(row))
+        return 7
+
+    def close(self) -> None:
+        pass
+
+    def _no_changes(self, run_id: str, bucket: str) -> events.RunChanges:
+        return events.changes_from_rows([], ())
+
+    staging_changes = curated_changes = dataset_changes = _no_changes
+
+    # staging
+    def staging_candidates(
+        self, project: str | None, key_prefix: str, code_version: str, keys: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        return [c for c in self.candidates if c["dest_key"].startswith(key_prefix)]
+
+    def record_staging(self, rows: Sequence[staging.StagingRow], run_id: str) -> None:
+        self.staged.extend(rows)
+
+    # curated
+    def curated_targets(
+        self, project: str | None, dataset: str | None, datasets: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        return list(self.targets)
+
+    def curated_inputs(self, project_id: int, dataset: str) -> list[dict[str, Any]]:
+        return list(self.parts)
+
+    def curated_made_from(self, project_id: int, dataset: str, fingerprint: str) -> str | None:
+        return self.made
+
+    def record_curated(
+        self, project_id: int, dataset: str, fingerprint: str, write: Callable[[str], CuratedRecord]
+    ) -> CuratedRecord | str:
+        record = write(lineage.curated_version(self.next_number))
+        self.curated.append(record)
+        return record
+
+    # dataset split
+    def curated_version(self, project: str, dataset: str, version: str | None) -> dict[str, Any] | None:
+        return self.curated_row
+
+    def dataset_by_fingerprint(self, curated_id: int, fingerprint: str) -> RecordedCut | None:
+        return self.cuts.get(fingerprint)
+
+    def record_dataset(
+        self, project_id: int, curated_id: int, fingerprint: str, write: Callable[[], DatasetRecord]
+    ) -> tuple[RecordedCut, bool]:
+        record = write()
+        self.datasets.append(record)
+        cut = RecordedCut(
+            len(self.datasets),
+            record.version,
+            record.bucket,
+            record.files,
+            record.manifest_key,
+            record.manifest_sha256,
+        )
+        self.cuts[fingerprint] = cut
+        return cut, True
+
+    def mark_dataset_exported(self, dataset_id: int, drive_folder_id: str) -> None:
+        self.exported.append((dataset_id, drive_folder_id))
+        for fp, cut in self.cuts.items():
+            if cut.id == dataset_id:
+                self.cuts[fp] = dataclasses.replace(cut, drive_folder_id=drive_folder_id)
+
+
+class FakeRunLog:
+    def __init__(self) -> None:
+        self.documents: list[dict[str, Any]] = []
+
+    def write(self, document: dict[str, Any], log: Any) -> str | None:
+        self.documents.append(document)
+        return str(document["_id"])
+
+
+def test_the_fakes_have_the_real_hooks_signatures() -> None:
+    """A fake method that drifts from the hook it stands for would let a test pass against a lie."""
+    for fake, real in ((FakeAudit, AuditHook), (FakeMinio, MinioHook)):
+        for name, method in vars(fake).items():
+            if name.startswith("_") or not callable(method):
+                continue
+            got = list(inspect.signature(method).parameters)
+            assert got == list(inspect.signature(getattr(real, name)).parameters), f"{real.__name__}.{name}"
+
+
+def wired(op: Any, audit: FakeAudit, minio: FakeMinio) -> tuple[FakeAudit, FakeMinio, FakeRunLog]:
+    """Set the operator's cached hook properties to the fakes."""
+    runlog = FakeRunLog()
+    op.__dict__.update(audit=audit, minio=minio, runlog=runlog)
+    return audit, minio, runlog
+
+
+def stored(key: str, data: bytes, storage_id: int, logical_name: str = NAME) -> dict[str, Any]:
+    """A staging_candidates row of a stored file."""
+    return {
+        "storage_audit_id": storage_id,
+        "project_id": 3,
+        "project_prefix": "acme",
+        "project_name": "Acme",
+        "dest_bucket": STORAGE,
+        "dest_key": key,
+        "logical_name": logical_name,
+        "sha256": sha(data),
+        "size_bytes": len(data),
+    }
+
+
+# staging -----------------------------------------------------------------------------------------
+def test_staging_writes_outputs_and_quarantine_and_records_one_row_per_usable_file() -> None:
+    good = inmet_file()
+    photo = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    audit, minio = FakeAudit(), FakeMinio({(STORAGE, "acme/a.csv"): good, (STORAGE, "acme/photo.csv"): photo})
+    audit.candidates = [
+        stored("acme/a.csv", good, 11),
+        stored("acme/photo.csv", photo, 12, logical_name="photo.csv"),
+        stored("acme/gone.csv", b"lost", 13, logical_name="gone.csv"),
+    ]
+    op = StagingOperator(task_id="stage", staging_bucket=STAGING, fail_on_errors=False)
+    wired(op, audit, minio)
+    summary = run_operator(op, run_id="r-stage")
+
+    from trilha.hooks.include import code_version
+
+    version = code_version()
+    out_key, q_key = staging.output_keys(audit.candidates[0], "inmet_hourly", version)
+    assert [(b, k) for b, k, _ in minio.puts] == [(STAGING, out_key), (STAGING, q_key)]
+    by_key = {r.source_key: r for r in audit.staged}
+    assert sorted(by_key) == ["acme/a.csv", "acme/photo.csv"]  # the missing file has no row: retried
+    row = by_key["acme/a.csv"]
+    assert (row.status, row.rows_in, row.rows_ok, row.rows_rejected) == ("staged", 6, 4, 2)
+    assert (row.output_key, row.output_sha256) == (out_key, sha(minio.objects[STAGING, out_key]))
+    assert (row.quarantine_key, row.quarantine_sha256) == (q_key, sha(minio.objects[STAGING, q_key]))
+    assert row.reason is not None
+    assert row.reason.startswith(f"{NAME}: 2 row(s) quarantined to {STAGING}/{q_key}: line 14: air_temp_c")
+    assert (
+        parquet_bytes_to_table(minio.objects[STAGING, out_key]).column("wmo_code").to_pylist() == ["A807"] * 4
+    )
+    assert parquet_bytes_to_table(minio.objects[STAGING, q_key]).column("_line_number").to_pylist() == [
+        15,
+        14,
+    ]
+    photo_row = by_key["acme/photo.csv"]
+    assert (photo_row.status, photo_row.output_key, photo_row.rows_ok) == ("rejected", None, 0)
+    assert "photo.csv" in str(photo_row.reason)
+
+    counters = summary["counters"]
+    assert {k: counters[k] for k in ("seen", "new", "rejected", "failed", "rows_ok", "rows_rejected")} == {
+        "seen": 3,
+        "new": 1,
+        "rejected": 1,
+        "failed": 1,
+        "rows_ok": 4,
+        "rows_rejected": 2,
+    }
+    assert counters["bytes"] == len(minio.objects[STAGING, out_key])
+    assert (summary["files"], summary["rows_ok"], summary["rows_rejected"]) == (3, 4, 2)
+    assert summary["code_version"] == version
+    assert audit.audit_rows[-1]["problems"][-1] == {
+        "kind": "failed",
+        "item": f"{STORAGE}/acme/gone.csv",
+        "reason": f"stored file is missing from bucket {STORAGE}",
+    }
+
+
+def test_staging_fails_the_task_for_a_stored_file_changed_behind_the_audits_back() -> None:
+    data = inmet_file(hot=False, bad_hour=False)
+    audit, minio = FakeAudit(), FakeMinio({(STORAGE, "acme/a.csv"): data + b"tampered"})
+    audit.candidates = [stored("acme/a.csv", data, 11)]
+    op = StagingOperator(task_id="stage", staging_bucket=STAGING)
+    wired(op, audit, minio)
+    with pytest.raises(AirflowException, match="stored file does not match its storage_audit sha256"):
+        run_operator(op)
+    assert (audit.staged, minio.puts) == ([], [])
+
+
+# curated -----------------------------------------------------------------------------------------
+def staged_part(minio: FakeMinio, name: str, data: bytes, storage_id: int) -> dict[str, Any]:
+    """Stage ``data`` for real, put its Parquet in the fake lake; its curated_inputs row."""
+    result = staging.stage_file(data, NAME, load_contract)
+    assert isinstance(result, staging.StagedFile)
+    payload = table_to_parquet_bytes(result.ok)
+    key = f"acme/inmet_hourly/{name}.parquet"
+    minio.objects[STAGING, key] = payload
+    return {
+        "id": storage_id,
+        "storage_audit_id": storage_id,
+        "source_key": f"acme/raw/{name}.csv",
+        "source_sha256": sha(data),
+        "output_bucket": STAGING,
+        "output_key": key,
+        "output_sha256": sha(payload),
+        "rows_ok": result.rows_ok,
+    }
+
+
+def with_hour_02_at(temp: bytes) -> bytes:
+    """The sample's hours 02..05, hour 02's air temperature replaced."""
+    lines = inmet_file(good=6, hot=False, bad_hour=False).split(b"\n")
+    cells = lines[11].split(b";")
+    cells[7] = temp
+    return b"\n".join([*lines[:9], b";".join(cells), *lines[12:]])
+
+
+TARGET = {"project_id": 3, "project_name": "Acme", "project_prefix": "acme", "dataset": "inmet_hourly"}
+
+
+def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manifest_goes_last() -> None:
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.targets, audit.next_number = [TARGET], 3
+    early = staged_part(minio, "b-early", inmet_file(good=4, hot=False, bad_hour=False), 9)  # hours 00..03
+    late = staged_part(minio, "a-late", with_hour_02_at(b"25,5"), 12)  # hours 02..05, a corrected 02
+    audit.parts = [late, early]
+    op = CuratedOperator(task_id="curate", curated_bucket=CURATED_B, snowflake_conn_id="")
+    wired(op, audit, minio)
+    summary = run_operator(op, run_id="r-cur")
+
+    assert summary["versions"] == [
+        {"project": "Acme", "dataset": "inmet_hourly", "version": "v0003", "files": 3}
+    ]
+    [record] = audit.curated
+    base = "acme/inmet_hourly/v0003"
+    assert [k for _, k, _ in minio.puts] == [
+        f"{base}/daily.parquet",
+        f"{base}/hourly.parquet",
+        f"{base}/stations.parquet",
+        f"{base}/manifest.json",
+    ]
+    assert (record.version, record.prefix, record.bucket, record.run_id) == (
+        "v0003",
+        base,
+        CURATED_B,
+        "r-cur",
+    )
+    assert [i["key"] for i in record.inputs] == [early["output_key"], late["output_key"]]
+    assert record.fingerprint == lineage.inputs_fingerprint(record.inputs)
+    hourly = parquet_bytes_to_table(minio.objects[CURATED_B, f"{base}/hourly.parquet"])
+    temps = dict(
+        zip(
+            (t.hour for t in hourly.column("observed_at").to_pylist()),
+            hourly.column("air_temp_c").to_pylist(),
+            strict=True,
+        )
+    )
+    assert sorted(temps) == [0, 1, 2, 3, 4, 5]
+    assert temps[2] == 25.5
+    assert record.rows == hourly.num_rows == 6
+    document = json.loads(minio.objects[CURATED_B, f"{base}/manifest.json"])
+    assert record.manifest_sha256 == sha(minio.objects[CURATED_B, f"{base}/manifest.json"])
+    assert document["files"] == record.files
+    assert document["files"]["hourly"]["sha256"] == sha(minio.objects[CURATED_B, f"{base}/hourly.parquet"])
+    assert (document["inputs"], document["inputs_fingerprint"]) == (record.inputs, record.fingerprint)
+    assert (summary["counters"]["new"], summary["counters"]["seen"]) == (1, 1)
+
+
+def test_curated_inputs_unchanged_make_no_version() -> None:
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.targets, audit.made = [TARGET], "v0002"
+    audit.parts = [staged_part(minio, "p", inmet_file(hot=False, bad_hour=False), 9)]
+    op = CuratedOperator(task_id="curate", snowflake_conn_id="")
+    wired(op, audit, minio)
+    summary = run_operator(op)
+    assert (summary["versions"], audit.curated, minio.puts) == ([], [], [])
+    assert summary["counters"]["skipped"] == 1
+
+
+def test_a_lost_staged_part_makes_no_version_and_fails_that_part() -> None:
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.targets = [TARGET]
+    part = staged_part(minio, "p", inmet_file(hot=False, bad_hour=False), 9)
+    del minio.objects[STAGING, part["output_key"]]
+    audit.parts = [part]
+    op = CuratedOperator(task_id="curate", snowflake_conn_id="", fail_on_errors=False)
+    wired(op, audit, minio)
+    summary = run_operator(op)
+    assert (summary["versions"], audit.curated, minio.puts) == ([], [], [])
+    assert audit.audit_rows[-1]["problems"] == [
+        {
+            "kind": "failed",
+            "item": part["output_key"],
+            "reason": f"staged file is missing from bucket {STAGING}",
+        }
+    ]
+
+
+# dataset split -----------------------------------------------------------------------------------
+def curated_version(minio: FakeMinio) -> dict[str, Any]:
+    """A curated version (curated_select row, files decoded) whose hourly table is in the fake lake."""
+    part = staging.stage_file(inmet_file(good=40, hot=False, bad_hour=False), NAME, load_contract)
+    assert isinstance(part, staging.StagedFile)
+    hourly = curate("inmet_hourly", [part.ok])["hourly"]
+    payload = table_to_parquet_bytes(hourly)
+    key = "acme/inmet_hourly/v0001/hourly.parquet"
+    minio.objects[CURATED_B, key] = payload
+    return {
+        "id": 21,
+        "version": "v0001",
+        "bucket": CURATED_B,
+        "prefix": "acme/inmet_hourly/v0001",
+        "files": {
+            "hourly": {"key": key, "sha256": sha(payload), "rows": hourly.num_rows, "bytes": len(payload)}
+        },
+        "manifest_key": "acme/inmet_hourly/v0001/manifest.json",
+        "manifest_sha256": "9" * 64,
+        "rows": hourly.num_rows,
+        "project_id": 3,
+        "project_name": "Acme",
+        "project_prefix": "acme",
+    }
+
+
+def test_a_hash_cut_writes_three_files_then_the_manifest_and_records_the_cut() -> None:
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.curated_row = curated_version(minio)
+    op = DatasetSplitOperator(
+        task_id="split", project="Acme", ratios="[0.5, 0.25, 0.25]", datasets_bucket=DATASETS
+    )
+    wired(op, audit, minio)
+    summary = run_operator(op, run_id="r-split")
+
+    params = {
+        "strategy": "hash",
+        "table": "hourly",
+        "ratios": [0.5, 0.25, 0.25],
+        "key_columns": ["wmo_code", "observed_at"],
+    }
+    fp = lineage.fingerprint({**params, "curated_id": 21})
+    version = f"v0001-hash-{fp[:8]}"
+    base = f"acme/inmet_hourly/{version}"
+    [record] = audit.datasets
+    assert (record.version, record.params, record.fingerprint, record.curated_id) == (version, params, fp, 21)
+    assert sorted(k for _, k, _ in minio.puts[:3]) == sorted(f"{base}/{n}.parquet" for n in lineage.SPLITS)
+    assert minio.puts[3] == (DATASETS, f"{base}/manifest.json", "application/json")
+    assert sum(record.rows.values()) == 40
+    for name in lineage.SPLITS:
+        data = minio.objects[DATASETS, f"{base}/{name}.parquet"]
+        assert (record.files[name]["sha256"], record.files[name]["rows"]) == (
+            sha(data),
+            parquet_bytes_to_table(data).num_rows,
+        )
+    document = json.loads(minio.objects[DATASETS, f"{base}/manifest.json"])
+    assert record.manifest_sha256 == sha(minio.objects[DATASETS, f"{base}/manifest.json"])
+    assert document["lineage"]["curated_table"] == audit.curated_row["files"]["hourly"]
+    assert (document["parameters"], document["rows"]) == (params, record.rows)
+    assert summary["version"] == version
+    assert summary["created"] is True
+    assert summary["rows"] == record.rows
+    assert summary["manifest"] == f"{base}/manifest.json"
+    assert (summary["counters"]["new"], summary["counters"]["seen"]) == (1, 1)
+
+
+def test_an_existing_cut_writes_nothing_and_exports_only_what_its_folder_lacks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import trilha.hooks.drive
+
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.curated_row = curated_version(minio)
+    first = DatasetSplitOperator(task_id="split", project="Acme", datasets_bucket=DATASETS)
+    wired(first, audit, minio)
+    made = run_operator(first)
+    written = len(minio.puts)
+
+    uploads: list[list[tuple[str, bytes]]] = []
+
+    class FakeDrive:
+        """TrilhaDriveHook's upload, keeping the Drive path and bytes of each file, in order."""
+
+        def __init__(self, gcp_conn_id: str) -> None:
+            assert gcp_conn_id == "trilha_google"
+
+        def upload_files(self, local_paths: list[tuple[Path, str]], parent_folder_id: str) -> list[str]:
+            assert parent_folder_id == "F1"
+            uploads.append([(drive, local.read_bytes()) for local, drive in local_paths])
+            return []
+
+    monkeypatch.setattr(trilha.hooks.drive, "TrilhaDriveHook", FakeDrive)
+    again = DatasetSplitOperator(
+        task_id="split", project="Acme", datasets_bucket=DATASETS, drive_folder_id="F1"
+    )
+    wired(again, audit, minio)
+    summary = run_operator(again)
+
+    assert (summary["version"], summary["created"]) == (made["version"], False)
+    assert len(minio.puts) == written
+    [cut] = audit.cuts.values()
+    base = f"inmet_hourly/{cut.version}"
+    assert [drive for drive, _ in uploads[0]] == [
+        f"{base}/{n}" for n in ("train.parquet", "validation.parquet", "test.parquet", "manifest.json")
+    ]
+    assert uploads[0][-1][1] == minio.objects[DATASETS, cut.manifest_key]
+    assert audit.exported == [(cut.id, "F1")]
+    assert (summary["counters"]["skipped"], summary["counters"]["exported"]) == (1, 4)
+
+    # Exported to that folder now: the next run with it has nothing left to do.
+    third = DatasetSplitOperator(
+        task_id="split", project="Acme", datasets_bucket=DATASETS, drive_folder_id="F1"
+    )
+    wired(third, audit, minio)
+    assert "exported" not in run_operator(third)["counters"]  # optional counters appear once counted
+    assert (len(uploads), len(minio.puts)) == (1, written)
+
+
+def test_a_missing_table_fails_with_the_tables_there_are() -> None:
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.curated_row = curated_version(minio)
+    op = DatasetSplitOperator(task_id="split", project="Acme", table="daily")
+    wired(op, audit, minio)
+    with pytest.raises(
+        AirflowFailException,
+        match=r"table: expected one of \['hourly'\] in curated version v0001, got 'daily'",
+    ):
+        run_operator(op)
+    assert (audit.datasets, minio.puts) == ([], [])
+
+
+def test_bad_split_params_fail_before_anything_is_read() -> None:
+    audit, minio = FakeAudit(), FakeMinio()
+    op = DatasetSplitOperator(task_id="split", project="Acme", ratios='{"train": 1}')
+    wired(op, audit, minio)
+    with pytest.raises(AirflowFailException, match=r"^ratios: expected a list, got '\{\"train\": 1\}'$"):
+        run_operator(op)
+    assert audit.audit_rows[-1]["error"] == "ratios: expected a list, got '{\"train\": 1}'"
+
+
+def test_dataset_split_templates_render_params_into_the_operators_fields() -> None:
+    """The DAG's Jinja (``tojson`` lists, ``or ''`` for empty optionals), rendered as Airflow does."""
+    import copy
+    from types import SimpleNamespace
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "dataset_split.py")).dags.get("dataset_split")
+    assert dag is not None
+    defaults = dict(dag.params.validate())
+
+    # No Variable set: the bucket falls back to its default, as Airflow's ``var.value.get`` does.
+    variables = SimpleNamespace(value=SimpleNamespace(get=lambda _key, default="": default))
+
+    def rendered(params: dict[str, Any]) -> Any:
+        task = copy.deepcopy(dag.get_task("split"))
+        task.render_template_fields({"params": params, "var": variables})
+        return task
+
+    task = rendered(defaults)
+    assert (task.project, task.dataset, task.curated_version, task.drive_folder_id) == (
+        "inmet",
+        "inmet_hourly",
+        "",
+        "",
+    )
+    assert (task.validation_start, task.test_start, task.datasets_bucket) == ("", "", "datasets")
+    assert task.split_params() == {
+        "strategy": "hash",
+        "table": "hourly",
+        "ratios": [0.7, 0.15, 0.15],
+        "key_columns": ["wmo_code", "observed_at"],
+    }
+
+    user = {**defaults, "project": "acme", "ratios": [0.8, 0.1, 0.1], "key_columns": ["wmo_code"]}
+    task = rendered({**user, "curated_version": "v0002", "drive_folder_id": "F1"})
+    assert (task.project, task.curated_version, task.drive_folder_id) == ("acme", "v0002", "F1")
+    assert task.split_params()["ratios"] == [0.8, 0.1, 0.1]
+    assert task.split_params()["key_columns"] == ["wmo_code"]
+    # The DAG object's own task is untouched: it is rendered per run, never in place.
+    assert dag.get_task("split").ratios == "{{ params.ratios | tojson }}"
+
+    task = rendered(
+        {**defaults, "strategy": "temporal", "validation_start": "2024-07-01", "test_start": "2024-10-01"}
+    )
+    assert task.split_params() == {
+        "strategy": "temporal",
+        "table": "hourly",
+        "time_column": "observed_at",
+        "validation_start": "2024-07-01",
+        "test_start": "2024-10-01",
+    }
