@@ -20,7 +20,9 @@ import pytest
 import yaml
 
 from trilha import config
-from trilha.ops import airflow_settings, bootstrap, migrate
+from trilha.hooks import migrations
+from trilha.ops import bootstrap
+from trilha.ops import settings as airflow_settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yaml"
@@ -371,7 +373,7 @@ def test_airflow_services_mount_dags_plugins_include_and_settings(monkeypatch: p
         monkeypatch.setenv("TRILHA_HOME", env_of(service)["TRILHA_HOME"])
         assert str(config.include_dir()) in mounts
         assert str(airflow_settings.default_path()) in mounts
-        assert str(migrate.migrations_dir()).startswith(str(config.include_dir()) + "/")
+        assert str(migrations.migrations_dir()).startswith(str(config.include_dir()) + "/")
 
 
 def test_root_credentials_stay_in_the_init_and_their_servers() -> None:
