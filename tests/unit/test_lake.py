@@ -265,3 +265,48 @@ def test_versioned_and_staged_keys_of_a_255_byte_name_fit_in_a_file_name() -> No
     assert staged_key("proj", "generic", name, "ab" * 32, "c0ffee" * 2).endswith(
         "n__abababababab.c0ffeec0ffee.parquet"
     )
+
+
+# cleanup's per-object reads, decided without the hooks ------------------------------------------
+AUDITED_ROW = {"id": 7, "etag": "e1", "sha256": "a" * 64, "status": "new", "deleted_at": None}
+STORED_ROW = {"id": 3, "sha256": "a" * 64, "md5": "m1", "size_bytes": 1200}
+DELETED_AT = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def test_an_object_uploaded_again_after_its_recorded_deletion_has_no_audit_row() -> None:
+    deleted = {**AUDITED_ROW, "deleted_at": DELETED_AT}
+    assert lake.current_audit(deleted, DELETED_AT + timedelta(minutes=5)) is None
+    # Older than the record: a deletion a killed run did not finish, still described by the row.
+    assert lake.current_audit(deleted, DELETED_AT - timedelta(minutes=5)) is deleted
+    assert lake.current_audit(AUDITED_ROW, DELETED_AT) is AUDITED_ROW
+
+
+def test_only_an_audited_unchanged_stored_object_is_worth_a_head() -> None:
+    assert lake.needs_storage_check(AUDITED_ROW, STORED_ROW, "e1")
+    assert not lake.needs_storage_check(AUDITED_ROW, STORED_ROW, "e2")  # replaced since it was audited
+    assert not lake.needs_storage_check({**AUDITED_ROW, "status": "rejected"}, STORED_ROW, "e1")
+    assert not lake.needs_storage_check(AUDITED_ROW, None, "e1")
+    assert not lake.needs_storage_check(None, STORED_ROW, "e1")
+
+
+def test_the_stored_copy_must_hold_the_recorded_size_sha256_and_md5() -> None:
+    assert lake.stored_copy_verified(STORED_ROW, 1200, "a" * 64, "m1")
+    assert lake.stored_copy_verified(STORED_ROW, 1200, "a" * 64, None)  # no plain md5 ETag: not compared
+    assert not lake.stored_copy_verified(STORED_ROW, None, "a" * 64, "m1")  # missing
+    assert not lake.stored_copy_verified(STORED_ROW, 1199, "a" * 64, "m1")
+    assert not lake.stored_copy_verified(STORED_ROW, 1200, "b" * 64, "m1")
+    assert not lake.stored_copy_verified(STORED_ROW, 1200, "a" * 64, "m2")
+
+
+def test_the_cleanup_record_names_the_action_and_keeps_the_sha256_only_for_the_audited_etag() -> None:
+    delete = lake.CleanupDecision("delete", "stored and verified")
+    record = lake.cleanup_record("inmet/a.csv", 1200, "e1", AUDITED_ROW, STORED_ROW, delete, dry_run=True)
+    assert record == lake.CleanupRecord(
+        7, "inmet/a.csv", "a" * 64, 1200, "e1", 3, "would_delete", delete.reason
+    )
+    assert (
+        lake.cleanup_record("k", 1, "e1", AUDITED_ROW, STORED_ROW, delete, dry_run=False).action == "deleted"
+    )
+    keep = lake.CleanupDecision("keep", "changed since registered")
+    changed = lake.cleanup_record("k", 5, "e9", AUDITED_ROW, None, keep, dry_run=False)
+    assert (changed.action, changed.sha256, changed.storage_id) == ("kept", None, None)

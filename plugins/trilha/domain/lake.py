@@ -196,3 +196,77 @@ def cleanup_decision(
         "delete",
         f"verified stored at {stored['dest_bucket']}/{stored['dest_key']}; older than {retention.days} days",
     )
+
+
+def current_audit(audit: dict[str, Any] | None, last_modified: datetime | None) -> dict[str, Any] | None:
+    """The audit row that describes a reception object, or ``None``.
+
+    An object uploaded again after its deletion was recorded is a new object raw_ingest has not
+    registered yet. (An older object with that record is a deletion a killed run did not finish: it
+    is deleted now, under the record already written.)
+    """
+    if audit and audit.get("deleted_at") and last_modified and last_modified > audit["deleted_at"]:
+        return None
+    return audit
+
+
+def needs_storage_check(audit: dict[str, Any] | None, stored: dict[str, Any] | None, etag: str) -> bool:
+    """Is the stored copy worth a HEAD? Only for an audited, not rejected object whose ETag is the
+    audited one and whose content ``storage_audit`` holds."""
+    return (
+        stored is not None
+        and audit is not None
+        and audit.get("status") != "rejected"
+        and audit["etag"] == etag
+    )
+
+
+def stored_copy_verified(
+    stored: dict[str, Any], size: int | None, sha256: str | None, md5_etag: str | None
+) -> bool:
+    """Does the stored object (``None`` size: missing) hold the recorded content? The md5 ETag is
+    compared only when the server gave one."""
+    return (
+        size is not None
+        and size == int(stored["size_bytes"])
+        and sha256 == stored["sha256"]
+        and md5_etag in (None, stored["md5"])
+    )
+
+
+@dataclass(frozen=True)
+class CleanupRecord:
+    """One ``reception_cleanup`` row: what was decided about one reception object."""
+
+    reception_id: int | None
+    key: str
+    sha256: str | None
+    size: int
+    etag: str
+    storage_id: int | None
+    action: str  # "kept" | "would_delete" | "deleted"
+    reason: str
+
+
+def cleanup_record(
+    key: str,
+    size: int,
+    etag: str,
+    audit: dict[str, Any] | None,
+    stored: dict[str, Any] | None,
+    decision: CleanupDecision,
+    dry_run: bool,
+) -> CleanupRecord:
+    """What is recorded of a decision. The audited sha256 describes the object only while its ETag
+    is the audited one."""
+    action = "kept" if decision.action == "keep" else ("would_delete" if dry_run else "deleted")
+    return CleanupRecord(
+        reception_id=audit["id"] if audit else None,
+        key=key,
+        sha256=audit["sha256"] if audit and audit["etag"] == etag else None,
+        size=size,
+        etag=etag,
+        storage_id=stored["id"] if stored else None,
+        action=action,
+        reason=decision.reason,
+    )

@@ -19,12 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache, cached_property
+from pathlib import PurePosixPath
 from typing import Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 from trilha import config
-from trilha.domain import events, lineage, staging
+from trilha.domain import events, lake, lineage, reception, staging
 from trilha.domain.manifest import CuratedRecord, DatasetRecord, RecordedCut
 from trilha.exceptions import ConnectionSetupError, TrilhaError
 from trilha.hooks.migrations import migrate
@@ -196,6 +197,107 @@ class AuditHook(PostgresHook):
             by_sha = tx.run("checksums_known", {"sha256": list(sha256)})
             by_md5 = tx.run("checksums_known_md5", {"md5": list(md5)})
         return {r["sha256"] for r in by_sha}, {r["md5"] for r in by_md5}
+
+    def register_reception(self, bucket: str, entries: Sequence[reception.Entry], run_id: str) -> None:
+        """Claim content in ``raw.data_files`` and register the objects in ``reception_audit``, in one
+        transaction; set each entry's status (:func:`trilha.domain.reception.settle_claims`)."""
+        if not entries:
+            return
+        ordered = reception.claimable(entries)
+        with self.transaction() as tx:
+            claims: dict[str, dict[str, Any]] = {}
+            if ordered:
+                rows = tx.run(
+                    "data_files_claim",
+                    {
+                        "bucket": bucket,
+                        "run_id": run_id,
+                        "sha256": [e.sha256 for e in ordered],
+                        "md5": [e.md5 for e in ordered],
+                        "size_bytes": [e.size for e in ordered],
+                        "keys": [e.key for e in ordered],
+                    },
+                )
+                claims = {r["sha256"]: r for r in rows}
+            reception.settle_claims(ordered, claims)
+            tx.run(
+                "reception_insert",
+                {
+                    "bucket": bucket,
+                    "keys": [e.key for e in entries],
+                    "file_names": [PurePosixPath(e.key).name for e in entries],
+                    "etags": [e.etag for e in entries],
+                    "sizes": [e.size for e in entries],
+                    "uploaded_at": [e.uploaded_at for e in entries],
+                    "sha256": [e.sha256 for e in entries],
+                    "md5": [e.md5 for e in entries],
+                    "source_kind": [e.source_kind for e in entries],
+                    "source_ref": [e.source_ref for e in entries],
+                    "source_revision": [e.source_revision for e in entries],
+                    "status": [e.status for e in entries],
+                    "duplicate_of": [e.sha256 if e.status == "duplicate" else None for e in entries],
+                    "reason": [e.reason for e in entries],
+                    "run_ids": [run_id] * len(entries),
+                },
+            )
+
+    def promote_candidates(
+        self, bucket: str, key_prefix: str, keys: Sequence[str] | None
+    ) -> list[dict[str, Any]]:
+        """Registered reception objects of ``bucket`` under ``key_prefix`` (only ``keys`` when given)
+        that wait for promotion."""
+        return self.query(
+            "promote_candidates",
+            {"bucket": bucket, "key_prefix": key_prefix, "keys": None if keys is None else list(keys)},
+        )
+
+    @contextmanager
+    def promotion_batch(
+        self, project_id: int, sha256: Sequence[str], names: Sequence[str]
+    ) -> Iterator[PromotionBatch]:
+        """One promotion batch's transaction: the advisory locks on its checksums and names are taken
+        first and held until it commits (after :meth:`PromotionBatch.record`)."""
+        lock_keys = [lake.lock_key("sha", s) for s in sha256] + [lake.lock_key("name", n) for n in names]
+        with self.transaction() as tx:
+            tx.run("advisory_lock_batch", {"project_id": project_id, "lock_keys": lock_keys})
+            yield PromotionBatch(tx, project_id)
+
+    def reception_current(
+        self, bucket: str, keys: Sequence[str], etags: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The current ``reception_audit`` row of each key (by key, not by (key, ETag): an object
+        overwritten since its audit must read as changed)."""
+        rows = self.query("reception_current", {"bucket": bucket, "keys": list(keys), "etags": list(etags)})
+        return {r["object_key"]: r for r in rows}
+
+    def stored_anywhere(self, sha256: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The ``storage_audit`` row of each checksum, in any project."""
+        return {r["sha256"]: r for r in self.query("storage_any_by_sha", {"sha256": list(sha256)})}
+
+    def record_cleanup(
+        self, bucket: str, rows: Sequence[lake.CleanupRecord], dry_run: bool, run_id: str
+    ) -> None:
+        """Record cleanup decisions and mark the deleted reception rows, in one transaction."""
+        with self.transaction() as tx:
+            tx.run(
+                "cleanup_insert",
+                {
+                    "reception_ids": [r.reception_id for r in rows],
+                    "buckets": [bucket] * len(rows),
+                    "keys": [r.key for r in rows],
+                    "sha256": [r.sha256 for r in rows],
+                    "sizes": [r.size for r in rows],
+                    "etags": [r.etag for r in rows],
+                    "storage_ids": [r.storage_id for r in rows],
+                    "actions": [r.action for r in rows],
+                    "reasons": [r.reason for r in rows],
+                    "dry_runs": [dry_run] * len(rows),
+                    "run_ids": [run_id] * len(rows),
+                },
+            )
+            ids = [r.reception_id for r in rows if r.action == "deleted" and r.reception_id is not None]
+            if ids:
+                tx.run("reception_mark_deleted", {"ids": ids})
 
     # --- processing ---
     # Staging, curated and dataset versions: one method per read and per write of their operators.
@@ -384,6 +486,14 @@ class AuditHook(PostgresHook):
         """Dataset version ``dataset_id`` was uploaded, whole and verified, to a Drive folder."""
         self.query("dataset_mark_exported", {"id": dataset_id, "drive_folder_id": drive_folder_id})
 
+    def reception_changes(self, run_id: str, bucket: str) -> events.RunChanges:
+        """What DAG run ``run_id`` registered in reception ``bucket``: keys, new / duplicate / bytes."""
+        return self.run_changes("reception_changes", run_id, bucket, ("new", "duplicate", "bytes"))
+
+    def storage_changes(self, run_id: str, bucket: str) -> events.RunChanges:
+        """What DAG run ``run_id`` stored in ``bucket``: keys, new versions and bytes per project."""
+        return self.run_changes("storage_changes", run_id, bucket, ("new_versions", "bytes"))
+
     def staging_changes(self, run_id: str, bucket: str) -> events.RunChanges:
         """What DAG run ``run_id`` staged into ``bucket``: keys, and rows ok / rejected per project."""
         return self.run_changes("staging_changes", run_id, bucket, ("rows_ok", "rows_rejected"))
@@ -522,6 +632,78 @@ class Transaction:
 
     def run(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         return self.hook._execute(self.cursor, name, params)
+
+
+# --- ingestion ---
+class PromotionBatch:
+    """The reads and writes of one promotion batch, inside :meth:`AuditHook.promotion_batch`'s
+    transaction (whose advisory locks it holds)."""
+
+    def __init__(self, tx: Transaction, project_id: int) -> None:
+        self.tx = tx
+        self.project_id = project_id
+
+    def stored(self, sha256: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The project's ``storage_audit`` row of each checksum."""
+        rows = self.tx.run("storage_by_sha", {"project_id": self.project_id, "sha256": list(sha256)})
+        return {r["sha256"]: r for r in rows}
+
+    def latest_versions(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The latest stored version of each logical name."""
+        rows = self.tx.run("storage_latest_versions", {"project_id": self.project_id, "names": list(names)})
+        return {r["logical_name"]: r for r in rows}
+
+    def keys_taken(self, bucket: str, keys: Sequence[str]) -> set[str]:
+        """Lock the planned stored keys, then which of them ``storage_audit`` already holds."""
+        self.tx.run(
+            "advisory_lock_batch",
+            {"project_id": self.project_id, "lock_keys": [lake.lock_key("key", k) for k in keys]},
+        )
+        rows = self.tx.run("storage_keys_taken", {"bucket": bucket, "keys": list(keys)})
+        return {r["dest_key"] for r in rows}
+
+    def record(
+        self,
+        project: Mapping[str, Any],
+        done: Sequence[lake.PromotionItem],
+        source_bucket: str,
+        dest_bucket: str,
+        run_id: str,
+    ) -> None:
+        """Insert the ``storage_audit`` rows of the verified copies, then their versions."""
+        rows = self.tx.run(
+            "storage_insert",
+            {
+                "project_id": self.project_id,
+                "project_prefix": project["prefix"],
+                "project_name": project["name"],
+                "reception_ids": [i.reception_id for i in done],
+                "source_buckets": [source_bucket] * len(done),
+                "source_keys": [i.source_key for i in done],
+                "dest_buckets": [dest_bucket] * len(done),
+                "dest_keys": [i.dest_key for i in done],
+                "logical_names": [i.name for i in done],
+                "versions": [i.version for i in done],
+                "sizes": [i.size for i in done],
+                "sha256": [i.sha256 for i in done],
+                "md5": [i.md5 for i in done],
+                "run_ids": [run_id] * len(done),
+            },
+        )
+        ids = {r["dest_key"]: r["id"] for r in rows}
+        self.tx.run(
+            "version_insert",
+            {
+                "project_id": self.project_id,
+                "logical_names": [i.name for i in done],
+                "versions": [i.version for i in done],
+                "sha256": [i.sha256 for i in done],
+                "previous_sha256": [i.previous_sha256 for i in done],
+                "storage_ids": [ids.get(i.dest_key) for i in done],
+                "dest_keys": [i.dest_key for i in done],
+                "run_ids": [run_id] * len(done),
+            },
+        )
 
 
 # --- reconcile and trace ---

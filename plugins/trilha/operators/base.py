@@ -410,21 +410,10 @@ class TrilhaBaseOperator(BaseOperator):
                 emitted += 1
         return emitted
 
-    def run_changes(
-        self, context: Context, query: str, bucket: str, counts: Sequence[str]
-    ) -> events.RunChanges:
-        """What this DAG run added to a layer, all tries together, as the audit store records it
-        (``include/sql/queries/<query>.sql``, by run id; see :meth:`AuditHook.run_changes`).
-
-        The ingestion operators call the audit hook's typed reads (``reception_changes``,
-        ``storage_changes``) instead; this stays for the operators that still name their query.
-        """
-        return self.audit.run_changes(query, str(context["run_id"]), bucket, counts)
-
     def announce(
         self, context: Context, assets: Sequence[Asset], bucket: str, run_changes: events.RunChanges
     ) -> int:
-        """Emit the event of each of ``assets`` for ``run_changes`` (see :meth:`run_changes`); a run
+        """Emit the event of each of ``assets`` for ``run_changes`` (see :meth:`AuditHook.run_changes`); a run
         that added nothing emits nothing. Returns the number of events emitted."""
         run_id = str(context["run_id"])
         extras = [

@@ -13,7 +13,7 @@ from trilha.assets import RAW_REGISTERED, RECEPTION
 from trilha.domain.keys import validate_key_prefix
 from trilha.exceptions import SourceError
 from trilha.operators.base import Counters, TrilhaBaseOperator
-from trilha.operators.reception import RECEPTION_COUNTS, ReceptionOperator, resolve_project
+from trilha.operators.reception import ReceptionOperator, resolve_project
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -91,6 +91,6 @@ class CaptureOperator(ReceptionOperator):
         self.capture_source(source, project["prefix"], key_prefix, counters, context["run_id"], self.workers)
         # Capture registers what it uploads, so it changes both layers: the objects (raw_ingest's
         # trigger) and their reception_audit rows (reception_promote's).
-        changed = self.run_changes(context, "reception_changes", self.reception_bucket, RECEPTION_COUNTS)
+        changed = self.audit.reception_changes(str(context["run_id"]), self.reception_bucket)
         self.announce(context, [RECEPTION, RAW_REGISTERED], self.reception_bucket, changed)
         return {"project": project["name"], "prefix": project["prefix"], "source": source.describe()}

@@ -17,6 +17,8 @@ from trilha.operators.base import Counters, TrilhaBaseOperator, chunked
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from trilha.hooks.minio import ObjectInfo
+
 
 class CleanupOperator(TrilhaBaseOperator):
     """Delete reception objects whose content is verified stored, and record every decision.
@@ -68,60 +70,11 @@ class CleanupOperator(TrilhaBaseOperator):
         deleted = 0
         for page in chunked(self.minio.iter_objects(bucket, key_prefix), base.BATCH):
             counters.add("seen", len(page))
-            # By key, not by (key, ETag): an object overwritten since its audit must read as changed.
-            current = {
-                r["object_key"]: r
-                for r in self.audit.query(
-                    "reception_current",
-                    {"bucket": bucket, "keys": [o.key for o in page], "etags": [o.etag for o in page]},
-                )
-            }
-            audits = {o.key: current.get(o.key) for o in page}
-            shas = sorted({a["sha256"] for a in audits.values() if a and a["sha256"]})
-            stored = {r["sha256"]: r for r in self.audit.query("storage_any_by_sha", {"sha256": shas})}
-            decisions = []
-            for obj in page:
-                audit = audits[obj.key]
-                if (
-                    audit
-                    and audit.get("deleted_at")
-                    and obj.last_modified
-                    and obj.last_modified > audit["deleted_at"]
-                ):
-                    # Uploaded again after its deletion was recorded: a new object raw_ingest has not
-                    # registered yet. (An older object with that record is a deletion a killed run did
-                    # not finish: it is deleted now, under the record already written.)
-                    audit = None
-                st = stored.get(audit["sha256"]) if audit else None
-                verified = False
-                if (
-                    st is not None
-                    and audit is not None
-                    and audit.get("status") != "rejected"
-                    and audit["etag"] == obj.etag
-                ):
-                    info = self.minio.stat(st["dest_bucket"], st["dest_key"])
-                    verified = (
-                        info is not None
-                        and info.size == int(st["size_bytes"])
-                        and (info.sha256 == st["sha256"] and (info.md5_etag in (None, st["md5"])))
-                    )
-                decision = lake.cleanup_decision(audit, obj.size, obj.etag, st, verified, now, retention)
-                decisions.append((obj, audit, st, decision))
-                action = decision.action if not dry_run or decision.action == "keep" else "would_delete"
-                self.log.info("%s %s: %s", action, obj.key, decision.reason)
+            decisions = self._decide(page, now, retention, dry_run)
             self._record(decisions, dry_run, run_id)
             to_delete = [obj.key for obj, _, _, d in decisions if d.action == "delete"]
             if not dry_run and to_delete:
-                confirmed = set(self.minio.delete_keys(bucket, to_delete))
-                deleted += len(confirmed)
-                for key in to_delete:
-                    if key in confirmed:
-                        counters.touched(f"{bucket}/{key}")
-                    else:
-                        counters.problem(
-                            "failed", f"{bucket}/{key}", "the server did not confirm the deletion"
-                        )
+                deleted += self._delete(to_delete, counters)
             kept = sum(1 for *_, d in decisions if d.action == "keep")
             counters.add("skipped", kept)
             if dry_run:
@@ -135,33 +88,50 @@ class CleanupOperator(TrilhaBaseOperator):
             "retention_days": retention.days,
         }
 
+    def _decide(
+        self, page: list[ObjectInfo], now: datetime, retention: timedelta, dry_run: bool
+    ) -> list[tuple[ObjectInfo, Any, Any, lake.CleanupDecision]]:
+        """Decide each object of a listing page (:func:`trilha.domain.lake.cleanup_decision`): its
+        current audit row, its stored copy, and a HEAD of that copy when the rule needs it."""
+        bucket = self.reception_bucket
+        current = self.audit.reception_current(bucket, [o.key for o in page], [o.etag for o in page])
+        audits = {o.key: current.get(o.key) for o in page}
+        shas = sorted({a["sha256"] for a in audits.values() if a and a["sha256"]})
+        stored = self.audit.stored_anywhere(shas)
+        decisions = []
+        for obj in page:
+            audit = lake.current_audit(audits[obj.key], obj.last_modified)
+            st = stored.get(audit["sha256"]) if audit else None
+            verified = False
+            if st is not None and lake.needs_storage_check(audit, st, obj.etag):
+                info = self.minio.stat(st["dest_bucket"], st["dest_key"])
+                verified = info is not None and lake.stored_copy_verified(
+                    st, info.size, info.sha256, info.md5_etag
+                )
+            decision = lake.cleanup_decision(audit, obj.size, obj.etag, st, verified, now, retention)
+            decisions.append((obj, audit, st, decision))
+            action = decision.action if not dry_run or decision.action == "keep" else "would_delete"
+            self.log.info("%s %s: %s", action, obj.key, decision.reason)
+        return decisions
+
+    def _delete(self, keys: list[str], counters: Counters) -> int:
+        """Delete ``keys`` from reception; count the confirmed ones, a problem for each other."""
+        bucket = self.reception_bucket
+        confirmed = set(self.minio.delete_keys(bucket, keys))
+        for key in keys:
+            if key in confirmed:
+                counters.touched(f"{bucket}/{key}")
+            else:
+                counters.problem("failed", f"{bucket}/{key}", "the server did not confirm the deletion")
+        return len(confirmed)
+
     def _record(
-        self, decisions: list[tuple[Any, Any, Any, lake.CleanupDecision]], dry_run: bool, run_id: str
+        self, decisions: list[tuple[ObjectInfo, Any, Any, lake.CleanupDecision]], dry_run: bool, run_id: str
     ) -> None:
         """Deletions are recorded (and the audit rows marked) *before* the delete is sent: a crash in
         between leaves a record of a deletion the re-run completes, never an unrecorded deletion."""
-        rows = []
-        for obj, audit, st, d in decisions:
-            action = "kept" if d.action == "keep" else ("would_delete" if dry_run else "deleted")
-            rows.append((obj, audit, st, action, d.reason))
-        with self.audit.transaction() as tx:
-            tx.run(
-                "cleanup_insert",
-                {
-                    "reception_ids": [a["id"] if a else None for _, a, _, _, _ in rows],
-                    "buckets": [self.reception_bucket] * len(rows),
-                    "keys": [o.key for o, *_ in rows],
-                    # The audited sha256 describes the object only while its ETag is the audited one.
-                    "sha256": [a["sha256"] if a and a["etag"] == o.etag else None for o, a, *_ in rows],
-                    "sizes": [o.size for o, *_ in rows],
-                    "etags": [o.etag for o, *_ in rows],
-                    "storage_ids": [s["id"] if s else None for _, _, s, _, _ in rows],
-                    "actions": [r[3] for r in rows],
-                    "reasons": [r[4] for r in rows],
-                    "dry_runs": [dry_run] * len(rows),
-                    "run_ids": [run_id] * len(rows),
-                },
-            )
-            ids = [a["id"] for _, a, _, action, _ in rows if action == "deleted" and a]
-            if ids:
-                tx.run("reception_mark_deleted", {"ids": ids})
+        rows = [
+            lake.cleanup_record(obj.key, obj.size, obj.etag, audit, st, d, dry_run)
+            for obj, audit, st, d in decisions
+        ]
+        self.audit.record_cleanup(self.reception_bucket, rows, dry_run, run_id)

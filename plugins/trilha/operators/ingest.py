@@ -14,7 +14,7 @@ from trilha.domain.keys import validate_key, validate_key_prefix
 from trilha.exceptions import InvalidKeyError, ObjectMissingError, SourceError
 from trilha.operators import base
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator, chunked, parallel
-from trilha.operators.reception import RECEPTION_COUNTS, Entry, ReceptionOperator, register_entries
+from trilha.operators.reception import Entry, ReceptionOperator, register_entries
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -128,6 +128,6 @@ class RawIngestOperator(ReceptionOperator):
             registered += len(entries)
         progress.finish()
         # Not trilha_reception, though landing files enter the bucket: that is this DAG's own trigger.
-        changed = self.run_changes(context, "reception_changes", bucket, RECEPTION_COUNTS)
+        changed = self.audit.reception_changes(str(context["run_id"]), bucket)
         self.announce(context, [RAW_REGISTERED], bucket, changed)
         return {"registered": registered, "bucket": bucket, "scope": scope.why}

@@ -18,11 +18,10 @@ from trilha.operators.reception import resolve_project
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from trilha.hooks.audit import Transaction
+    from trilha.hooks.audit import PromotionBatch
     from trilha.hooks.minio import ObjectInfo
 
 #: What the storage events count per project (columns of storage_changes.sql).
-STORAGE_COUNTS = ("new_versions", "bytes")
 
 
 class PromoteOperator(TrilhaBaseOperator):
@@ -99,7 +98,7 @@ class PromoteOperator(TrilhaBaseOperator):
             counters["duplicate"],
             counters["failed"],
         )
-        changed = self.run_changes(context, "storage_changes", self.storage_bucket, STORAGE_COUNTS)
+        changed = self.audit.storage_changes(str(context["run_id"]), self.storage_bucket)
         for project, _, _ in targets:
             changed = events.with_keys(
                 changed, project["name"], project["prefix"], repaired[project["name"]], "repaired"
@@ -129,9 +128,7 @@ class PromoteOperator(TrilhaBaseOperator):
         """Promote the project's candidates under ``key_prefix`` (only ``keys`` when given); return
         the stored keys that were repaired (copied again under their existing ``storage_audit`` row)."""
         prefix = project["prefix"]
-        candidates = self.audit.query(
-            "promote_candidates", {"bucket": self.reception_bucket, "key_prefix": key_prefix, "keys": keys}
-        )
+        candidates = self.audit.promote_candidates(self.reception_bucket, key_prefix, keys)
         # The physical side of the double check for the whole project: one listing, not a HEAD per
         # file. A run narrowed to a few keys checks each stored one with a HEAD instead.
         present = (
@@ -173,8 +170,7 @@ class PromoteOperator(TrilhaBaseOperator):
 
     def _plan(
         self,
-        tx: Transaction,
-        project_id: int,
+        batch: PromotionBatch,
         items: list[lake.PromotionItem],
         stored: dict[str, dict[str, Any]],
         ok_keys: set[str],
@@ -193,12 +189,7 @@ class PromoteOperator(TrilhaBaseOperator):
             keys = sorted({i.dest_key for i in plan.copy})
             if not keys:
                 return plan
-            tx.run(
-                "advisory_lock_batch",
-                {"project_id": project_id, "lock_keys": [lake.lock_key("key", k) for k in keys]},
-            )
-            rows = tx.run("storage_keys_taken", {"bucket": self.storage_bucket, "keys": keys})
-            clash = {r["dest_key"] for r in rows}
+            clash = batch.keys_taken(self.storage_bucket, keys)
             if not clash:
                 return plan
             taken |= clash
@@ -212,91 +203,17 @@ class PromoteOperator(TrilhaBaseOperator):
         run_id: str,
     ) -> list[str]:
         """Promote one batch; return the stored keys it repaired."""
-        pid = int(project["id"])
         shas = sorted({i.sha256 for i in items})
         names = sorted({i.name for i in items})
-        lock_keys = [lake.lock_key("sha", s) for s in shas] + [lake.lock_key("name", n) for n in names]
-        with self.audit.transaction() as tx:
-            tx.run("advisory_lock_batch", {"project_id": pid, "lock_keys": lock_keys})
-            stored = {r["sha256"]: r for r in tx.run("storage_by_sha", {"project_id": pid, "sha256": shas})}
-            latest = {
-                r["logical_name"]: r
-                for r in tx.run("storage_latest_versions", {"project_id": pid, "names": names})
-            }
+        with self.audit.promotion_batch(int(project["id"]), shas, names) as batch:
+            stored = batch.stored(shas)
+            latest = batch.latest_versions(names)
             ok_keys = {s["dest_key"] for s in stored.values() if self._verified_present(s, present)}
-            plan = self._plan(tx, pid, items, stored, ok_keys, latest, project["prefix"])
+            plan = self._plan(batch, items, stored, ok_keys, latest, project["prefix"])
             counters.add("duplicate", len(plan.duplicates))
-            work = plan.copy + plan.repair
-
-            def copy(item: lake.PromotionItem) -> ObjectInfo:
-                return self.minio.copy_object_verified(
-                    self.reception_bucket,
-                    item.source_key,
-                    self.storage_bucket,
-                    item.dest_key,
-                    Digest(item.sha256, item.md5, item.size),
-                    source_etag=item.etag,
-                    metadata={"project": project["prefix"], "source-key": item.source_key[:512]},
-                )
-
-            done: list[lake.PromotionItem] = []
-            repaired: list[str] = []
-            for item, outcome in zip(work, parallel(copy, work, self.workers), strict=True):
-                where = f"{self.reception_bucket}/{item.source_key}"
-                if isinstance(outcome, IntegrityError | ObjectWriteError):
-                    counters.problem("failed", where, str(outcome))
-                elif isinstance(outcome, ObjectMissingError):
-                    counters.problem(
-                        "failed",
-                        where,
-                        "the reception object is gone or changed since it was "
-                        "registered (run raw_ingest again)",
-                    )
-                elif isinstance(outcome, BaseException):
-                    # Not a per-object problem (endpoint down, wrong keys): fail; nothing of this
-                    # batch is recorded (its transaction rolls back).
-                    raise outcome
-                elif item.action == "repair":
-                    counters.add("copied")
-                    counters.add("bytes", item.size)
-                    counters.touched(f"{self.storage_bucket}/{item.dest_key}")
-                    repaired.append(item.dest_key)
-                else:
-                    done.append(item)
+            done, repaired = self._copy(project, plan.copy + plan.repair, counters)
             if done:
-                rows = tx.run(
-                    "storage_insert",
-                    {
-                        "project_id": pid,
-                        "project_prefix": project["prefix"],
-                        "project_name": project["name"],
-                        "reception_ids": [i.reception_id for i in done],
-                        "source_buckets": [self.reception_bucket] * len(done),
-                        "source_keys": [i.source_key for i in done],
-                        "dest_buckets": [self.storage_bucket] * len(done),
-                        "dest_keys": [i.dest_key for i in done],
-                        "logical_names": [i.name for i in done],
-                        "versions": [i.version for i in done],
-                        "sizes": [i.size for i in done],
-                        "sha256": [i.sha256 for i in done],
-                        "md5": [i.md5 for i in done],
-                        "run_ids": [run_id] * len(done),
-                    },
-                )
-                ids = {r["dest_key"]: r["id"] for r in rows}
-                tx.run(
-                    "version_insert",
-                    {
-                        "project_id": pid,
-                        "logical_names": [i.name for i in done],
-                        "versions": [i.version for i in done],
-                        "sha256": [i.sha256 for i in done],
-                        "previous_sha256": [i.previous_sha256 for i in done],
-                        "storage_ids": [ids.get(i.dest_key) for i in done],
-                        "dest_keys": [i.dest_key for i in done],
-                        "run_ids": [run_id] * len(done),
-                    },
-                )
+                batch.record(project, done, self.reception_bucket, self.storage_bucket, run_id)
                 for i in done:
                     counters.add("copied")
                     counters.add("bytes", i.size)
@@ -304,3 +221,45 @@ class PromoteOperator(TrilhaBaseOperator):
                     if i.version > 1:
                         self.log.info("new version %s of %s: %s", i.version, i.name, i.dest_key)
         return repaired
+
+    def _copy(
+        self, project: dict[str, Any], work: list[lake.PromotionItem], counters: Counters
+    ) -> tuple[list[lake.PromotionItem], list[str]]:
+        """Verified copies of ``work``, in parallel; return the copies to record and the stored keys
+        repaired (counted here: their ``storage_audit`` row exists)."""
+
+        def copy(item: lake.PromotionItem) -> ObjectInfo:
+            return self.minio.copy_object_verified(
+                self.reception_bucket,
+                item.source_key,
+                self.storage_bucket,
+                item.dest_key,
+                Digest(item.sha256, item.md5, item.size),
+                source_etag=item.etag,
+                metadata={"project": project["prefix"], "source-key": item.source_key[:512]},
+            )
+
+        done: list[lake.PromotionItem] = []
+        repaired: list[str] = []
+        for item, outcome in zip(work, parallel(copy, work, self.workers), strict=True):
+            where = f"{self.reception_bucket}/{item.source_key}"
+            if isinstance(outcome, IntegrityError | ObjectWriteError):
+                counters.problem("failed", where, str(outcome))
+            elif isinstance(outcome, ObjectMissingError):
+                counters.problem(
+                    "failed",
+                    where,
+                    "the reception object is gone or changed since it was registered (run raw_ingest again)",
+                )
+            elif isinstance(outcome, BaseException):
+                # Not a per-object problem (endpoint down, wrong keys): fail; nothing of this
+                # batch is recorded (its transaction rolls back).
+                raise outcome
+            elif item.action == "repair":
+                counters.add("copied")
+                counters.add("bytes", item.size)
+                counters.touched(f"{self.storage_bucket}/{item.dest_key}")
+                repaired.append(item.dest_key)
+            else:
+                done.append(item)
+        return done, repaired

@@ -7,9 +7,7 @@ a source (a Drive folder, a local folder) into reception, and the registration o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -17,6 +15,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from trilha.domain import lake
 from trilha.domain.digest import ChunkStream, Digest
 from trilha.domain.keys import validate_key, validate_project_name, validate_project_prefix
+from trilha.domain.reception import Entry
 from trilha.exceptions import (
     ExportTooLargeError,
     IntegrityError,
@@ -32,9 +31,6 @@ from trilha.operators.base import Counters, Progress, TrilhaBaseOperator, chunke
 if TYPE_CHECKING:
     from trilha.hooks.audit import AuditHook
     from trilha.hooks.sources import CaptureSource, HashesLocally, SourceFile
-
-#: What the reception events count per project (columns of reception_changes.sql).
-RECEPTION_COUNTS = ("new", "duplicate", "bytes")
 
 
 def resolve_project(audit: AuditHook, name: str, prefix: str | None, run_id: str) -> dict[str, Any]:
@@ -66,77 +62,18 @@ def resolve_project(audit: AuditHook, name: str, prefix: str | None, run_id: str
     return project
 
 
-@dataclass
-class Entry:
-    """A reception object about to be registered in ``reception_audit``."""
-
-    key: str
-    etag: str
-    size: int
-    uploaded_at: datetime | None
-    sha256: str | None
-    md5: str | None
-    source_kind: str = "upload"
-    source_ref: str | None = None
-    source_revision: str | None = None
-    status: str = ""
-    reason: str | None = None
-
-
 def register_entries(
     audit: AuditHook, bucket: str, entries: list[Entry], run_id: str, counters: Counters
 ) -> None:
-    """Claim content in ``raw.data_files`` and register the objects, in one transaction.
+    """Claim content in ``raw.data_files`` and register the objects, in one transaction
+    (:meth:`trilha.hooks.audit.AuditHook.register_reception`), then count them.
 
     Of several objects with the same new content, the first by key is ``new`` and the others are
     ``duplicate`` of its sha256; content claimed earlier (or by a concurrent run) makes a duplicate.
     """
     if not entries:
         return
-    claimable = [e for e in entries if e.status != "rejected"]
-    with audit.transaction() as tx:
-        claims: dict[str, dict[str, Any]] = {}
-        if claimable:
-            ordered = sorted(claimable, key=lambda e: e.key)
-            rows = tx.run(
-                "data_files_claim",
-                {
-                    "bucket": bucket,
-                    "run_id": run_id,
-                    "sha256": [e.sha256 for e in ordered],
-                    "md5": [e.md5 for e in ordered],
-                    "size_bytes": [e.size for e in ordered],
-                    "keys": [e.key for e in ordered],
-                },
-            )
-            claims = {r["sha256"]: r for r in rows}
-        for e in sorted(claimable, key=lambda e: e.key):
-            claim = claims[str(e.sha256)]
-            if claim["is_new"] and claim["first_key"] == e.key:
-                e.status = "new"
-            else:
-                e.status = "duplicate"
-                e.reason = f"same content as {claim['first_bucket']}/{claim['first_key']}"
-        tx.run(
-            "reception_insert",
-            {
-                "bucket": bucket,
-                "keys": [e.key for e in entries],
-                "file_names": [PurePosixPath(e.key).name for e in entries],
-                "etags": [e.etag for e in entries],
-                "sizes": [e.size for e in entries],
-                "uploaded_at": [e.uploaded_at for e in entries],
-                "sha256": [e.sha256 for e in entries],
-                "md5": [e.md5 for e in entries],
-                "source_kind": [e.source_kind for e in entries],
-                "source_ref": [e.source_ref for e in entries],
-                "source_revision": [e.source_revision for e in entries],
-                "status": [e.status for e in entries],
-                "duplicate_of": [e.sha256 if e.status == "duplicate" else None for e in entries],
-                "reason": [e.reason for e in entries],
-                "run_ids": [run_id] * len(entries),
-            },
-        )
+    audit.register_reception(bucket, entries, run_id)
     for e in entries:
         if e.status == "rejected":
             counters.problem("rejected", f"{bucket}/{e.key}", str(e.reason))
