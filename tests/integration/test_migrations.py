@@ -269,3 +269,75 @@ def test_cli_reports_failure_with_exit_code(fresh_dsn: str, tmp_path: Path) -> N
 def test_default_directory_is_the_repository_migrations() -> None:
     assert migrations_dir() == REPO / "include" / "sql" / "migrations"
     assert [m.path.parent for m in discover()] == [migrations_dir()] * len(discover())
+
+
+def test_comments_of_an_applied_migration_may_change_its_statements_may_not(
+    conn: Any, tmp_path: Path
+) -> None:
+    directory = write_migrations(
+        tmp_path / "migrations",
+        {"001_base.sql": "-- 001: the base table (see the design notes).\nCREATE TABLE cmt_t (id int);\n"},
+    )
+    assert migrate(conn, directory) == ["001_base.sql"]
+    (directory / "001_base.sql").write_text(
+        "-- 001: the base table (docs/data-model.md).\n\n   -- indented, too\n"
+        "CREATE TABLE cmt_t (id int);  \n"
+    )
+    assert migrate(conn, directory) == []
+    # A comment on a statement's own line is part of the statement.
+    (directory / "001_base.sql").write_text("CREATE TABLE cmt_t (id int); -- now bigint?\n")
+    with pytest.raises(MigrationError, match=r"^001_base\.sql: already applied"):
+        migrate(conn, directory)
+
+
+def test_a_database_migrated_when_whole_files_were_checksummed_keeps_working(
+    conn: Any, tmp_path: Path
+) -> None:
+    """Before comments stopped counting, meta.schema_migrations held the sha256 of the whole file: an
+    unchanged file, or 001 as it was before its comment changed, is recognised and re-checksummed."""
+    import hashlib
+
+    from trilha.hooks import migrations as mig
+
+    text = "-- 001: the audit data model (an outside document).\nCREATE TABLE old_t (id int);\n"
+    directory = write_migrations(tmp_path / "migrations", {"001_base.sql": text})
+    assert migrate(conn, directory) == ["001_base.sql"]
+    whole_file = hashlib.sha256(text.encode()).hexdigest()
+    with conn.cursor() as cur:
+        cur.execute("UPDATE meta.schema_migrations SET checksum = %(c)s WHERE version = 1", {"c": whole_file})
+    conn.commit()
+    assert migrate(conn, directory) == []  # the whole-file checksum of the unchanged file
+    [(_, _, stored, _)] = recorded(conn)
+    assert stored == discover(directory)[0].checksum != whole_file
+
+    # The same, after the comment changed: accepted only through the recorded earlier checksums.
+    with conn.cursor() as cur:
+        cur.execute("UPDATE meta.schema_migrations SET checksum = %(c)s WHERE version = 1", {"c": whole_file})
+    conn.commit()
+    (directory / "001_base.sql").write_text("-- 001: docs/data-model.md\nCREATE TABLE old_t (id int);\n")
+    with pytest.raises(MigrationError, match="must not change"):
+        migrate(conn, directory)
+    earlier = dict(mig.EARLIER_FILE_CHECKSUMS)
+    try:
+        mig.EARLIER_FILE_CHECKSUMS[1] = frozenset({whole_file})
+        assert migrate(conn, directory) == []
+    finally:
+        mig.EARLIER_FILE_CHECKSUMS.clear()
+        mig.EARLIER_FILE_CHECKSUMS.update(earlier)
+    assert recorded(conn)[0][2] == discover(directory)[0].checksum
+
+
+def test_the_recorded_earlier_checksum_of_001_is_its_old_text() -> None:
+    """001 changed only in its first comment line; the old text's checksum is what databases hold."""
+    import hashlib
+
+    from trilha.hooks import migrations as mig
+
+    [first] = [m for m in discover() if m.version == 1]
+    old = first.sql.replace(
+        "-- 001: the audit data model (docs/data-model.md).\n",
+        '-- 001: the audit data model (PRODUCT.md "Audit data model").\n',
+    )
+    assert old != first.sql
+    assert hashlib.sha256(old.encode()).hexdigest() in mig.EARLIER_FILE_CHECKSUMS[1]
+    assert mig.statements(old) == mig.statements(first.sql)  # the statements are the same

@@ -1,4 +1,4 @@
--- 001: the audit data model (PRODUCT.md "Audit data model").
+-- 001: the audit data model (docs/data-model.md).
 -- Seed names are kept: raw.data_files, meta.audit_log, meta.version_history, projects_registry,
 -- reception_audit, storage_audit. Every row that describes an object carries its sha256, and the
 -- constraints below are what keep the invariants true when two runs of a DAG overlap.

@@ -24,6 +24,7 @@ class Readable(Protocol):
 CHUNK_SIZE = 8 * 1024 * 1024
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+EMPTY_MD5 = hashlib.md5(b"", usedforsecurity=False).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """Versioned schema migrations for the audit database.
 
 Migrations are the files ``include/sql/migrations/NNN_<name>.sql``. Each is applied once, in order,
-inside its own transaction, and recorded in ``meta.schema_migrations`` with its checksum. A
-session-level advisory lock serialises concurrent migrators, so two DAG runs starting on a fresh
-database at the same moment apply each migration exactly once. A failing migration rolls back
+inside its own transaction, and recorded in ``meta.schema_migrations`` with its checksum. The checksum
+covers the statements, not the comments: a file's full-line ``--`` comments and blank lines may be
+edited after it was applied (see :func:`statements`). A session-level advisory lock serialises
+concurrent migrators, so two DAG runs starting on a fresh database at the same moment apply each
+migration exactly once. A failing migration rolls back
 entirely (its DDL too, since PostgreSQL DDL is transactional) and the error names the file.
 
 Nobody runs SQL by hand: :func:`migrate` runs explicitly, at the start of every task
@@ -44,6 +46,26 @@ _RECORD = (
     "VALUES (%(version)s, %(name)s, %(checksum)s)"
 )
 _EXISTS = "SELECT to_regclass('meta.schema_migrations') IS NOT NULL"
+_RECHECKSUM = "UPDATE meta.schema_migrations SET checksum = %(checksum)s WHERE version = %(version)s"
+
+#: Checksums a database may hold for a migration whose comments changed since it was applied: those of
+#: the whole file, as Trilha recorded them before comments stopped counting. A stored checksum found
+#: here (or equal to the current file's) is rewritten to the statements' checksum under the lock.
+EARLIER_FILE_CHECKSUMS: dict[int, frozenset[str]] = {
+    # 001's first line named a document outside the repository.
+    1: frozenset({"cbc69488ded798370544f814acbe874ff3676dd03a76304f1f02051560204c4a"}),
+}
+
+
+def statements(sql: str) -> str:
+    """``sql`` without its full-line ``--`` comments, blank lines and trailing spaces: what a
+    migration's checksum covers. A comment at the end of a statement's line stays part of it."""
+    lines = (line.rstrip() for line in sql.splitlines())
+    return "\n".join(line for line in lines if line and not line.lstrip().startswith("--"))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -52,7 +74,13 @@ class Migration:
     name: str
     path: Path
     sql: str
+    #: sha256 of :func:`statements`: what ``meta.schema_migrations`` records.
     checksum: str
+
+    def recorded_before(self, stored: str) -> bool:
+        """Whether ``stored`` is a whole-file checksum that an earlier Trilha recorded for this very
+        migration (the current file, or an earlier text that differs only in comments)."""
+        return stored == _sha256(self.sql) or stored in EARLIER_FILE_CHECKSUMS.get(self.version, ())
 
 
 def migrations_dir() -> Path:
@@ -71,9 +99,7 @@ def discover(directory: Path | None = None) -> list[Migration]:
         if version in found:
             raise MigrationError(f"{path}: version {version:03d} is also used by {found[version].path.name}")
         sql = path.read_text(encoding="utf-8")
-        found[version] = Migration(
-            version, match.group(2), path, sql, hashlib.sha256(sql.encode()).hexdigest()
-        )
+        found[version] = Migration(version, match.group(2), path, sql, _sha256(statements(sql)))
     return [found[v] for v in sorted(found)]
 
 
@@ -118,7 +144,11 @@ def migrate(conn: Any, directory: Path | None = None) -> list[str]:
             conn.commit()
             for mig in migrations:
                 if mig.version in applied:
-                    if applied[mig.version] != mig.checksum:
+                    if applied[mig.version] != mig.checksum and mig.recorded_before(applied[mig.version]):
+                        cur.execute(_RECHECKSUM, {"version": mig.version, "checksum": mig.checksum})
+                        conn.commit()
+                        log.info("migration %s: checksum now covers its statements only", mig.path.name)
+                    elif applied[mig.version] != mig.checksum:
                         raise MigrationError(
                             f"{mig.path.name}: already applied with checksum {applied[mig.version][:12]}, "
                             f"but the file now has {mig.checksum[:12]}; applied migrations must not change, "

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -158,7 +159,11 @@ class Counters:
 
 
 class Progress:
-    """Logs ``done/total, bytes, rate`` every ``every`` seconds (never per item) and at the end."""
+    """Logs ``done/total, bytes, rate, ETA`` at most every ``every`` seconds (never per item) and at the end.
+
+    Thread-safe: items done on a worker thread update it too. The ETA needs the total; a lazy listing
+    does not know it, so its lines say ``?`` there.
+    """
 
     def __init__(self, log: Any, what: str, total: int | None = None, every: float = 5.0) -> None:
         self.log = log
@@ -169,30 +174,117 @@ class Progress:
         self.bytes = 0
         self.start = time.monotonic()
         self._last = self.start
+        self._lock = threading.Lock()
 
     def update(self, items: int = 1, nbytes: int = 0) -> None:
-        self.done += items
-        self.bytes += nbytes
-        now = time.monotonic()
-        if now - self._last >= self.every:
+        with self._lock:
+            self.done += items
+            self.bytes += nbytes
+            now = time.monotonic()
+            if now - self._last < self.every:
+                return
             self._last = now
-            self._emit()
+        self._emit(now)
 
     def finish(self) -> None:
-        self._emit()
+        self._emit(time.monotonic())
 
-    def _emit(self) -> None:
-        elapsed = max(time.monotonic() - self.start, 1e-9)
-        total = "?" if self.total is None else str(self.total)
-        self.log.info(
-            "%s: %s/%s done, %.1f MB, %.1f items/s, %.1f MB/s",
-            self.what,
-            self.done,
-            total,
-            self.bytes / 1e6,
-            self.done / elapsed,
-            self.bytes / 1e6 / elapsed,
-        )
+    def _emit(self, now: float) -> None:
+        self.log.info("%s: %s", self.what, progress_line(self.done, self.total, self.bytes, now - self.start))
+
+
+def progress_line(done: int, total: int | None, nbytes: int, elapsed: float) -> str:
+    """``120/564 done (21%), 85.3 MB, 24.0 items/s, 18.1 MB/s, ETA 18 s``: what a progress line says."""
+    elapsed = max(elapsed, 1e-9)
+    rate = done / elapsed
+    if total is None:
+        count, eta = f"{done}/? done", "ETA ?"
+    else:
+        left = max(total - done, 0)
+        count = f"{done}/{total} done ({100 * done / total:.0f}%)" if total else f"{done}/0 done"
+        eta = "ETA 0 s" if not left else f"ETA {left / rate:.0f} s" if rate > 0 else "ETA ?"
+    return f"{count}, {nbytes / 1e6:.1f} MB, {rate:.1f} items/s, {nbytes / 1e6 / elapsed:.1f} MB/s, {eta}"
+
+
+def task_ids(ti: Any) -> dict[str, Any]:
+    """What identifies a task try, in the audit row and the run log (``map_index`` -1 when unmapped)."""
+    map_index = getattr(ti, "map_index", None)
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": -1 if map_index is None else int(map_index),
+        "try_number": int(getattr(ti, "try_number", 1) or 1),
+    }
+
+
+@dataclass
+class TaskRecord:
+    """One task try as ``meta.audit_log`` and the run log record it: written ``running`` at start,
+    then once more at the end with its status, counters and problems (failure included)."""
+
+    ids: dict[str, Any]
+    status: str = "failed"
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    ended_at: datetime | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    problems: list[dict[str, str]] = field(default_factory=list)
+    keys_touched: list[str] = field(default_factory=list)
+    audit_id: int | None = None
+    run_log_id: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        return None if self.ended_at is None else (self.ended_at - self.started_at).total_seconds()
+
+    def end(self, counters: Counters) -> None:
+        self.ended_at = datetime.now(UTC)
+        self.counters = counters.as_dict()
+        self.problems = counters.problems
+        self.keys_touched = counters.keys_touched
+
+    def audit_row(self) -> dict[str, Any]:
+        return {
+            **self.ids,
+            "status": "running" if self.ended_at is None else self.status,
+            "counters": self.counters,
+            "problems": self.problems,
+            "error": self.error,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            # Which process runs this try: reconcile marks the row abandoned once that process is gone.
+            "hostname": socket.gethostname(),
+            "pid": os.getpid(),
+        }
+
+    def run_log_document(self) -> dict[str, Any]:
+        keys = ("dag_id", "run_id", "task_id", "map_index", "try_number")
+        return {
+            "_id": "/".join(str(self.ids[k]) for k in keys),
+            **self.ids,
+            "status": self.status,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration_s,
+            "counters": self.counters,
+            "error": self.error,
+            "problems": self.problems,
+            "keys_touched": self.keys_touched,
+            "audit_log_id": self.audit_id,
+            "summary": self.extra,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What the task returns to XCom."""
+        return {
+            "counters": self.counters,
+            "audit_log_id": self.audit_id,
+            "run_log_id": self.run_log_id,
+            **self.extra,
+        }
 
 
 class TrilhaBaseOperator(BaseOperator):
@@ -248,107 +340,48 @@ class TrilhaBaseOperator(BaseOperator):
         # Migrations run here, explicitly, before the task's first audit row: never as a side effect
         # of connecting (once per process and connection id; logs what it applied).
         self.audit.ensure_schema()
-        ti = context["ti"]
-        ids = {
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-            "map_index": int(
-                getattr(ti, "map_index", -1) if getattr(ti, "map_index", None) is not None else -1
-            ),
-            "try_number": int(getattr(ti, "try_number", 1) or 1),
-        }
-        started = datetime.now(UTC)
+        record = TaskRecord(task_ids(context["ti"]))
+        record.audit_id = self.audit.write_audit_log(record.audit_row())
         counters = Counters()
-        row = {
-            **ids,
-            "status": "running",
-            "counters": {},
-            "problems": [],
-            "error": None,
-            "started_at": started,
-            "ended_at": None,
-            "duration_s": None,
-            # Which process runs this try: reconcile marks the row abandoned once that process is gone.
-            "hostname": socket.gethostname(),
-            "pid": os.getpid(),
-        }
-        audit_id = self.audit.write_audit_log(row)
-        status, error, extra = "failed", None, {}
         try:
-            extra = self.run(context, counters) or {}
-            if counters["failed"] and self.fail_on_errors:
-                # The task fails below, after the records are written: they must say so too.
-                error = f"{counters['failed']} item(s) failed (first: {self._first_failure(counters)})"
-            else:
-                status = "success"
+            record.extra = self.run(context, counters) or {}
+            record.error = self._failures(counters)
+            record.status = "failed" if record.error else "success"
         except AirflowSkipException as err:
-            status, error = "skipped", str(err)
+            record.status, record.error = "skipped", str(err)
             raise
         except AirflowFailException as err:
             # An expected failure (bad parameter, unknown project, bad input): one line that says
             # what to fix, ahead of the traceback the task runner logs for every failure.
-            error = str(err)
-            extra = getattr(err, "summary", None) or extra  # what a failing run still reports (reconcile)
+            record.error = str(err)
+            record.extra = getattr(err, "summary", None) or record.extra  # what a failing run reports
             self.log.error("%s", err)
             raise
         except Exception as err:
-            error = f"{type(err).__name__}: {err}"
+            record.error = f"{type(err).__name__}: {err}"
             raise
         finally:
-            ended = datetime.now(UTC)
-            duration = (ended - started).total_seconds()
-            row.update(
-                status=status,
-                counters=counters.as_dict(),
-                problems=counters.problems,
-                error=error,
-                ended_at=ended,
-                duration_s=duration,
-            )
+            record.end(counters)
             try:
-                self.audit.write_audit_log(row)
+                self.audit.write_audit_log(record.audit_row())
             finally:
-                run_log_id = self.runlog.write(
-                    {
-                        "_id": "/".join(
-                            str(ids[k]) for k in ("dag_id", "run_id", "task_id", "map_index", "try_number")
-                        ),
-                        **ids,
-                        "status": status,
-                        "started_at": started,
-                        "ended_at": ended,
-                        "duration_s": duration,
-                        "counters": counters.as_dict(),
-                        "error": error,
-                        "problems": counters.problems,
-                        "keys_touched": counters.keys_touched,
-                        "audit_log_id": audit_id,
-                        "summary": extra,
-                    },
-                    self.log,
-                )
+                record.run_log_id = self.runlog.write(record.run_log_document(), self.log)
                 self.audit.close()
-        summary = {
-            "counters": counters.as_dict(),
-            "audit_log_id": audit_id,
-            "run_log_id": run_log_id,
-            **extra,
-        }
         self.log.info("summary: %s", counters.as_dict())
-        if counters["failed"] and self.fail_on_errors:
+        if record.error:
             raise AirflowException(
-                f"{counters['failed']} item(s) failed (first: {self._first_failure(counters)}); the rest of "
-                f"the batch was processed. See meta.audit_log id {audit_id} and run log {run_log_id}."
+                f"{record.error}; the rest of the batch was processed. See meta.audit_log id "
+                f"{record.audit_id} and run log {record.run_log_id}."
             )
-        return summary
+        return record.summary()
 
-    @staticmethod
-    def _first_failure(counters: Counters) -> str:
-        for p in counters.problems:
-            if p["kind"] == "failed":
-                return f"{p['item']}: {p['reason']}"
-        return "?"
+    def _failures(self, counters: Counters) -> str | None:
+        """Why the task fails although :meth:`run` returned: items failed (unless ``fail_on_errors``
+        is off); the records written below must say so too."""
+        if not (counters["failed"] and self.fail_on_errors):
+            return None
+        first = next((f"{p['item']}: {p['reason']}" for p in counters.problems if p["kind"] == "failed"), "?")
+        return f"{counters['failed']} item(s) failed (first: {first})"
 
     # asset events --------------------------------------------------------------------------------
     #: The layer whose asset events may scope a run of this operator (``None``: never scoped).

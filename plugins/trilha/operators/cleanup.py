@@ -12,7 +12,7 @@ from trilha import config
 from trilha.domain import lake
 from trilha.domain.keys import validate_key_prefix
 from trilha.operators import base
-from trilha.operators.base import Counters, TrilhaBaseOperator, chunked
+from trilha.operators.base import Counters, Progress, TrilhaBaseOperator, chunked
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -68,6 +68,7 @@ class CleanupOperator(TrilhaBaseOperator):
         self.minio.check_buckets([bucket])
         now = datetime.now(UTC)
         deleted = 0
+        progress = Progress(self.log, f"cleanup s3://{bucket}/{key_prefix}")
         for page in chunked(self.minio.iter_objects(bucket, key_prefix), base.BATCH):
             counters.add("seen", len(page))
             decisions = self._decide(page, now, retention, dry_run)
@@ -79,6 +80,8 @@ class CleanupOperator(TrilhaBaseOperator):
             counters.add("skipped", kept)
             if dry_run:
                 counters.add("would_delete", len(decisions) - kept)
+            progress.update(len(page), sum(obj.size for obj in page))
+        progress.finish()
         counters.add("deleted", deleted)
         return {
             "dry_run": dry_run,

@@ -9,9 +9,10 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from trilha import config
 from trilha.assets import RAW_REGISTERED, RECEPTION
-from trilha.domain.digest import EMPTY_SHA256
-from trilha.domain.keys import validate_key, validate_key_prefix
-from trilha.exceptions import InvalidKeyError, ObjectMissingError, SourceError
+from trilha.domain import reception
+from trilha.domain.digest import EMPTY_MD5, EMPTY_SHA256
+from trilha.domain.keys import validate_key_prefix
+from trilha.exceptions import ObjectMissingError, SourceError
 from trilha.operators import base
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator, chunked, parallel
 from trilha.operators.reception import Entry, ReceptionOperator, register_entries
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from trilha.hooks.minio import ObjectInfo
-
-EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 
 
 class RawIngestOperator(ReceptionOperator):
@@ -82,37 +81,27 @@ class RawIngestOperator(ReceptionOperator):
             self.capture_source(landing, landing_prefix, "", counters, run_id, self.workers)
         scope = self.event_scope(context, explicit="key_prefix" if key_prefix else "", items=None)
         prefixes = [key_prefix] if scope.projects is None else [f"{p.prefix}/" for p in scope.projects]
+        registered = self._register_listed(bucket, prefixes, run_id, counters)
+        # Not trilha_reception, though landing files enter the bucket: that is this DAG's own trigger.
+        changed = self.audit.reception_changes(str(context["run_id"]), bucket)
+        self.announce(context, [RAW_REGISTERED], bucket, changed)
+        return {"registered": registered, "bucket": bucket, "scope": scope.why}
+
+    def _register_listed(self, bucket: str, prefixes: list[str], run_id: str, counters: Counters) -> int:
+        """Register the objects under ``prefixes`` that the audit does not know, page by page; how many."""
         registered = 0
         progress = Progress(self.log, f"register s3://{bucket}/{{{','.join(prefixes)}}}")
         listing = (obj for prefix in prefixes for obj in self.minio.iter_objects(bucket, prefix))
         for page in chunked(listing, base.BATCH):
+            counters.add("seen", len(page))
             known = self.audit.known_reception(bucket, [o.key for o in page], [o.etag for o in page])
             todo = [o for o in page if (o.key, o.etag) not in known]
             # Registered before (by capture, or an earlier run): nothing to read.
             counters.add("skipped", len(page) - len(todo))
             progress.update(len(page) - len(todo))
-
-            def describe(obj: ObjectInfo) -> Entry:
-                entry = Entry(obj.key, obj.etag, obj.size, obj.last_modified, None, None)
-                try:
-                    validate_key(obj.key, what="reception key")
-                except InvalidKeyError as err:
-                    entry.status, entry.reason = "rejected", str(err)
-                if obj.size == 0:
-                    entry.sha256, entry.md5 = EMPTY_SHA256, EMPTY_MD5
-                    entry.status, entry.reason = "rejected", "empty file (0 bytes)"
-                    return entry
-                digest = self.minio.digest_object(bucket, obj.key)
-                entry.sha256, entry.md5 = digest.sha256, digest.md5
-                if digest.size != obj.size:
-                    entry.status = "rejected"
-                    entry.reason = (
-                        f"read {digest.size} bytes, listed {obj.size}: the object changed while read"
-                    )
-                return entry
-
             entries: list[Entry] = []
-            for obj, outcome in zip(todo, parallel(describe, todo, self.workers), strict=True):
+            outcomes = parallel(lambda obj: self._describe(bucket, obj), todo, self.workers)
+            for obj, outcome in zip(todo, outcomes, strict=True):
                 if isinstance(outcome, ObjectMissingError):
                     counters.problem("skipped", f"{bucket}/{obj.key}", "vanished between listing and reading")
                 elif isinstance(outcome, BaseException):
@@ -123,11 +112,22 @@ class RawIngestOperator(ReceptionOperator):
                     entries.append(outcome)
                     counters.add("bytes", obj.size)
                     progress.update(1, obj.size)
-            counters.add("seen", len(page))
             register_entries(self.audit, bucket, entries, run_id, counters)
             registered += len(entries)
         progress.finish()
-        # Not trilha_reception, though landing files enter the bucket: that is this DAG's own trigger.
-        changed = self.audit.reception_changes(str(context["run_id"]), bucket)
-        self.announce(context, [RAW_REGISTERED], bucket, changed)
-        return {"registered": registered, "bucket": bucket, "scope": scope.why}
+        return registered
+
+    def _describe(self, bucket: str, obj: ObjectInfo) -> Entry:
+        """The entry of a listed object: its content read and hashed, unless refused before reading (an
+        empty object); a key that is no valid key is still hashed, so its audit row names the content."""
+        entry = Entry(obj.key, obj.etag, obj.size, obj.last_modified, None, None)
+        refusal = reception.listed_refusal(obj.key, obj.size)
+        if obj.size == 0:
+            entry.sha256, entry.md5 = EMPTY_SHA256, EMPTY_MD5
+        else:
+            digest = self.minio.digest_object(bucket, obj.key)
+            entry.sha256, entry.md5 = digest.sha256, digest.md5
+            refusal = reception.read_refusal(digest.size, obj.size) or refusal
+        if refusal:
+            entry.status, entry.reason = "rejected", refusal
+        return entry

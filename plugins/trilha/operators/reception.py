@@ -12,19 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from trilha.domain import lake
+from trilha.domain import lake, reception
 from trilha.domain.digest import ChunkStream, Digest
-from trilha.domain.keys import validate_key, validate_project_name, validate_project_prefix
+from trilha.domain.keys import validate_project_name, validate_project_prefix
 from trilha.domain.reception import Entry
-from trilha.exceptions import (
-    ExportTooLargeError,
-    IntegrityError,
-    InvalidKeyError,
-    InvalidProjectError,
-    ObjectMissingError,
-    ObjectWriteError,
-    SourceError,
-)
+from trilha.exceptions import InvalidKeyError, InvalidProjectError
 from trilha.operators import base
 from trilha.operators.base import Counters, Progress, TrilhaBaseOperator, chunked, parallel
 
@@ -103,109 +95,92 @@ class ReceptionOperator(TrilhaBaseOperator):
         """
         from trilha.hooks.sources import HashesLocally
 
-        bucket = self.reception_bucket
         progress = Progress(self.log, f"capture from {source.describe()}")
         for batch in chunked(source.list_files(prefix=source_prefix), base.BATCH):
-            wanted: list[tuple[SourceFile, str]] = []
-            for f in batch:
-                counters.add("seen")
-                if f.problem:
-                    counters.problem("rejected", f.relative_path, f.problem)
-                    continue
-                try:
-                    key = (
-                        lake.reception_key(dest_prefix, f.relative_path)
-                        if dest_prefix
-                        else validate_key(f.relative_path, what="source path")
-                    )
-                except InvalidKeyError as err:
-                    counters.problem("rejected", f.relative_path, str(err))
-                    continue
-                if f.size == 0:
-                    counters.problem("rejected", f.relative_path, "empty file (0 bytes): nothing to capture")
-                    continue
-                wanted.append((f, key))
-            # Captured before at this very revision (a local file untouched since, a Google document
-            # not edited since): nothing to read, hash or export. Google documents need this most:
-            # they carry no checksum and export to new bytes each time.
-            no_sum = [f for f, _ in wanted if not f.sha256 and not f.md5 and f.revision]
-            known_rev = (
-                self.audit.known_source_revisions(
-                    source.kind, [f.source_id for f in no_sum], [str(f.revision) for f in no_sum]
-                )
-                if no_sum
-                else set()
-            )
-            fresh = [
-                (f, key)
-                for f, key in wanted
-                if f.sha256 or f.md5 or (f.source_id, f.revision) not in known_rev
-            ]
+            counters.add("seen", len(batch))
+            wanted = self._capture_keys(batch, dest_prefix, counters)
+            fresh = self._changed_since_capture(source.kind, wanted)
             counters.add("duplicate", len(wanted) - len(fresh))
-            progress.update(len(wanted) - len(fresh))
             if isinstance(source, HashesLocally):
                 fresh = self._hash_local(source, fresh, counters, workers)
             known_sha, known_md5 = self.audit.known_content(
                 [f.sha256 for f, _ in fresh if f.sha256], [f.md5 for f, _ in fresh if f.md5 and not f.sha256]
             )
-            todo: list[tuple[SourceFile, str]] = []
-            seen_content: set[str] = set()
-            for f, key in fresh:
-                content_id = f.sha256 or f.md5
-                if (
-                    (f.sha256 and f.sha256 in known_sha)
-                    or (not f.sha256 and f.md5 in known_md5)
-                    or (content_id and content_id in seen_content)
-                ):
-                    counters.add("duplicate")
-                    progress.update()
-                    continue
-                if content_id:
-                    seen_content.add(content_id)
-                todo.append((f, key))
-
-            def upload(item: tuple[SourceFile, str]) -> Entry:
-                f, key = item
-                existing = self.minio.stat(bucket, key)
-                if existing is not None and f.sha256 and existing.sha256 == f.sha256:
-                    # Uploaded by a run that died before registering it: register, don't re-send.
-                    return self._entry(f, key, existing.etag, Digest(f.sha256, f.md5 or "", existing.size))
-                if existing is not None:
-                    # Another content already sits under this name: never overwrite it.
-                    key = lake.disambiguated_key(key, f.sha256 or f.source_id)
-                expected = (
-                    Digest(f.sha256, f.md5, f.size) if f.sha256 and f.md5 and f.size is not None else None
-                )
-                result = self.minio.upload_stream(
-                    bucket,
-                    key,
-                    ChunkStream(source.iter_chunks(f)),
-                    expected=expected,
-                    metadata={"source-kind": f.source_kind, "source-revision": f.revision or ""},
-                )
-                return self._entry(f, key, result.etag, result.digest)
-
-            entries: list[Entry] = []
-            for (_, key), outcome in zip(todo, parallel(upload, todo, workers), strict=True):
-                per_item = SourceError | IntegrityError | ObjectWriteError | ObjectMissingError
-                if isinstance(outcome, per_item):
-                    # Too large to export: bad input that no retry fixes, so a rejection with its reason.
-                    kind = (
-                        "rejected"
-                        if isinstance(outcome, ExportTooLargeError)
-                        else "skipped"
-                        if isinstance(outcome, SourceError)
-                        else "failed"
-                    )
-                    counters.problem(kind, key, str(outcome))
-                elif isinstance(outcome, BaseException):
-                    raise outcome
-                else:
-                    entries.append(outcome)
-                    counters.add("bytes", outcome.size)
-                    progress.update(1, outcome.size)
-            register_entries(self.audit, bucket, entries, run_id, counters)
+            todo, duplicates = reception.new_content(fresh, known_sha, known_md5)
+            counters.add("duplicate", duplicates)
+            progress.update(len(batch) - len(todo))
+            entries = self._upload_all(source, todo, counters, workers, progress)
+            register_entries(self.audit, self.reception_bucket, entries, run_id, counters)
         progress.finish()
+
+    @staticmethod
+    def _capture_keys(
+        batch: list[SourceFile], dest_prefix: str, counters: Counters
+    ) -> list[tuple[SourceFile, str]]:
+        """Each capturable file of ``batch`` with its reception key; the others are rejected with why."""
+        wanted: list[tuple[SourceFile, str]] = []
+        for f in batch:
+            try:
+                wanted.append((f, reception.capture_key(f, dest_prefix)))
+            except InvalidKeyError as err:
+                counters.problem("rejected", f.relative_path, str(err))
+        return wanted
+
+    def _changed_since_capture(
+        self, kind: str, wanted: list[tuple[SourceFile, str]]
+    ) -> list[tuple[SourceFile, str]]:
+        """``wanted`` less the files captured before at this very revision."""
+        lookup = [f for f, _ in wanted if reception.needs_revision_lookup(f)]
+        if not lookup:
+            return wanted
+        known = self.audit.known_source_revisions(
+            kind, [f.source_id for f in lookup], [str(f.revision) for f in lookup]
+        )
+        return [(f, key) for f, key in wanted if not reception.captured_at_this_revision(f, known)]
+
+    def _upload_all(
+        self,
+        source: CaptureSource,
+        todo: list[tuple[SourceFile, str]],
+        counters: Counters,
+        workers: int,
+        progress: Progress,
+    ) -> list[Entry]:
+        """Upload ``todo`` on ``workers`` threads; the entries to register. A per-item problem is
+        counted with its reason; any other exception fails the task (nothing of the batch registered)."""
+        entries: list[Entry] = []
+        outcomes = parallel(lambda item: self._upload_one(source, *item), todo, workers)
+        for (_, key), outcome in zip(todo, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                kind = reception.transfer_problem(outcome)
+                if kind is None:
+                    raise outcome
+                counters.problem(kind, key, str(outcome))
+            else:
+                entries.append(outcome)
+                counters.add("bytes", outcome.size)
+                progress.update(1, outcome.size)
+        return entries
+
+    def _upload_one(self, source: CaptureSource, f: SourceFile, key: str) -> Entry:
+        """Stream ``f`` into reception under ``key`` (or a disambiguated key); its entry."""
+        bucket = self.reception_bucket
+        existing = self.minio.stat(bucket, key)
+        if existing is not None and f.sha256 and existing.sha256 == f.sha256:
+            # Uploaded by a run that died before registering it: register, don't re-send.
+            return self._entry(f, key, existing.etag, Digest(f.sha256, f.md5 or "", existing.size))
+        if existing is not None:
+            # Another content already sits under this name: never overwrite it.
+            key = lake.disambiguated_key(key, f.sha256 or f.source_id)
+        expected = Digest(f.sha256, f.md5, f.size) if f.sha256 and f.md5 and f.size is not None else None
+        result = self.minio.upload_stream(
+            bucket,
+            key,
+            ChunkStream(source.iter_chunks(f)),
+            expected=expected,
+            metadata={"source-kind": f.source_kind, "source-revision": f.revision or ""},
+        )
+        return self._entry(f, key, result.etag, result.digest)
 
     @staticmethod
     def _hash_local(
