@@ -13,8 +13,12 @@ and contracts), parses it, cleans it and validates it against its dataset's sche
   line number per row. A file that matches no layout is recorded as rejected with the reason.
 
 The staging inventory records rows in / ok / rejected and every output's sha256. Runs when
-`reception_promote` emits `trilha_stored_raw`, and hourly; emits `trilha_staged` when it staged
-something; a run triggered by events stages only the keys they name.
+`reception_promote` emits `trilha_stored_raw`, and hourly; a run triggered by events stages only the
+keys they name.
+
+Tasks: `plan` lists the files to stage and cuts them into batches of `batch_size`; `stage` is one
+mapped task per batch (any worker may run it; a failed batch is retried alone); `announce` emits
+`trilha_staged` once, for everything the run staged, after every batch succeeded.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from airflow.sdk import dag
 
 from trilha import params
 from trilha.assets import DAG_DEFAULTS, STAGED, STORED_RAW, TAGS, bucket, changes, on_asset_or_cron
-from trilha.operators.staging import StagingOperator
+from trilha.operators.base import AnnounceOperator
+from trilha.operators.staging import StagingOperator, StagingPlanOperator
 
 
 @dag(
@@ -36,16 +41,24 @@ from trilha.operators.staging import StagingOperator
     params={
         **params.project(required=False),
         **params.key_prefix("Only stored keys starting with this; empty = every key."),
+        **params.batch_size("Stored files", 100),
     },
 )
 def staging() -> None:
-    StagingOperator(
-        task_id="stage",
+    plan = StagingPlanOperator(
+        task_id="plan",
         project="{{ params.project or '' }}",
         key_prefix="{{ params.key_prefix or '' }}",
+        batch_size="{{ params.batch_size }}",
         staging_bucket=bucket("staging"),
-        outlets=[changes(STAGED)],
     )
+    stage = StagingOperator.partial(
+        task_id="stage", staging_bucket=bucket("staging"), announce_changes=False
+    ).expand_kwargs(plan.output)
+    announce = AnnounceOperator(
+        task_id="announce", layer=STAGED, bucket=bucket("staging"), outlets=[changes(STAGED)]
+    )
+    plan >> stage >> announce
 
 
 staging()

@@ -14,7 +14,12 @@ from typing import Any
 
 
 def run_operator(
-    op: Any, run_id: str | None = None, dag_id: str = "test_dag", try_number: int = 1, **context: Any
+    op: Any,
+    run_id: str | None = None,
+    dag_id: str = "test_dag",
+    try_number: int = 1,
+    map_index: int = -1,
+    **context: Any,
 ) -> Any:
     """Call ``op.execute`` the way the task runner does, with the context fields Trilha reads.
 
@@ -23,7 +28,7 @@ def run_operator(
     """
     run_id = run_id or f"test__{uuid.uuid4().hex[:12]}"
     ti = SimpleNamespace(
-        dag_id=dag_id, run_id=run_id, task_id=op.task_id, map_index=-1, try_number=try_number
+        dag_id=dag_id, run_id=run_id, task_id=op.task_id, map_index=map_index, try_number=try_number
     )
     return op.execute({"ti": ti, "run_id": run_id, "params": {}, **context})
 

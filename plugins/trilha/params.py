@@ -95,3 +95,20 @@ def relative_prefix(description: str, *, section: str | None = ADVANCED) -> Para
 def key_prefix(what: str) -> dict[str, Param]:
     """``key_prefix``: a relative key prefix that narrows the run; empty means everything."""
     return {"key_prefix": relative_prefix(what)}
+
+
+def batch_size(what: str, default: int) -> dict[str, Param]:
+    """``batch_size``: how many ``what`` one mapped task works on. The results are the same whatever
+    it is; smaller batches spread the work over more tasks (and workers), larger ones cost fewer."""
+    return {
+        "batch_size": Param(
+            default,
+            type="integer",
+            minimum=1,
+            maximum=100_000,
+            title="Batch size",
+            description=f"{what} per mapped task. The result is the same whatever it is; smaller batches "
+            "spread the work over more tasks (and Celery workers).",
+            section=ADVANCED,
+        )
+    }

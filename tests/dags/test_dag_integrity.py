@@ -403,8 +403,10 @@ def test_templates_render_no_none_with_the_defaults(dags: dict[str, Any]) -> Non
         context = {"params": dag.params.validate(), "var": variables}
         env = dag.get_template_env()
         for task in dag.tasks:
+            # A mapped task holds what ``partial()`` set; the rest comes from its expansion.
+            fields = getattr(task, "partial_kwargs", None)
             for field in task.template_fields:
-                value = getattr(task, field)
+                value = fields.get(field) if fields is not None else getattr(task, field)
                 if isinstance(value, str) and "{{" in value:
                     out = env.from_string(value).render(**context)
                     if "None" in out:

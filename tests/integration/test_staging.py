@@ -492,3 +492,129 @@ def test_a_put_the_server_keeps_refusing_fails_that_file_alone(stack: Any) -> No
     again = run(staging(s))
     assert (again["files"], again["counters"]["failed"]) == (1, 0)
     assert sorted(staged_by_name(stack, s)) == sorted([NAME_2003, NAME_2019, NAME_2024])
+
+
+# ------------------------------------------------------------------------------ mapped batches
+
+
+def mapped_staging(
+    s: Any, batch_size: int, run_id: str, fail_batch: int | None = None
+) -> list[dict[str, Any]]:
+    """The staging DAG's tasks as Airflow runs them: ``plan``, then one ``stage`` per batch (map
+    index i), then ``announce``; the plan's batches. Batch ``fail_batch`` is not run (a failed task)."""
+    from tests.helpers import run_operator
+    from trilha.assets import STAGED
+    from trilha.operators.base import AnnounceOperator
+    from trilha.operators.staging import StagingOperator, StagingPlanOperator
+
+    plan = StagingPlanOperator(
+        task_id="plan", project=s.name, batch_size=str(batch_size), staging_bucket=STAGING
+    )
+    batches = run_operator(plan, run_id=run_id)
+    for i, batch in enumerate(batches):
+        if i != fail_batch:
+            op = StagingOperator(task_id="stage", staging_bucket=STAGING, announce_changes=False, **batch)
+            run_operator(op, run_id=run_id, map_index=i)
+    run_operator(AnnounceOperator(task_id="announce", layer=STAGED, bucket=STAGING), run_id=run_id)
+    return list(batches)
+
+
+def comparable(rows: list[dict[str, Any]], version: str) -> dict[str, tuple[Any, ...]]:
+    """What a staged file's inventory row says, by source key, with the code version taken out."""
+    return {
+        r["source_key"]: (
+            r["status"],
+            r["dataset"],
+            r["layout"],
+            r["rows_in"],
+            r["rows_ok"],
+            r["rows_rejected"],
+            r["output_sha256"],
+            r["quarantine_sha256"],
+            str(r["schema_json"]),
+            (r["output_key"] or "").replace(version, "<v>"),
+            (r["reason"] or "").replace(version, "<v>"),
+        )
+        for r in rows
+        if r["code_version"] == version
+    }
+
+
+def test_one_three_or_seven_mapped_batches_stage_the_same(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The staging DAG fans out one mapped task per batch of stored files: whatever the batch size,
+    the same files are staged to the same bytes and the same inventory rows. Each arm stages under
+    a code version of its own (so the three arms stage the same stored files in one project)."""
+    from trilha.hooks import include
+
+    s = new_scope("stgmap")
+    files = {n: sample(n) for n in (*INMET_YEARLY, NAME_BDMEP)}
+    files |= {f"crlf/{n}": crlf(sample(n)) for n in INMET_YEARLY}
+    load(stack, s, files)
+    seen: dict[int, dict[str, tuple[Any, ...]]] = {}
+    for size, tasks in ((7, 1), (3, 3), (1, 7)):
+        version = f"mapped-{size:02d}"
+        monkeypatch.setattr(include, "code_version", lambda v=version: v)
+        run_id = f"test__mapped_{size}_{s.prefix}"
+        batches = mapped_staging(s, size, run_id)
+        assert len(batches) == tasks
+        assert sorted(i for b in batches for i in b["storage_ids"]) == sorted(
+            r["id"] for r in storage_rows(stack, s.name)
+        )
+        seen[size] = comparable(staged_rows(stack, s), version)
+        stage_rows = query(
+            stack,
+            "SELECT map_index, status FROM meta.audit_log "
+            "WHERE run_id = %s AND task_id = 'stage' ORDER BY map_index",
+            (run_id,),
+        )
+        assert [(r["map_index"], r["status"]) for r in stage_rows] == [(i, "success") for i in range(tasks)]
+    assert len(seen[7]) == 7
+    assert {v[0] for v in seen[7].values()} == {"staged"}
+    assert seen[3] == seen[7]
+    assert seen[1] == seen[7]
+
+
+def test_a_failed_batch_is_retried_alone_and_a_changed_code_version_is_refused(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from tests.helpers import run_operator
+    from trilha.hooks import include
+    from trilha.operators.staging import StagingOperator
+
+    s = new_scope("stgretry")
+    load(stack, s, {n: sample(n) for n in INMET_YEARLY})
+    monkeypatch.setattr(include, "code_version", lambda: "retry-v1")
+    run_id = f"test__retry_{s.prefix}"
+    batches = mapped_staging(s, 1, run_id, fail_batch=1)
+    assert len(batches) == 3
+    staged = {r["storage_audit_id"] for r in staged_rows(stack, s)}
+    assert staged == {batches[0]["storage_ids"][0], batches[2]["storage_ids"][0]}
+    # The retry of batch 1 stages its file; a retry of batch 0 finds nothing left to do.
+    retry = run_operator(
+        StagingOperator(task_id="stage", staging_bucket=STAGING, announce_changes=False, **batches[1]),
+        run_id=run_id,
+        map_index=1,
+        try_number=2,
+    )
+    assert (retry["files"], retry["counters"]["new"]) == (1, 1)
+    again = run_operator(
+        StagingOperator(task_id="stage", staging_bucket=STAGING, announce_changes=False, **batches[0]),
+        run_id=run_id,
+        map_index=0,
+        try_number=2,
+    )
+    assert (again["files"], again["counters"]["new"]) == (0, 0)
+    assert len(staged_rows(stack, s)) == 3
+    # A worker that runs other parsers than the plan was made for refuses the batch.
+    monkeypatch.setattr(include, "code_version", lambda: "retry-v2")
+    with pytest.raises(AirflowFailException, match="plan was made for retry-v1, this worker runs retry-v2"):
+        run_operator(
+            StagingOperator(task_id="stage", staging_bucket=STAGING, announce_changes=False, **batches[1]),
+            run_id=run_id,
+            map_index=1,
+            try_number=3,
+        )

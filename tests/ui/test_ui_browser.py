@@ -31,12 +31,13 @@ from tests.ui.support import REPO, REQUIRE_SERVICES, RunningUI, running_ui
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-#: The DAGs in pipeline order, with their task.
+#: The DAGs in pipeline order, with the task whose log is read (``stage[0]``: map index 0 of the
+#: mapped ``stage``).
 DAGS = {
     "drive_capture": "capture",
     "raw_ingest": "register",
     "reception_promote": "promote",
-    "staging": "stage",
+    "staging": "stage[0]",
     "curated": "curate",
     "dataset_split": "split",
     "reception_cleanup": "cleanup",
@@ -122,9 +123,17 @@ def wait_for_run(ui: RunningUI, dag_id: str, run_id: str) -> str:
     raise AssertionError(f"{dag_id} {run_id} still {state} after {RUN_TIMEOUT:.0f}s")
 
 
+def mapped(task_id: str) -> tuple[str, int | None]:
+    """``("stage", 0)`` for ``stage[0]``; ``(task_id, None)`` for a task that is not mapped."""
+    match = re.fullmatch(r"(.+)\[(\d+)\]", task_id)
+    return (match.group(1), int(match.group(2))) if match else (task_id, None)
+
+
 def task_log(ui: RunningUI, dag_id: str, run_id: str, task_id: str) -> str:
     """The task log as the REST API serves it (for the message of a failed assertion)."""
-    path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/logs/1"
+    task, map_index = mapped(task_id)
+    query = "" if map_index is None else f"?map_index={map_index}"
+    path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task}/logs/1{query}"
     return "\n".join(str(line.get("event")) for line in ui.api("GET", path)["content"])
 
 
@@ -171,7 +180,9 @@ def see_in_log(
     """Open the task's log page and wait until ``text`` is shown."""
     from playwright.sync_api import expect
 
-    page.goto(f"{ui.url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{task_id}")
+    task, map_index = mapped(task_id)
+    where = task if map_index is None else f"{task}/mapped/{map_index}"
+    page.goto(f"{ui.url}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{where}")
     line = page.get_by_text(text).first
     try:
         expect(line).to_be_visible(timeout=30_000)

@@ -5,11 +5,8 @@ contracts, curation and cuts; no stack."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import inspect
 import json
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +14,11 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from tests.helpers import run_operator
+from tests.unit.fakes import FakeAudit, FakeMinio, sha, wired
 from tests.unit.test_process_domain import NAME, inmet_file
-from trilha.domain import events, lineage, staging
+from trilha.domain import lineage, staging
 from trilha.domain.curate import curate
-from trilha.domain.digest import Digest
-from trilha.domain.manifest import CuratedRecord, DatasetRecord, RecordedCut
 from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
-from trilha.exceptions import IntegrityError, ObjectMissingError
 from trilha.hooks.audit import AuditHook
 from trilha.hooks.include import load_contract
 from trilha.hooks.minio import MinioHook
@@ -40,141 +35,6 @@ STORAGE, STAGING, CURATED_B, DATASETS = (
 )
 
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-class FakeMinio:
-    """The MinioHook methods the processing operators call, over a dict of objects."""
-
-    def __init__(self, objects: dict[tuple[str, str], bytes] | None = None) -> None:
-        self.objects = dict(objects or {})
-        self.puts: list[tuple[str, str, str]] = []  # (bucket, key, content type), in order
-
-    def check_buckets(self, buckets: Sequence[str]) -> None:
-        pass
-
-    def get_verified(self, bucket: str, key: str, sha256: str) -> bytes:
-        if (bucket, key) not in self.objects:
-            raise ObjectMissingError(f"s3://{bucket}/{key}: no such object")
-        data = self.objects[bucket, key]
-        if sha(data) != sha256:
-            raise IntegrityError(f"s3://{bucket}/{key}: expected sha256 {sha256}, read {sha(data)}")
-        return data
-
-    def download_verified(self, bucket: str, key: str, path: Path, sha256: str) -> Digest:
-        data = self.get_verified(bucket, key, sha256)
-        path.write_bytes(data)
-        return Digest(sha(data), hashlib.md5(data).hexdigest(), len(data))
-
-    def put_bytes(
-        self, bucket: str, key: str, data: bytes, content_type: str = "application/octet-stream"
-    ) -> Digest:
-        self.objects[bucket, key] = data
-        self.puts.append((bucket, key, content_type))
-        return Digest(sha(data), hashlib.md5(data).hexdigest(), len(data))
-
-
-class FakeAudit:
-    """The AuditHook methods the processing operators call, keeping what they write."""
-
-    def __init__(self) -> None:
-        self.candidates: list[dict[str, Any]] = []
-        self.staged: list[staging.StagingRow] = []
-        self.targets: list[dict[str, Any]] = []
-        self.parts: list[dict[str, Any]] = []
-        self.made: str | None = None  # curated_made_from's answer
-        self.next_number = 1
-        self.curated: list[CuratedRecord] = []
-        self.curated_row: dict[str, Any] | None = None
-        self.cuts: dict[str, RecordedCut] = {}  # by fingerprint
-        self.datasets: list[DatasetRecord] = []
-        self.exported: list[tuple[int, str]] = []
-        self.audit_rows: list[dict[str, Any]] = []
-
-    # base operator
-    def ensure_schema(self) -> list[str]:
-        return []
-
-    def write_audit_log(self, row: dict[str, Any]) -> int:
-        self.audit_rows.append(dict(row))
-        return 7
-
-    def close(self) -> None:
-        pass
-
-    def _no_changes(self, run_id: str, bucket: str) -> events.RunChanges:
-        return events.changes_from_rows([], ())
-
-    staging_changes = curated_changes = dataset_changes = _no_changes
-
-    # staging
-    def staging_candidates(
-        self, project: str | None, key_prefix: str, code_version: str, keys: Sequence[str] | None
-    ) -> list[dict[str, Any]]:
-        return [c for c in self.candidates if c["dest_key"].startswith(key_prefix)]
-
-    def record_staging(self, rows: Sequence[staging.StagingRow], run_id: str) -> None:
-        self.staged.extend(rows)
-
-    # curated
-    def curated_targets(
-        self, project: str | None, dataset: str | None, datasets: Sequence[str] | None
-    ) -> list[dict[str, Any]]:
-        return list(self.targets)
-
-    def curated_inputs(self, project_id: int, dataset: str) -> list[dict[str, Any]]:
-        return list(self.parts)
-
-    def curated_made_from(self, project_id: int, dataset: str, fingerprint: str) -> str | None:
-        return self.made
-
-    def record_curated(
-        self, project_id: int, dataset: str, fingerprint: str, write: Callable[[str], CuratedRecord]
-    ) -> CuratedRecord | str:
-        record = write(lineage.curated_version(self.next_number))
-        self.curated.append(record)
-        return record
-
-    # dataset split
-    def curated_version(self, project: str, dataset: str, version: str | None) -> dict[str, Any] | None:
-        return self.curated_row
-
-    def dataset_by_fingerprint(self, curated_id: int, fingerprint: str) -> RecordedCut | None:
-        return self.cuts.get(fingerprint)
-
-    def record_dataset(
-        self, project_id: int, curated_id: int, fingerprint: str, write: Callable[[], DatasetRecord]
-    ) -> tuple[RecordedCut, bool]:
-        record = write()
-        self.datasets.append(record)
-        cut = RecordedCut(
-            len(self.datasets),
-            record.version,
-            record.bucket,
-            record.files,
-            record.manifest_key,
-            record.manifest_sha256,
-        )
-        self.cuts[fingerprint] = cut
-        return cut, True
-
-    def mark_dataset_exported(self, dataset_id: int, drive_folder_id: str) -> None:
-        self.exported.append((dataset_id, drive_folder_id))
-        for fp, cut in self.cuts.items():
-            if cut.id == dataset_id:
-                self.cuts[fp] = dataclasses.replace(cut, drive_folder_id=drive_folder_id)
-
-
-class FakeRunLog:
-    def __init__(self) -> None:
-        self.documents: list[dict[str, Any]] = []
-
-    def write(self, document: dict[str, Any], log: Any) -> str | None:
-        self.documents.append(document)
-        return str(document["_id"])
-
-
 def test_the_fakes_have_the_real_hooks_signatures() -> None:
     """A fake method that drifts from the hook it stands for would let a test pass against a lie."""
     for fake, real in ((FakeAudit, AuditHook), (FakeMinio, MinioHook)):
@@ -183,13 +43,6 @@ def test_the_fakes_have_the_real_hooks_signatures() -> None:
                 continue
             got = list(inspect.signature(method).parameters)
             assert got == list(inspect.signature(getattr(real, name)).parameters), f"{real.__name__}.{name}"
-
-
-def wired(op: Any, audit: FakeAudit, minio: FakeMinio) -> tuple[FakeAudit, FakeMinio, FakeRunLog]:
-    """Set the operator's cached hook properties to the fakes."""
-    runlog = FakeRunLog()
-    op.__dict__.update(audit=audit, minio=minio, runlog=runlog)
-    return audit, minio, runlog
 
 
 def stored(key: str, data: bytes, storage_id: int, logical_name: str = NAME) -> dict[str, Any]:
@@ -208,6 +61,77 @@ def stored(key: str, data: bytes, storage_id: int, logical_name: str = NAME) -> 
 
 
 # staging -----------------------------------------------------------------------------------------
+def test_plan_batches_cut_the_candidates_in_storage_order() -> None:
+    rows = [{"storage_audit_id": i} for i in (11, 12, 13, 14, 15, 16, 17)]
+    assert staging.plan_batches(rows, 3, "v1") == [
+        {"storage_ids": [11, 12, 13], "code_version": "v1"},
+        {"storage_ids": [14, 15, 16], "code_version": "v1"},
+        {"storage_ids": [17], "code_version": "v1"},
+    ]
+    assert staging.plan_batches(rows, 100, "v1") == [
+        {"storage_ids": list(range(11, 18)), "code_version": "v1"}
+    ]
+    assert staging.plan_batches([], 3, "v1") == []
+    with pytest.raises(ValueError, match="batch_size: expected 1 or more"):
+        staging.plan_batches(rows, 0, "v1")
+
+
+def test_the_staging_plan_returns_the_batches_its_mapped_tasks_expand_over() -> None:
+    from trilha.hooks.include import code_version
+    from trilha.operators.staging import StagingPlanOperator
+
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.candidates = [stored(f"acme/{i}.csv", b"x%d" % i, i) for i in range(1, 6)]
+    op = StagingPlanOperator(task_id="plan", batch_size="2", staging_bucket=STAGING)
+    wired(op, audit, minio)
+    batches = run_operator(op, run_id="r-plan")
+    assert [b["storage_ids"] for b in batches] == [[1, 2], [3, 4], [5]]
+    assert {b["code_version"] for b in batches} == {code_version()}
+    assert minio.puts == []  # a plan stages nothing
+    assert audit.audit_rows[-1]["counters"]["seen"] == 5
+    for bad, why in (("0", "1 or more files"), ("many", "a whole number of files, got 'many'")):
+        op = StagingPlanOperator(task_id="plan", batch_size=bad, staging_bucket=STAGING)
+        wired(op, audit, minio)
+        with pytest.raises(AirflowFailException, match=f"batch_size: expected {why}"):
+            run_operator(op)
+
+
+def test_a_mapped_stage_stages_only_its_batch_and_emits_no_event() -> None:
+    a, b = inmet_file(), inmet_file(good=3, hot=False, bad_hour=False)
+    audit, minio = FakeAudit(), FakeMinio({(STORAGE, "acme/a.csv"): a, (STORAGE, "acme/b.csv"): b})
+    audit.candidates = [stored("acme/a.csv", a, 11), stored("acme/b.csv", b, 12)]
+    from trilha.hooks.include import code_version
+
+    op = StagingOperator(
+        task_id="stage",
+        staging_bucket=STAGING,
+        storage_ids=[12],
+        code_version=code_version(),
+        announce_changes=False,
+    )
+    wired(op, audit, minio)
+    summary = run_operator(op, run_id="r-map", map_index=1)
+    assert [r.storage_id for r in audit.staged] == [12]
+    assert summary["files"] == 1
+    assert audit.audit_rows[-1]["map_index"] == 1
+
+
+def test_the_staging_dag_plans_maps_then_announces_once() -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "staging.py")).dags["staging"]
+    plan, stage, announce = (dag.get_task(t) for t in ("plan", "stage", "announce"))
+    assert type(stage).__name__ == "MappedOperator"
+    assert stage.upstream_task_ids == {"plan"}
+    assert announce.upstream_task_ids == {"stage"}
+    assert stage.partial_kwargs["announce_changes"] is False
+    assert plan.outlets == []
+    assert stage.partial_kwargs.get("outlets", []) == []
+    assert [a.name for a in announce.outlets] == ["trilha_staged_changes"]
+    assert dag.params.validate()["batch_size"] == 100
+    assert plan.batch_size == "{{ params.batch_size }}"
+
+
 def test_staging_writes_outputs_and_quarantine_and_records_one_row_per_usable_file() -> None:
     good = inmet_file()
     photo = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4

@@ -12,7 +12,7 @@ when the DAGs are parsed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -192,3 +192,17 @@ def staging_row(
         quarantine_key=quarantine[0] if quarantine else None,
         quarantine_sha256=quarantine[1] if quarantine else None,
     )
+
+
+def plan_batches(
+    candidates: Sequence[Mapping[str, Any]], size: int, code_version: str
+) -> list[dict[str, Any]]:
+    """The mapped staging tasks' arguments: the candidates' storage ids in batches of ``size``, in
+    storage order, each with the code version the plan was made for. Staging a file depends on that
+    file alone, so the staged outputs are the same whatever ``size`` is."""
+    if size < 1:
+        raise ValueError(f"batch_size: expected 1 or more files per batch, got {size}")
+    ids = [int(c["storage_audit_id"]) for c in candidates]
+    return [
+        {"storage_ids": ids[i : i + size], "code_version": code_version} for i in range(0, len(ids), size)
+    ]

@@ -302,11 +302,17 @@ class AuditHook(PostgresHook):
     # --- processing ---
     # Staging, curated and dataset versions: one method per read and per write of their operators.
     def staging_candidates(
-        self, project: str | None, key_prefix: str, code_version: str, keys: Sequence[str] | None
+        self,
+        project: str | None,
+        key_prefix: str,
+        code_version: str,
+        keys: Sequence[str] | None,
+        storage_ids: Sequence[int] | None = None,
     ) -> list[dict[str, Any]]:
         """Stored raw files of ``project`` (``None``: every project) under ``key_prefix`` that
         ``code_version`` has not staged; ``keys`` (``None``: no filter) narrows them to the stored
-        keys a run's asset events listed. In storage order."""
+        keys a run's asset events listed, ``storage_ids`` (``None``: no filter) to one mapped batch.
+        In storage order."""
         return self.query(
             "staging_candidates",
             {
@@ -314,6 +320,7 @@ class AuditHook(PostgresHook):
                 "key_prefix": key_prefix,
                 "code_version": code_version,
                 "keys": None if keys is None else list(keys),
+                "storage_ids": None if storage_ids is None else [int(i) for i in storage_ids],
             },
         )
 

@@ -34,6 +34,7 @@ from trilha import config
 from trilha.assets import changes
 from trilha.domain import events
 from trilha.domain.keys import printable
+from trilha.exceptions import InvalidKeyError, InvalidProjectError
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -336,7 +337,7 @@ class TrilhaBaseOperator(BaseOperator):
         """Do the work; return extra summary fields (small and JSON-able). Implemented by subclasses."""
         raise NotImplementedError
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> Any:
         # Migrations run here, explicitly, before the task's first audit row: never as a side effect
         # of connecting (once per process and connection id; logs what it applied).
         self.audit.ensure_schema()
@@ -350,12 +351,16 @@ class TrilhaBaseOperator(BaseOperator):
         except AirflowSkipException as err:
             record.status, record.error = "skipped", str(err)
             raise
-        except AirflowFailException as err:
+        except (AirflowFailException, InvalidKeyError, InvalidProjectError) as err:
             # An expected failure (bad parameter, unknown project, bad input): one line that says
-            # what to fix, ahead of the traceback the task runner logs for every failure.
+            # what to fix, ahead of the traceback the task runner logs for every failure. A key or
+            # project error that reaches here is a parameter's (an item's is handled per item): no
+            # retry fixes it.
             record.error = str(err)
             record.extra = getattr(err, "summary", None) or record.extra  # what a failing run reports
             self.log.error("%s", err)
+            if not isinstance(err, AirflowFailException):
+                raise AirflowFailException(str(err)) from None
             raise
         except Exception as err:
             record.error = f"{type(err).__name__}: {err}"
@@ -373,6 +378,11 @@ class TrilhaBaseOperator(BaseOperator):
                 f"{record.error}; the rest of the batch was processed. See meta.audit_log id "
                 f"{record.audit_id} and run log {record.run_log_id}."
             )
+        return self.returned(record)
+
+    def returned(self, record: TaskRecord) -> Any:
+        """What the task returns to XCom: its summary. (A plan returns what its mapped tasks expand
+        over instead, since Airflow maps over a task's return value only.)"""
         return record.summary()
 
     def _failures(self, counters: Counters) -> str | None:
@@ -454,3 +464,30 @@ class TrilhaBaseOperator(BaseOperator):
             for asset in assets
         ]
         return self.emit_change(context, assets, extras)
+
+
+class AnnounceOperator(TrilhaBaseOperator):
+    """Emit a layer's asset event once for everything the DAG run's tasks added to it: the last task
+    of a DAG whose work runs in mapped tasks (one event per run, not one per batch, and none when a
+    batch failed: the run is retried first).
+
+    :param layer: the layer's asset (``STAGED``...); its event goes through this task's
+        ``changes(layer)`` outlet.
+    :param bucket: the layer's bucket (templated).
+    """
+
+    template_fields: Sequence[str] = (*TrilhaBaseOperator.template_fields, "bucket")
+    #: The audit statement that tells what a DAG run added to each layer that is announced this way.
+    CHANGES: ClassVar[dict[str, str]] = {"trilha_staged": "staging_changes"}
+
+    def __init__(self, *, layer: Asset, bucket: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if layer.name not in self.CHANGES:
+            raise ValueError(f"layer: expected one of {sorted(self.CHANGES)}, got {layer.name!r}")
+        self.layer = layer
+        self.bucket = bucket
+
+    def run(self, context: Context, counters: Counters) -> dict[str, Any]:
+        run_changes = getattr(self.audit, self.CHANGES[self.layer.name])(str(context["run_id"]), self.bucket)
+        emitted = self.announce(context, [self.layer], self.bucket, run_changes)
+        return {"events": emitted}

@@ -192,6 +192,9 @@ class PromoteOperator(TrilhaBaseOperator):
             clash = batch.keys_taken(self.storage_bucket, keys)
             if not clash:
                 return plan
+            if clash <= taken:
+                # The plan ignored keys it was told are taken: a bug, which must fail, not loop.
+                raise RuntimeError(f"promotion planned keys already known taken: {sorted(clash)[:5]}")
             taken |= clash
 
     def _promote_batch(
@@ -211,6 +214,8 @@ class PromoteOperator(TrilhaBaseOperator):
             ok_keys = {s["dest_key"] for s in stored.values() if self._verified_present(s, present)}
             plan = self._plan(batch, items, stored, ok_keys, latest, project["prefix"])
             counters.add("duplicate", len(plan.duplicates))
+            for i in plan.duplicates[:3]:  # the why of a skip, for the first few (all are counted)
+                self.log.info("not promoted: %s/%s: %s", self.reception_bucket, i.source_key, i.reason)
             done, repaired = self._copy(project, plan.copy + plan.repair, counters)
             if done:
                 batch.record(project, done, self.reception_bucket, self.storage_bucket, run_id)

@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from trilha import config
 from trilha.assets import STAGED, STORED_RAW
 from trilha.domain import events, staging
 from trilha.domain.keys import validate_key_prefix
 from trilha.exceptions import IntegrityError, ObjectMissingError, ObjectWriteError
 from trilha.hooks import include
-from trilha.operators.base import Counters, Progress, TrilhaBaseOperator, chunked, parallel
+from trilha.operators.base import Counters, Progress, TaskRecord, TrilhaBaseOperator, chunked, parallel
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -41,6 +43,12 @@ class StagingOperator(TrilhaBaseOperator):
 
     :param project: only this project (templated; empty = all projects).
     :param key_prefix: only stored keys starting with this (templated).
+    :param storage_ids: stage exactly these stored files (a mapped task's batch, from
+        :class:`StagingPlanOperator`); ``None``: every file in scope.
+    :param code_version: with ``storage_ids``: the code version the batch was planned for; staging
+        refuses to run on another one.
+    :param announce_changes: emit ``trilha_staged`` for what the DAG run staged (off in mapped tasks:
+        :class:`AnnounceOperator` emits once, after every batch).
     :param workers: files staged at once, on threads (Arrow parses, validates and writes Parquet
         without holding the GIL, so each thread keeps a core busy). Memory grows with it: each file
         in flight is held whole, with its parsed table.
@@ -61,6 +69,9 @@ class StagingOperator(TrilhaBaseOperator):
         project: str = "",
         key_prefix: str = "",
         staging_bucket: str = config.DEFAULT_BUCKETS["bucket_staging"],
+        storage_ids: Sequence[int] | None = None,
+        code_version: str = "",
+        announce_changes: bool = True,
         workers: int = 2,
         **kwargs: Any,
     ) -> None:
@@ -68,20 +79,19 @@ class StagingOperator(TrilhaBaseOperator):
         self.project = project
         self.key_prefix = key_prefix
         self.staging_bucket = staging_bucket
+        self.storage_ids = None if storage_ids is None else [int(i) for i in storage_ids]
+        self.code_version = code_version
+        self.announce_changes = announce_changes
         self.workers = workers
 
     def run(self, context: Context, counters: Counters) -> dict[str, Any]:
         run_id = context["run_id"]
         version = include.code_version()
-        key_prefix = validate_key_prefix(self.key_prefix, what="key_prefix")
         self.minio.check_buckets([self.staging_bucket])
-        explicit = "project" if self.project else "key_prefix" if key_prefix else ""
-        scope = self.event_scope(context, explicit=explicit, items="keys")
-        todo = [
-            src
-            for project, keys in events.per_project(scope, self.project or None)
-            for src in self.audit.staging_candidates(project, key_prefix, version, keys)
-        ]
+        if self.storage_ids is None:
+            todo, why = self.candidates(context, version)
+        else:
+            todo, why = self._batch(version), f"mapped batch of {len(self.storage_ids)} stored files"
         progress = Progress(self.log, "staging", total=len(todo))
         rows_ok = rows_rejected = 0
         for batch in chunked(todo, BATCH):
@@ -91,15 +101,38 @@ class StagingOperator(TrilhaBaseOperator):
         progress.finish()
         counters.add("rows_ok", rows_ok)
         counters.add("rows_rejected", rows_rejected)
-        changed = self.audit.staging_changes(str(run_id), self.staging_bucket)
-        self.announce(context, [STAGED], self.staging_bucket, changed)
+        if self.announce_changes:
+            changed = self.audit.staging_changes(str(run_id), self.staging_bucket)
+            self.announce(context, [STAGED], self.staging_bucket, changed)
         return {
             "code_version": version,
             "files": len(todo),
             "rows_ok": rows_ok,
             "rows_rejected": rows_rejected,
-            "scope": scope.why,
+            "scope": why,
         }
+
+    def candidates(self, context: Context, version: str) -> tuple[list[dict[str, Any]], str]:
+        """The stored files this run stages (in the project / key prefix, or what its triggering
+        events name) that ``version`` has not staged, and why that scope."""
+        key_prefix = validate_key_prefix(self.key_prefix, what="key_prefix")
+        explicit = "project" if self.project else "key_prefix" if key_prefix else ""
+        scope = self.event_scope(context, explicit=explicit, items="keys")
+        todo = [
+            src
+            for project, keys in events.per_project(scope, self.project or None)
+            for src in self.audit.staging_candidates(project, key_prefix, version, keys)
+        ]
+        return todo, scope.why
+
+    def _batch(self, version: str) -> list[dict[str, Any]]:
+        """The files of this mapped batch that ``version`` has not staged (a retry skips the staged)."""
+        if self.code_version and self.code_version != version:
+            raise AirflowFailException(
+                f"code_version: the plan was made for {self.code_version}, this worker runs {version}: "
+                "the parsers or contracts changed between plan and stage; run the DAG again"
+            )
+        return self.audit.staging_candidates(None, "", version, None, storage_ids=self.storage_ids or [])
 
     def _stage_batch(
         self,
@@ -173,3 +206,39 @@ class StagingOperator(TrilhaBaseOperator):
             output=(out_key, digest.sha256),
             quarantine=quarantined,
         )
+
+
+class StagingPlanOperator(StagingOperator):
+    """Plan a staging run: the stored files in scope that the current code version has not staged, in
+    batches of ``batch_size`` for the mapped ``stage`` tasks. Returns the batches (one
+    ``{"storage_ids", "code_version"}`` each, what ``expand_kwargs`` maps over); its summary is in the
+    audit row and the run log. Reads only; stages nothing.
+
+    :param batch_size: stored files per mapped task (templated).
+    """
+
+    template_fields: Sequence[str] = (*StagingOperator.template_fields, "batch_size")
+
+    def __init__(self, *, batch_size: int | str = 100, **kwargs: Any) -> None:
+        super().__init__(announce_changes=False, **kwargs)
+        self.batch_size = batch_size
+        self.batches: list[dict[str, Any]] = []
+
+    def run(self, context: Context, counters: Counters) -> dict[str, Any]:
+        try:
+            size = int(self.batch_size)
+        except (TypeError, ValueError):
+            raise AirflowFailException(
+                f"batch_size: expected a whole number of files, got {self.batch_size!r}"
+            ) from None
+        if size < 1:
+            raise AirflowFailException(f"batch_size: expected 1 or more files per batch, got {size}")
+        version = include.code_version()
+        todo, why = self.candidates(context, version)
+        self.batches = batches = staging.plan_batches(todo, size, version)
+        counters.add("seen", len(todo))
+        self.log.info("%s files to stage in %s batch(es) of <= %s (%s)", len(todo), len(batches), size, why)
+        return {"code_version": version, "files": len(todo), "batches": len(batches), "scope": why}
+
+    def returned(self, record: TaskRecord) -> list[dict[str, Any]]:
+        return self.batches

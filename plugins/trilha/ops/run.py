@@ -193,18 +193,22 @@ class Runner:
 
 
 def task_summaries(dag_id: str, run_id: str) -> dict[str, Any]:
-    """Each task's returned summary (its ``return_value`` XCom), by task id."""
+    """Each task's returned summary (its ``return_value`` XCom), by task id (``stage[2]`` for map
+    index 2 of a mapped task)."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(
-            select(XComModel.task_id, XComModel.value).where(
+            select(XComModel.task_id, XComModel.map_index, XComModel.value).where(
                 XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
             )
         ).all()
-    return {task_id: XComModel.deserialize_value(_Row(value)) for task_id, value in rows}
+    return {
+        task_id if map_index < 0 else f"{task_id}[{map_index}]": XComModel.deserialize_value(_Row(value))
+        for task_id, map_index, value in rows
+    }
 
 
 @dataclass
@@ -261,7 +265,9 @@ def summary_text(summaries: dict[str, Any], width: int = 160) -> str:
     parts = []
     for task_id, value in sorted(summaries.items()):
         counters = value.get("counters", value) if isinstance(value, dict) else value
-        if isinstance(counters, dict):
+        if isinstance(counters, list):  # a plan: what its mapped tasks expand over
+            counters = f"{len(counters)} batch(es)"
+        elif isinstance(counters, dict):
             counters = {k: v for k, v in counters.items() if v}
         parts.append(f"{task_id}: {json.dumps(counters, default=str, separators=(',', ':'))}")
     text = "  ".join(parts)
