@@ -117,11 +117,11 @@ def problems(stack: Any, summary: dict[str, Any]) -> dict[str, dict[str, str]]:
 
 #: What staging makes of each stored file: status, layout, rows ok, rows quarantined, reason (a part).
 STAGED_AS: dict[str, tuple[str, str | None, int, int, str | None]] = {
-    NAME_2019: ("staged", "inmet_yearly_2019", 8760, 0, None),
-    "crlf.csv": ("staged", "inmet_yearly_2019", 8760, 0, None),
+    NAME_2019: ("staged", "inmet_automatic_2019only", 8760, 0, None),
+    "crlf.csv": ("staged", "inmet_automatic_2019only", 8760, 0, None),
     "truncated.csv": (
         "staged",
-        "inmet_yearly_2019",
+        "inmet_automatic_2019only",
         TRUNCATED_ROWS,
         1,
         f"line {TRUNCATED_LINE}: expected 20 fields (with the trailing ';'), got 4 "

@@ -105,9 +105,9 @@ def test_layouts_are_detected_from_content(samples_staged: dict[str, Any]) -> No
         for real, alias in names.items()
     }
     assert found == {
-        NAME_2003: ("inmet_yearly_pre2019", "inmet_hourly"),
-        NAME_2019: ("inmet_yearly_2019", "inmet_hourly"),
-        NAME_2024: ("inmet_yearly_2020", "inmet_hourly"),
+        NAME_2003: ("inmet_automatic_pre2019", "inmet_hourly"),
+        NAME_2019: ("inmet_automatic_2019only", "inmet_hourly"),
+        NAME_2024: ("inmet_automatic_2020plus", "inmet_hourly"),
         NAME_BDMEP: ("inmet_bdmep", "inmet_bdmep_daily"),
     }
     assert samples_staged["summary"]["files"] == 4
@@ -370,8 +370,11 @@ def test_bad_lines_are_quarantined_and_their_neighbours_kept(
     assert line not in numbers
     assert line - 1 in numbers
     assert line + 1 in numbers or line == 8769
-    # the inventory says which file and which line
-    assert name in row["reason"], row["reason"]
+    # the inventory row names the file (its source key); its reason says which line, without
+    # repeating the file's name
+    assert row["source_key"].endswith(f"/{name}")
+    assert row["reason"].startswith("1 row(s) quarantined to "), row["reason"]
+    assert name not in row["reason"].split(": ", 1)[1], row["reason"]
     assert f"line {line}" in row["reason"], row["reason"]
 
 

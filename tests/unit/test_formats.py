@@ -31,9 +31,9 @@ NEW = "INMET_SE_SP_A701_SAO PAULO - MIRANTE_01-01-2024_A_31-12-2024.CSV"
 BDMEP = "dados_A001_D_2000-05-06_2024-05-26.csv"
 YEARLY = (OLD, Y2019, NEW)
 EXPECTED_LAYOUT = {
-    OLD: "inmet_yearly_pre2019",
-    Y2019: "inmet_yearly_2019",
-    NEW: "inmet_yearly_2020",
+    OLD: "inmet_automatic_pre2019",
+    Y2019: "inmet_automatic_2019only",
+    NEW: "inmet_automatic_2020plus",
     BDMEP: "inmet_bdmep",
 }
 

@@ -157,7 +157,7 @@ def test_staging_writes_outputs_and_quarantine_and_records_one_row_per_usable_fi
     assert (row.output_key, row.output_sha256) == (out_key, sha(minio.objects[STAGING, out_key]))
     assert (row.quarantine_key, row.quarantine_sha256) == (q_key, sha(minio.objects[STAGING, q_key]))
     assert row.reason is not None
-    assert row.reason.startswith(f"{NAME}: 2 row(s) quarantined to {STAGING}/{q_key}: line 14: air_temp_c")
+    assert row.reason.startswith(f"2 row(s) quarantined to {STAGING}/{q_key}: line 14: air_temp_c")
     assert (
         parquet_bytes_to_table(minio.objects[STAGING, out_key]).column("wmo_code").to_pylist() == ["A807"] * 4
     )

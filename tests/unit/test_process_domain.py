@@ -60,7 +60,7 @@ def src_row(**over: Any) -> dict[str, Any]:
 def test_a_file_with_good_bad_and_unparseable_lines_is_staged_with_its_quarantine() -> None:
     staged = staging.stage_file(inmet_file(), NAME, load_contract)
     assert isinstance(staged, staging.StagedFile)
-    assert (staged.dataset, staged.layout) == ("inmet_hourly", "inmet_yearly_2019")
+    assert (staged.dataset, staged.layout) == ("inmet_hourly", "inmet_automatic_2019only")
     assert (staged.rows_in, staged.rows_ok, staged.rows_rejected) == (6, 4, 2)
     assert staged.ok.column("wmo_code").to_pylist() == ["A807"] * 4
     assert staged.quarantine is not None
@@ -89,7 +89,7 @@ def test_a_header_without_rows_is_rejected_naming_the_header_line() -> None:
         "rejected",
         f"{NAME}: no data lines: expected rows after the header (line 9), got none",
         "inmet_hourly",
-        "inmet_yearly_2019",
+        "inmet_automatic_2019only",
     )
 
 
@@ -127,7 +127,7 @@ def test_rows_that_do_not_add_up_fail_the_file_rather_than_record_a_wrong_count(
         "failed",
         "row accounting mismatch: 6 data lines, 3 ok + 2 quarantined",
         "inmet_hourly",
-        "inmet_yearly_2019",
+        "inmet_automatic_2019only",
         rows_in=6,
         rows_ok=0,
         rows_rejected=6,
@@ -163,7 +163,7 @@ def test_the_inventory_row_of_a_staged_file_names_both_outputs_and_the_quarantin
     assert row.schema is not None
     assert row.schema["observed_at"] == "timestamp[us, tz=UTC]"
     assert row.reason == (
-        f"{NAME}: 2 row(s) quarantined to trilha-staging/{q_key}: "
+        f"2 row(s) quarantined to trilha-staging/{q_key}: "
         "line 14: air_temp_c: expected -40..60 °C, got 99.5; "
         "line 15: expected an hour HH:MM or HHMM UTC, got '2500 UTC'"
     )
@@ -219,8 +219,8 @@ def test_the_quarantine_is_the_parsers_rejects_then_the_contracts() -> None:
 def test_the_reason_shows_the_first_three_lines_by_number_and_counts_the_rest() -> None:
     table = quarantine_table(parser_rejects([7, 2]), contract_rejects([30, 5, 11]), "f.csv")
     assert table is not None
-    assert quarantine_reason("f.csv", table, "stg", "p/q.parquet") == (
-        "f.csv: 5 row(s) quarantined to stg/p/q.parquet: line 2: bad cell on 2; "
+    assert quarantine_reason(table, "stg", "p/q.parquet") == (
+        "5 row(s) quarantined to stg/p/q.parquet: line 2: bad cell on 2; "
         "line 5: air_temp_c out of range on 5; line 7: bad cell on 7; and 2 more"
     )
 
@@ -229,8 +229,8 @@ def test_the_reason_is_cut_to_what_the_audit_stores() -> None:
     long = pa.table({"line_number": [1], "reason": ["x" * 5000], "raw_line": ["r"]})
     table = quarantine_table(long, contract_rejects([]), "f.csv")
     assert table is not None
-    reason = quarantine_reason("f.csv", table, "stg", "k")
-    assert reason == "f.csv: 1 row(s) quarantined to stg/k: line 1: " + "x" * 200
+    reason = quarantine_reason(table, "stg", "k")
+    assert reason == "1 row(s) quarantined to stg/k: line 1: " + "x" * 199 + "…"
 
 
 # manifests and records ---------------------------------------------------------------------------

@@ -50,16 +50,23 @@ def quarantine_table(parsed_rejected: pa.Table, contract_rejected: pa.Table, sou
     return pa.concat_tables(parts, promote_options="permissive")
 
 
-def quarantine_reason(source: str, quarantine: pa.Table, bucket: str, key: str, shown: int = SHOWN) -> str:
-    """The audit's account of a file's quarantined rows: how many, where, and the first lines and why."""
+def quarantine_reason(quarantine: pa.Table, bucket: str, key: str, shown: int = SHOWN) -> str:
+    """The audit's account of a file's quarantined rows: how many, where, and the first lines and why.
+
+    The inventory row it goes in names the file already, so the reason does not repeat it. A line's
+    reason longer than :data:`MAX_LINE_REASON` ends in ``…`` (the quarantine object has it whole)."""
     import pyarrow.compute as pc
 
     first = quarantine.take(pc.sort_indices(quarantine, sort_keys=[("_line_number", "ascending")])[:shown])
     lines = "; ".join(
-        f"line {n}: {str(r)[:MAX_LINE_REASON]}"
+        f"line {n}: {_cut(str(r), MAX_LINE_REASON)}"
         for n, r in zip(
             first.column("_line_number").to_pylist(), first.column("_reason").to_pylist(), strict=True
         )
     )
     more = f"; and {quarantine.num_rows - shown} more" if quarantine.num_rows > shown else ""
-    return f"{source}: {quarantine.num_rows} row(s) quarantined to {bucket}/{key}: {lines}{more}"[:MAX_REASON]
+    return _cut(f"{quarantine.num_rows} row(s) quarantined to {bucket}/{key}: {lines}{more}", MAX_REASON)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -170,7 +170,7 @@ def staging_row(
             raise ValueError(f"{src['dest_key']}: a staged file's row needs its output bucket and key")
         status, schema = "staged", {f.name: str(f.type) for f in staged.ok.schema}
         if quarantine is not None and staged.quarantine is not None:
-            reason = quarantine_reason(src["logical_name"], staged.quarantine, bucket, quarantine[0])
+            reason = quarantine_reason(staged.quarantine, bucket, quarantine[0])
     return StagingRow(
         project_id=src["project_id"],
         storage_id=src["storage_audit_id"],

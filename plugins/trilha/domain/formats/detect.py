@@ -10,6 +10,7 @@ from trilha.domain.formats.bdmep import looks_like_bdmep, parse_bdmep
 from trilha.domain.formats.encoding import decode_bytes, prepare, sample_lines
 from trilha.domain.formats.generic import parse_generic
 from trilha.domain.formats.inmet import (
+    YEARLY_LAYOUTS,
     is_column_header,
     looks_like_inmet_yearly,
     meta_key,
@@ -23,9 +24,7 @@ if TYPE_CHECKING:
     from trilha.domain.formats.parsed import ParsedFile
 
 LAYOUTS: tuple[str, ...] = (
-    "inmet_yearly_pre2019",
-    "inmet_yearly_2019",
-    "inmet_yearly_2020",
+    *YEARLY_LAYOUTS,
     "inmet_bdmep",
     "generic_csv",
 )
@@ -83,7 +82,7 @@ def parse_file(data: bytes, name: str) -> ParsedFile:
     prepared = prepare(data, name)
     layout = _detect_prepared(prepared, name)
     try:
-        if layout.startswith("inmet_yearly"):
+        if layout in YEARLY_LAYOUTS:
             return parse_yearly(prepared, name)
         if layout == "inmet_bdmep":
             return parse_bdmep(prepared, name)

@@ -104,15 +104,25 @@ def looks_like_inmet_yearly(lines: list[str]) -> bool:
     return False
 
 
+#: The three layouts of INMET's yearly automatic-station files, named so that none reads as a year:
+#: until 2018, the files of 2019, and from 2020 on.
+PRE_2019, ONLY_2019, FROM_2020 = (
+    "inmet_automatic_pre2019",
+    "inmet_automatic_2019only",
+    "inmet_automatic_2020plus",
+)
+YEARLY_LAYOUTS = (PRE_2019, ONLY_2019, FROM_2020)
+
+
 def yearly_layout(lines: list[str]) -> str:
     """Which of the three yearly layouts a header shows (parsing does not depend on it)."""
     header = next(line for line in lines if is_column_header(line))
     if "YYYY" in header.split(";")[0].upper():
-        return "inmet_yearly_pre2019"
+        return PRE_2019
     meta = lines[: lines.index(header)]
     if any("?" in line.partition(";")[0] for line in meta) or "KJ/m" in header:
-        return "inmet_yearly_2019"
-    return "inmet_yearly_2020"
+        return ONLY_2019
+    return FROM_2020
 
 
 # --------------------------------------------------------------------------------------------------
