@@ -15,6 +15,7 @@ table at a snapshot, batch by batch, in a stable order (partition, then file).
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -127,7 +128,14 @@ class IcebergHook:
     def catalog(self) -> SqlCatalog:
         from pyiceberg.catalog.sql import SqlCatalog
 
-        return SqlCatalog(tables.CATALOG_NAME, **self.catalog_properties())
+        properties = self.catalog_properties()
+        # S3-compatible servers (rclone serve s3, older MinIO) refuse the checksum trailers that
+        # the AWS SDK of pyarrow's S3 file system sends by default (HTTP 411 on UploadPart). As the
+        # Trilha connections' botocore config (config.s3_connection_extra), checksums only when
+        # required; the SDK reads these when each S3 client is made.
+        for name in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
+            os.environ.setdefault(name, "when_required")
+        return SqlCatalog(tables.CATALOG_NAME, **properties)
 
     def close(self) -> None:
         if "catalog" in self.__dict__:
@@ -181,7 +189,11 @@ class IcebergHook:
         from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
         from pyiceberg.transforms import IdentityTransform, YearTransform
 
-        iceberg_schema = Catalog._convert_schema_if_needed(schema)
+        from pyiceberg.schema import assign_fresh_schema_ids
+
+        # Converted from Arrow, every field id is -1: number them first, so the partition's source
+        # id names the column (create_table keeps ids that are already fresh).
+        iceberg_schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(schema))
         partition = tables.partition_of(name)
         if partition is None:
             return iceberg_schema, UNPARTITIONED_PARTITION_SPEC
