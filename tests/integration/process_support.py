@@ -139,3 +139,22 @@ def parquet(stack: Any, bucket: str, key: str) -> Any:
 
 def object_sha(stack: Any, bucket: str, key: str) -> str:
     return sha(read(stack, bucket, key))
+
+
+def curated_identifier(row: dict[str, Any], name: str) -> tuple[str, str]:
+    """The catalog identifier of table ``name`` of a curated version (its inventory row)."""
+    namespace, table = str(row["tables"][name]["identifier"]).split(".", 1)
+    return namespace, table
+
+
+def curated_table(row: dict[str, Any], name: str, snapshot_id: int | None = None) -> Any:
+    """Table ``name`` of a curated version, read through the Iceberg catalog at the version's
+    snapshot (or ``snapshot_id``)."""
+    from trilha.hooks.iceberg import IcebergHook
+
+    hook = IcebergHook()
+    try:
+        snapshot = int(snapshot_id or row["tables"][name]["snapshot_id"])
+        return hook.read(curated_identifier(row, name), snapshot)
+    finally:
+        hook.close()

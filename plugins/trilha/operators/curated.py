@@ -155,7 +155,7 @@ class CuratedOperator(TrilhaBaseOperator):
             "project": target["project_name"],
             "dataset": dataset,
             "version": made.version,
-            "files": len(made.tables or {}),
+            "tables": len(made.tables or {}),
         }
 
     def _fetch(self, inp: dict[str, Any], counters: Counters) -> pa.Table:
