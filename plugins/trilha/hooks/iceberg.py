@@ -187,9 +187,8 @@ class IcebergHook:
     def _schema_and_spec(name: str, schema: pa.Schema) -> tuple[Any, Any]:
         from pyiceberg.catalog import Catalog
         from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
-        from pyiceberg.transforms import IdentityTransform, YearTransform
-
         from pyiceberg.schema import assign_fresh_schema_ids
+        from pyiceberg.transforms import IdentityTransform, YearTransform
 
         # Converted from Arrow, every field id is -1: number them first, so the partition's source
         # id names the column (create_table keeps ids that are already fresh).
