@@ -86,15 +86,16 @@ def split(s: Scope, **kwargs: Any) -> Any:
 
 
 def record_writes(op: Any) -> list[str]:
-    """The keys ``op`` uploads through its MinIO hook's ``put_bytes``, in order, as it runs."""
+    """The keys ``op`` uploads through its MinIO hook (``upload_stream``, which ``put_bytes`` uses),
+    in order, as it runs. Iceberg's own files go through pyarrow's S3 file system, not counted here."""
     written: list[str] = []
-    put_bytes = op.minio.put_bytes
+    upload_stream = op.minio.upload_stream
 
-    def spy(bucket: str, key: str, data: bytes, **kwargs: Any) -> Any:
+    def spy(bucket: str, key: str, stream: Any, **kwargs: Any) -> Any:
         written.append(key)
-        return put_bytes(bucket, key, data, **kwargs)
+        return upload_stream(bucket, key, stream, **kwargs)
 
-    op.minio.put_bytes = spy
+    op.minio.upload_stream = spy
     return written
 
 

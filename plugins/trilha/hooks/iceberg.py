@@ -315,6 +315,24 @@ class IcebergHook:
         )
         return scan, tasks
 
+    @staticmethod
+    def _check_files(table: Table, snapshot_id: int, tasks: Sequence[Any]) -> None:
+        """Every data file of the snapshot is there with the size its manifest recorded (Iceberg
+        records no content hash; a file cut short, grown or deleted behind the catalog's back is
+        refused, named, before anything is read)."""
+        for task in tasks:
+            path, recorded = str(task.file.file_path), int(task.file.file_size_in_bytes)
+            where = f"curated table {table.name()} snapshot {snapshot_id}: {path}"
+            try:
+                size = len(table.io.new_input(path))
+            except FileNotFoundError:
+                raise IcebergError(f"{where} is missing; expected the data file its manifest lists") from None
+            if size != recorded:
+                raise IcebergError(
+                    f"{where}: expected {recorded} bytes (its manifest), found {size}; the file changed "
+                    "after the version was made"
+                )
+
     def batches(self, identifier: tuple[str, str], snapshot_id: int) -> Iterator[pa.RecordBatch]:
         """``identifier`` at ``snapshot_id``, batch by batch: partitions in year order, each one's
         files in path order, rows as written (within a partition: by station, then time)."""
@@ -322,26 +340,33 @@ class IcebergHook:
 
         table = self.load(identifier)
         scan, tasks = self._tasks(table, snapshot_id)
+        self._check_files(table, snapshot_id, tasks)
         reader = _to_arrow_batch_reader_via_file_scan_tasks(scan, scan.projection(), tasks)
         for batch in reader:
             yield _plain_batch(batch)
+
+    def schema(self, identifier: tuple[str, str], snapshot_id: int) -> pa.Schema:
+        """The Arrow schema of ``identifier`` at ``snapshot_id`` (as :meth:`batches` yields it)."""
+        from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+        table = self.load(identifier)
+        scan, _ = self._tasks(table, snapshot_id)
+        return _plain(schema_to_pyarrow(scan.projection(), include_field_ids=False).empty_table()).schema
 
     def read(self, identifier: tuple[str, str], snapshot_id: int) -> pa.Table:
         """The whole table at a snapshot (small tables, tests): :meth:`batches` concatenated."""
         import pyarrow as pa
 
-        table = self.load(identifier)
-        scan, _ = self._tasks(table, snapshot_id)
-        from pyiceberg.io.pyarrow import schema_to_pyarrow
-
-        schema = _plain(schema_to_pyarrow(scan.projection()).empty_table()).schema
-        return pa.Table.from_batches(list(self.batches(identifier, snapshot_id)), schema=schema)
+        schema = self.schema(identifier, snapshot_id)
+        batches = [b.cast(schema) for b in self.batches(identifier, snapshot_id)]
+        return pa.Table.from_batches(batches, schema=schema)
 
     def data_files(self, identifier: tuple[str, str], snapshot_id: int) -> list[dict[str, Any]]:
         """The data files of ``identifier`` at ``snapshot_id`` (``path``, ``rows``, ``bytes``,
         ``year``), in :meth:`batches`' order: what another engine reads for that snapshot."""
         table = self.load(identifier)
         _, tasks = self._tasks(table, snapshot_id)
+        self._check_files(table, snapshot_id, tasks)
         if any(t.delete_files for t in tasks):  # pragma: no cover - Trilha never writes delete files
             raise IcebergError(f"curated table {table.name()}: snapshot {snapshot_id} has delete files")
         return [
