@@ -141,6 +141,11 @@ class IcebergHook:
         if "catalog" in self.__dict__:
             self.__dict__.pop("catalog").engine.dispose()
 
+    @staticmethod
+    def location(bucket: str, project_prefix: str, dataset: str, table: str) -> str:
+        """Where a new table's files go: :func:`trilha.domain.tables.table_location`."""
+        return tables.table_location(bucket, project_prefix, dataset, table)
+
     def load(self, identifier: tuple[str, str]) -> Table:
         """The table ``identifier``; :class:`IcebergError` naming it when the catalog has none."""
         from pyiceberg.exceptions import NoSuchTableError

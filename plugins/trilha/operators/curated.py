@@ -347,7 +347,7 @@ class _TableWriter:
         schemas = self._empty_schemas() if hourly else {}
         opened: dict[str, Any] = {}
         for name, schema in schemas.items():
-            location = tables.table_location(self.op.curated_bucket, self.prefix, self.dataset, name)
+            location = self.hook.location(self.op.curated_bucket, self.prefix, self.dataset, name)
             opened[name] = self.hook.open_or_create(self._ident(name), name, schema, location)
         plan = tables.plan_run(
             inputs,
@@ -376,7 +376,7 @@ class _TableWriter:
             made["stations"] = self._commit("stations", opened["stations"], added, None, props, plan)
         else:
             data = curate_generic(self.op._fetch_all(list(inputs), self.counters))
-            location = tables.table_location(self.op.curated_bucket, self.prefix, self.dataset, "data")
+            location = self.hook.location(self.op.curated_bucket, self.prefix, self.dataset, "data")
             table = self.hook.open_or_create(self._ident("data"), "data", data.schema, location)
             made["data"] = self._commit("data", table, self.hook.write_files(table, data), None, props, plan)
         objects = tables.written_objects(before, self._listing())
