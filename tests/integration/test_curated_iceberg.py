@@ -115,9 +115,9 @@ def test_duckdb_reads_a_snapshot_and_gets_the_rows_trilha_reads(
         local.append(str(path))
     con = duckdb.connect()
     try:
-        got = con.execute(
-            "SELECT * FROM read_parquet(?) ORDER BY wmo_code, observed_at", [local]
-        ).fetch_arrow_table()
+        got = con.sql(
+            "SELECT * FROM read_parquet($files) ORDER BY wmo_code, observed_at", params={"files": local}
+        ).to_arrow_table()
     finally:
         con.close()
     mine = curated_table(row, "hourly").sort_by([("wmo_code", "ascending"), ("observed_at", "ascending")])
@@ -125,3 +125,59 @@ def test_duckdb_reads_a_snapshot_and_gets_the_rows_trilha_reads(
     assert got.column_names == mine.column_names
     assert got.cast(mine.schema).to_pylist() == mine.to_pylist()
     assert isinstance(got, pa.Table)
+
+
+def test_a_run_that_dies_after_its_commits_leaves_no_version_and_the_rerun_converges(
+    stack: Any,
+) -> None:
+    """curated dies after its tables' commits, before its manifest and inventory row (the publication
+    point), with a data file it wrote and never committed besides: no version exists, so no reader
+    sees its snapshots. The re-run deletes the never-committed file, claims the committed ones (the
+    tables' history), publishes v0001 with the right rows, and reconcile finds no drift."""
+    from trilha.hooks.iceberg import IcebergHook
+    from trilha.ops import reconcile as cli
+
+    s = new_scope("icedie")
+    load(stack, s, {NAME_2019: sample(NAME_2019)})
+    run(staging(s))
+    op = curated(s, dataset="inmet_hourly")
+    put_bytes = op.minio.put_bytes
+
+    def die_at_the_manifest(bucket: str, key: str, data: bytes, **kwargs: Any) -> Any:
+        if key.endswith("/manifest.json"):
+            # what a killed run leaves besides its commits: a data file written, never committed
+            hook = IcebergHook()
+            try:
+                table = hook.load((s.prefix, "inmet_hourly__daily"))
+                hook.write_files(
+                    table, hook.read((s.prefix, "inmet_hourly__daily"), table.current_snapshot().snapshot_id)
+                )
+            finally:
+                hook.close()
+            raise ConnectionError("killed before the manifest")
+        return put_bytes(bucket, key, data, **kwargs)
+
+    op.minio.put_bytes = die_at_the_manifest
+    with pytest.raises(ConnectionError, match="killed before the manifest"):
+        run(op)
+    assert curated_rows(stack, s) == []
+    keys = [
+        o["Key"] for o in s3(stack).list_objects_v2(Bucket="curated-data", Prefix=f"{s.prefix}/")["Contents"]
+    ]
+    daily_data = [k for k in keys if "/_iceberg/daily/data/" in k]
+    assert len(daily_data) == 2  # the committed one and the never-committed one
+
+    made = run(curated(s, dataset="inmet_hourly"))
+    assert [v["version"] for v in made["versions"]] == ["v0001"]
+    (row,) = curated_rows(stack, s)
+    assert curated_table(row, "hourly").num_rows == data_lines(sample(NAME_2019)) == row["rows"]
+    after = {
+        o["Key"] for o in s3(stack).list_objects_v2(Bucket="curated-data", Prefix=f"{s.prefix}/")["Contents"]
+    }
+    # of the dead run's two daily data files the committed one stays (history), the orphan is gone
+    assert len(set(daily_data) & after) == 1
+    assert len([k for k in after if "/_iceberg/daily/data/" in k]) == 2  # and the re-run's own
+    # every object is claimed by the version: the dead run's commits and the re-run's
+    assert after == {o["key"] for o in row["objects"]} | {row["manifest_key"]}
+    code = cli.main(["--project", s.name, "--grace-minutes", "0", "--bucket", "curated"])
+    assert code == 0

@@ -187,7 +187,16 @@ def test_identifiers_and_locations_are_checked() -> None:
         tables.identifier("p", "../x", "hourly")
 
 
-def test_written_objects_are_the_new_keys() -> None:
-    before = [("p/a", 1, '"e1"')]
+def test_written_objects_are_the_keys_no_version_claims() -> None:
     after = [("p/b", 2, '"e2"'), ("p/a", 1, '"e1"')]
-    assert tables.written_objects(before, after) == [{"key": "p/b", "bytes": 2, "etag": "e2"}]
+    assert tables.written_objects({"p/a"}, after) == [{"key": "p/b", "bytes": 2, "etag": "e2"}]
+
+
+def test_leftovers_of_a_dead_run_are_history_or_orphans() -> None:
+    history, orphans = tables.leftovers(
+        claimed={"t/metadata/1.json"},
+        listed=["t/metadata/1.json", "t/metadata/2.json", "t/data/committed.parquet", "t/data/never.parquet"],
+        referenced=["t/metadata/1.json", "t/metadata/2.json", "t/data/committed.parquet"],
+    )
+    assert history == ["t/data/committed.parquet", "t/metadata/2.json"]
+    assert orphans == ["t/data/never.parquet"]

@@ -247,14 +247,26 @@ def new_parts(
     return [i for i in inputs if input_id(i) not in known]
 
 
-def written_objects(
-    before: Iterable[tuple[str, int, str]], after: Iterable[tuple[str, int, str]]
-) -> list[dict[str, Any]]:
-    """The objects a run wrote under its tables' prefixes: listed after it and not before
-    (``(key, bytes, etag)`` each), sorted by key, as ``curated_inventory.objects`` records them."""
-    seen = {key for key, _, _ in before}
+def written_objects(claimed: Iterable[str], after: Iterable[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """The objects under a dataset's table prefixes that no earlier version claims, listed after the
+    run (``(key, bytes, etag)`` each), sorted by key, as ``curated_inventory.objects`` records them:
+    what this version's commits wrote, and what the commits of a run that died before publishing
+    wrote (part of the tables' history now; see :func:`leftovers`)."""
+    seen = set(claimed)
     return [
         {"key": key, "bytes": int(size), "etag": etag.strip('"')}
         for key, size, etag in sorted(after)
         if key not in seen
     ]
+
+
+def leftovers(
+    claimed: Iterable[str], listed: Iterable[str], referenced: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """Objects under the tables' prefixes that no version claims, found before a run writes: those
+    the tables' metadata references (committed by a run that died before its inventory row: history
+    the next version claims) and those it does not (data files written and never committed: orphans,
+    deleted). Returns ``(history, orphans)``, each sorted."""
+    seen, used = set(claimed), set(referenced)
+    unclaimed = sorted(k for k in set(listed) if k not in seen)
+    return [k for k in unclaimed if k in used], [k for k in unclaimed if k not in used]

@@ -389,9 +389,10 @@ class AuditHook(PostgresHook):
         """Make the next curated version of a dataset: one transaction that takes the dataset's
         version lock, numbers the version, calls ``write(version, latest)`` (which writes its
         objects, commits its tables' snapshots and returns its record; ``latest``: the dataset's
-        latest version, ``id``, ``version``, ``table_format``, ``tables`` and ``inputs`` decoded, or
-        ``None``) and inserts the record. The insert is the publication point: the version exists
-        for readers once this transaction commits.
+        latest version, ``id``, ``version``, ``table_format``, ``tables`` and ``inputs`` decoded, and
+        ``claimed``, the keys of every object its versions' rows claim; or ``None``) and inserts
+        the record. The insert is the publication point: the version exists for readers once this
+        transaction commits.
 
         :returns: the new version's record; or, when a run that started at the same time made a
             version from these very inputs meanwhile, that version's name (nothing is written).
@@ -407,7 +408,13 @@ class AuditHook(PostgresHook):
             latest = None
             if rows:
                 row = rows[0]
-                latest = {**row, "tables": self._jsonb(row["tables"]), "inputs": self._jsonb(row["inputs"])}
+                claimed = {str(r["key"]) for r in tx.run("curated_claimed", ids)}
+                latest = {
+                    **row,
+                    "tables": self._jsonb(row["tables"]),
+                    "inputs": self._jsonb(row["inputs"]),
+                    "claimed": claimed,
+                }
             record = write(lineage.curated_version(int(nxt)), latest)
             tx.run(
                 "curated_insert",

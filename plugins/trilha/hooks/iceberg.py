@@ -303,6 +303,21 @@ class IcebergHook:
             out.append(dict(summary.additional_properties) if summary is not None else {})
         return None if published is not None else out
 
+    @staticmethod
+    def referenced(table: Table) -> set[str]:
+        """Every file the table's metadata references, as ``s3://bucket/key`` locations: its metadata
+        files (current and logged), and for every snapshot its manifest list, manifests and data
+        files. What an orphan-file clean-up keeps; reads every manifest (a leftover-only path)."""
+        metadata = table.metadata
+        paths = {str(table.metadata_location), *(str(e.metadata_file) for e in metadata.metadata_log)}
+        for snapshot in metadata.snapshots:
+            paths.add(str(snapshot.manifest_list))
+            for manifest in snapshot.manifests(table.io):
+                paths.add(str(manifest.manifest_path))
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                    paths.add(str(entry.data_file.file_path))
+        return paths
+
     # reading -----------------------------------------------------------------------------------
     def rows(self, table: Table, snapshot_id: int) -> int:
         return sum(int(t.file.record_count) for t in table.scan(snapshot_id=snapshot_id).plan_files())

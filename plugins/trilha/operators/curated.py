@@ -342,9 +342,10 @@ class _TableWriter:
     ) -> _Made:
         from trilha.domain.curate import curate_generic, curate_inmet_hourly_year, stations_from_years
 
-        before = self._listing()
         hourly = self.dataset == "inmet_hourly"
         schemas = self._empty_schemas() if hourly else {}
+        claimed: set[str] = set((self.latest or {}).get("claimed") or ())
+        self._settle_leftovers(claimed)
         opened: dict[str, Any] = {}
         for name, schema in schemas.items():
             location = self.hook.location(self.op.curated_bucket, self.prefix, self.dataset, name)
@@ -379,10 +380,36 @@ class _TableWriter:
             location = self.hook.location(self.op.curated_bucket, self.prefix, self.dataset, "data")
             table = self.hook.open_or_create(self._ident("data"), "data", data.schema, location)
             made["data"] = self._commit("data", table, self.hook.write_files(table, data), None, props, plan)
-        objects = tables.written_objects(before, self._listing())
+        objects = tables.written_objects(claimed, self._listing())
         for obj in objects:
             self.counters.add("bytes", obj["bytes"])
         return _Made(tables=made, objects=objects)
+
+    def _settle_leftovers(self, claimed: set[str]) -> None:
+        """Objects under the tables' prefixes that no version claims are what a run that died wrote:
+        the ones the tables' metadata references (its commits, now history) are claimed by this
+        version (:func:`trilha.domain.tables.written_objects`); data files it wrote and never
+        committed are deleted, so no orphan remains (under the version lock: no run writes them)."""
+        listed = [key for key, _, _ in self._listing()]
+        if all(key in claimed for key in listed):
+            return
+        bucket = self.op.curated_bucket
+        referenced: set[str] = set()
+        for name in self.names:
+            if self.hook.exists(self._ident(name)):
+                located = self.hook.referenced(self.hook.load(self._ident(name)))
+                referenced |= {p.split("/", 3)[3] for p in located if p.startswith(f"s3://{bucket}/")}
+        history, orphans = tables.leftovers(claimed, listed, referenced)
+        if orphans:
+            self.op.minio.delete_keys(bucket, orphans)
+        self.op.log.warning(
+            "%s/%s: a run that died left %s committed file(s) (claimed by this version) and %s "
+            "never-committed file(s) (deleted)",
+            self.prefix,
+            self.dataset,
+            len(history),
+            len(orphans),
+        )
 
     @staticmethod
     def _empty_schemas() -> dict[str, pa.Schema]:
