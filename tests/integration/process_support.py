@@ -86,15 +86,16 @@ def split(s: Scope, **kwargs: Any) -> Any:
 
 
 def record_writes(op: Any) -> list[str]:
-    """The keys ``op`` uploads through its MinIO hook's ``put_bytes``, in order, as it runs."""
+    """The keys ``op`` uploads through its MinIO hook (``upload_stream``, which ``put_bytes`` uses),
+    in order, as it runs. Iceberg's own files go through pyarrow's S3 file system, not counted here."""
     written: list[str] = []
-    put_bytes = op.minio.put_bytes
+    upload_stream = op.minio.upload_stream
 
-    def spy(bucket: str, key: str, data: bytes, **kwargs: Any) -> Any:
+    def spy(bucket: str, key: str, stream: Any, **kwargs: Any) -> Any:
         written.append(key)
-        return put_bytes(bucket, key, data, **kwargs)
+        return upload_stream(bucket, key, stream, **kwargs)
 
-    op.minio.put_bytes = spy
+    op.minio.upload_stream = spy
     return written
 
 
@@ -139,3 +140,22 @@ def parquet(stack: Any, bucket: str, key: str) -> Any:
 
 def object_sha(stack: Any, bucket: str, key: str) -> str:
     return sha(read(stack, bucket, key))
+
+
+def curated_identifier(row: dict[str, Any], name: str) -> tuple[str, str]:
+    """The catalog identifier of table ``name`` of a curated version (its inventory row)."""
+    namespace, table = str(row["tables"][name]["identifier"]).split(".", 1)
+    return namespace, table
+
+
+def curated_table(row: dict[str, Any], name: str, snapshot_id: int | None = None) -> Any:
+    """Table ``name`` of a curated version, read through the Iceberg catalog at the version's
+    snapshot (or ``snapshot_id``)."""
+    from trilha.hooks.iceberg import IcebergHook
+
+    hook = IcebergHook()
+    try:
+        snapshot = int(snapshot_id or row["tables"][name]["snapshot_id"])
+        return hook.read(curated_identifier(row, name), snapshot)
+    finally:
+        hook.close()

@@ -1,6 +1,8 @@
-"""curated against the real stack: one conformed row per station and UTC hour, deduplicated across
-overlapping inputs, byte-identical re-runs, daily aggregates, no version without new input, and a
-manifest whose inputs and files are the exact objects (hashed here after download).
+"""curated against the real stack: Iceberg tables (SQL catalog in the audit PostgreSQL, files in the
+curated bucket) with one conformed row per station and UTC hour, deduplicated across overlapping
+inputs, daily aggregates, no snapshot without new input, a new input rewriting only the partitions
+(years) it touches, earlier versions readable at their snapshots, and a manifest and snapshot
+summaries naming the exact staged inputs (hashed here after download).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from tests.integration.process_support import (
     STAGING,
     crlf,
     curated,
+    curated_identifier,
     curated_rows,
+    curated_table,
     data_lines,
     load,
     object_sha,
-    parquet,
     record_writes,
     sample,
     sha,
@@ -49,7 +52,32 @@ def version(rows: list[dict[str, Any]], dataset: str, name: str) -> dict[str, An
 
 
 def table(stack: Any, row: dict[str, Any], name: str) -> pa.Table:
-    return parquet(stack, CURATED, row["files"][name]["key"])
+    return curated_table(row, name)
+
+
+def rows_of(t: pa.Table, *keys: str) -> list[dict[str, Any]]:
+    """The rows of ``t`` in key order: a table's content, whatever order its files are read in."""
+    return t.sort_by([(k, "ascending") for k in keys]).to_pylist()
+
+
+def summary(row: dict[str, Any], name: str) -> dict[str, str]:
+    from trilha.hooks.iceberg import IcebergHook
+
+    hook = IcebergHook()
+    try:
+        return hook.snapshot_summary(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
+    finally:
+        hook.close()
+
+
+def data_files(row: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    from trilha.hooks.iceberg import IcebergHook
+
+    hook = IcebergHook()
+    try:
+        return hook.data_files(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
+    finally:
+        hook.close()
 
 
 def assert_one_row_per_station_hour(hourly: pa.Table) -> None:
@@ -59,20 +87,30 @@ def assert_one_row_per_station_hour(hourly: pa.Table) -> None:
 
 
 def assert_manifest_matches_objects(stack: Any, row: dict[str, Any]) -> dict[str, Any]:
-    """The manifest's inputs are the staged inventory's, and every sha256 is the object's real one."""
+    """The manifest's inputs are the staged inventory's, every sha256 is the object's real one, its
+    tables are the row's snapshots, each snapshot's summary names the version and its inputs, and
+    every object the row says the version wrote is in the bucket with that size."""
     raw = read(stack, CURATED, row["manifest_key"])
     assert sha(raw) == row["manifest_sha256"]
     manifest = json.loads(raw)
     assert manifest["version"] == row["version"]
     assert manifest["dataset"] == row["dataset"]
+    assert (manifest["table_format"], row["table_format"]) == ("iceberg", "iceberg")
     for inp in manifest["inputs"]:
         assert object_sha(stack, inp["bucket"], inp["key"]) == inp["sha256"], inp["key"]
-    for name, f in manifest["files"].items():
-        assert object_sha(stack, CURATED, f["key"]) == f["sha256"], name
-        assert parquet(stack, CURATED, f["key"]).num_rows == f["rows"], name
-        assert f["key"] == f"{row['prefix']}/{name}.parquet"
-    assert manifest["files"] == row["files"]
+    assert manifest["tables"] == row["tables"]
     assert manifest["inputs"] == row["inputs"]
+    for name, t in row["tables"].items():
+        props = summary(row, name)
+        assert props["trilha.version"] == row["version"], name
+        assert props["trilha.inputs-fingerprint"] == row["inputs_fingerprint"], name
+        assert int(props["trilha.inputs-count"]) == len(row["inputs"]) == row["inputs_count"]
+        assert curated_table(row, name).num_rows == t["rows"], name
+    heads = s3(stack)
+    assert row["objects"], "a version's commits write objects"
+    for obj in row["objects"]:
+        assert obj["key"].startswith(f"{row['prefix'].rsplit('/', 1)[0]}/_iceberg/"), obj["key"]
+        assert heads.head_object(Bucket=CURATED, Key=obj["key"])["ContentLength"] == obj["bytes"]
     return manifest
 
 
@@ -90,15 +128,27 @@ def lake(stack: Any) -> dict[str, Any]:
 
 
 def test_one_version_per_dataset_with_its_tables(lake: dict[str, Any]) -> None:
-    made = sorted((v["dataset"], v["version"], v["files"]) for v in lake["summary"]["versions"])
-    assert made == [("inmet_bdmep_daily", "v0001", 1), ("inmet_hourly", "v0001", 3)]
+    made = sorted((v["dataset"], v["version"], v["tables"]) for v in lake["summary"]["versions"])
+    assert made == [("inmet_bdmep_daily", "v0001", 1), ("inmet_hourly", "v0001", 4)]
     rows = lake["rows"]
     assert sorted((r["dataset"], r["version"]) for r in rows) == [
         ("inmet_bdmep_daily", "v0001"),
         ("inmet_hourly", "v0001"),
     ]
-    assert sorted(version(rows, "inmet_hourly", "v0001")["files"]) == ["daily", "hourly", "stations"]
-    assert sorted(version(rows, "inmet_bdmep_daily", "v0001")["files"]) == ["data"]
+    hourly = version(rows, "inmet_hourly", "v0001")
+    assert sorted(hourly["tables"]) == ["daily", "hourly", "station_years", "stations"]
+    assert sorted(version(rows, "inmet_bdmep_daily", "v0001")["tables"]) == ["data"]
+    prefix = lake["scope"].prefix
+    assert hourly["tables"]["hourly"]["identifier"] == f"{prefix}.inmet_hourly__hourly"
+    assert hourly["files"] == {}
+    # partitioned by UTC year: one data file per year of the three yearly files
+    assert [f["year"] for f in data_files(hourly, "hourly")] == [2003, 2019, 2024]
+    assert [f["year"] for f in data_files(hourly, "daily")] == [2003, 2019, 2024]
+    assert [f["year"] for f in data_files(hourly, "stations")] == [None]
+    assert all(
+        f["path"].startswith(f"s3://{CURATED}/{prefix}/inmet_hourly/_iceberg/hourly/data/")
+        for f in data_files(hourly, "hourly")
+    )
 
 
 def test_hourly_is_one_sorted_row_per_station_and_utc_hour(stack: Any, lake: dict[str, Any]) -> None:
@@ -111,7 +161,7 @@ def test_hourly_is_one_sorted_row_per_station_and_utc_hour(stack: Any, lake: dic
     assert not [n for n in hourly.schema.names if n.startswith("_")]
     codes = hourly.column("wmo_code").to_pylist()
     times = hourly.column("observed_at").cast(pa.int64()).to_numpy()
-    assert codes == sorted(codes)
+    # read partition by partition (years ascending), each by station then time
     for code in ("A701", "A807"):
         mask = np.array([c == code for c in codes])
         assert np.all(np.diff(times[mask]) > 0)
@@ -170,9 +220,15 @@ def test_manifest_lists_the_exact_staged_inputs_and_is_written_last(stack: Any, 
             (r["output_key"], r["output_sha256"]) for r in staged
         )
         assert row["inputs_count"] == len(staged)
+        # the snapshots name the run's inputs: all of them are new in v0001
+        added = json.loads(
+            summary(row, "hourly" if dataset == "inmet_hourly" else "data")["trilha.inputs-added"]
+        )
+        assert sorted((a["key"], a["sha256"]) for a in added) == sorted(
+            (i["key"], i["sha256"]) for i in manifest["inputs"]
+        )
         mine = [k for k in lake["written"] if k.startswith(row["prefix"] + "/")]
-        assert mine[-1] == row["manifest_key"]
-        assert len(mine) == len(row["files"]) + 1
+        assert mine == [row["manifest_key"]]
 
 
 def test_no_new_input_makes_no_new_version(stack: Any, lake: dict[str, Any]) -> None:
@@ -183,37 +239,57 @@ def test_no_new_input_makes_no_new_version(stack: Any, lake: dict[str, Any]) -> 
     assert snapshot(stack) == before
 
 
-def test_overlapping_input_is_deduplicated_and_output_byte_identical(
+def test_overlapping_input_rewrites_only_its_year_and_earlier_versions_stay_readable(
     stack: Any, lake: dict[str, Any]
 ) -> None:
     """A CRLF copy of the 2019 file in the same project: other sha256, a second staged part with the
-    same 8760 hours. The new version has the same one row per hour, in the very same bytes."""
+    same 8760 hours. v0002 rewrites the 2019 partitions only (the 2003 and 2024 data files are
+    the very same files), has the same one row per hour, and v0001 is still read at its snapshot."""
     s = lake["scope"]
     v1 = version(lake["rows"], "inmet_hourly", "v0001")
+    v1_rows = {n: table(stack, v1, n) for n in ("hourly", "daily", "stations")}
     load(stack, s, {"again/" + NAME_2019: crlf(sample(NAME_2019))})
     assert run(staging(s))["files"] == 1
-    summary = run(curated(s, dataset="inmet_hourly"))
-    assert [v["version"] for v in summary["versions"]] == ["v0002"]
+    made = run(curated(s, dataset="inmet_hourly"))
+    assert [v["version"] for v in made["versions"]] == ["v0002"]
     v2 = version(curated_rows(stack, s), "inmet_hourly", "v0002")
     assert v2["inputs_count"] == v1["inputs_count"] + 1
+    for name in ("hourly", "daily", "station_years"):
+        t = v2["tables"][name]
+        assert (t["partitions_rewritten"], t["files_added"], t["files_removed"]) == ([2019], 1, 1), name
+    before = {f["year"]: f["path"] for f in data_files(v1, "hourly")}
+    after = {f["year"]: f["path"] for f in data_files(v2, "hourly")}
+    assert (after[2003], after[2024]) == (before[2003], before[2024])
+    assert after[2019] != before[2019]
     hourly = table(stack, v2, "hourly")
     assert hourly.num_rows == HOURS
     assert_one_row_per_station_hour(hourly)
-    for name in ("hourly", "daily", "stations"):
-        assert v2["files"][name]["sha256"] == v1["files"][name]["sha256"], name
-        assert v2["files"][name]["key"] != v1["files"][name]["key"]
+    keys = {"hourly": ("wmo_code", "observed_at"), "daily": ("wmo_code", "date"), "stations": ("wmo_code",)}
+    for name, key in keys.items():
+        assert rows_of(table(stack, v2, name), *key) == rows_of(v1_rows[name], *key), name
+        # time travel: v0001 read at its own snapshot is what it was
+        assert rows_of(table(stack, v1, name), *key) == rows_of(v1_rows[name], *key), name
+    added = json.loads(summary(v2, "hourly")["trilha.inputs-added"])
+    assert [a["key"] for a in added] == [
+        i["key"] for i in v2["inputs"] if i["key"] not in {j["key"] for j in v1["inputs"]}
+    ]
     assert_manifest_matches_objects(stack, v2)
+    # the v0002 objects are new ones: no object of v0001 is claimed twice
+    assert not {o["key"] for o in v1["objects"]} & {o["key"] for o in v2["objects"]}
 
 
-def test_curating_the_same_parts_twice_gives_the_same_bytes(stack: Any, lake: dict[str, Any]) -> None:
+def test_the_tables_hold_what_curate_makes_of_the_parts(stack: Any, lake: dict[str, Any]) -> None:
     from trilha.domain.curate import curate
-    from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+    from trilha.domain.parquet import parquet_bytes_to_table
 
     row = version(lake["rows"], "inmet_hourly", "v0001")
     parts = [parquet_bytes_to_table(read(stack, i["bucket"], i["key"])) for i in row["inputs"]]
-    once = {n: sha(table_to_parquet_bytes(t)) for n, t in curate("inmet_hourly", parts).items()}
-    twice = {n: sha(table_to_parquet_bytes(t)) for n, t in curate("inmet_hourly", list(parts)).items()}
-    assert once == twice == {n: f["sha256"] for n, f in row["files"].items()}
+    whole = curate("inmet_hourly", parts)
+    keys = {"hourly": ("wmo_code", "observed_at"), "daily": ("wmo_code", "date"), "stations": ("wmo_code",)}
+    for name, key in keys.items():
+        got = table(stack, row, name)
+        assert got.schema == whole[name].schema, name
+        assert rows_of(got, *key) == rows_of(whole[name], *key), name
 
 
 def test_a_corrected_file_stored_later_wins_whatever_its_name(stack: Any) -> None:
@@ -270,7 +346,7 @@ def test_staged_parts_changed_or_lost_behind_the_audits_back_make_no_version(sta
         ]
     )
     assert curated_rows(stack, s) == []
-    assert snapshot(stack) == before
+    assert snapshot(stack) == before  # no table, no snapshot, no object
     for name, data in originals.items():
         put(stack, parts[name], data, bucket=STAGING)
     assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0001"]

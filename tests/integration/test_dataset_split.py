@@ -27,6 +27,7 @@ from tests.integration.ingest_support import (
     install_fake_drive,
     list_keys,
     new_scope,
+    query,
     read,
     run,
     s3,
@@ -42,6 +43,7 @@ from tests.integration.process_support import (
     NAME_2024,
     curated,
     curated_rows,
+    curated_table,
     data_lines,
     dataset_rows,
     load,
@@ -93,7 +95,7 @@ def test_hash_cut_covers_every_curated_row_once(stack: Any, lake: dict[str, Any]
     row = only(dataset_rows(stack, s), summary["version"])
     assert row["version"].startswith("v0001-hash-")
     assert row["curated_id"] == cur["id"]
-    hourly = parquet(stack, CURATED, cur["files"]["hourly"]["key"])
+    hourly = curated_table(cur, "hourly")
     parts = tables(stack, row)
     total = data_lines(sample(NAME_2019)) + data_lines(sample(NAME_2024))
     assert sum(t.num_rows for t in parts.values()) == hourly.num_rows == total
@@ -128,7 +130,9 @@ def test_manifest_is_written_last_and_names_the_real_bytes(stack: Any, lake: dic
     }
     assert manifest["lineage"]["curated_version"] == cur["version"]
     assert manifest["lineage"]["curated_manifest_sha256"] == cur["manifest_sha256"]
-    assert manifest["lineage"]["curated_table"] == cur["files"]["hourly"]
+    # the lineage names the curated version and the very snapshot that was cut
+    assert manifest["lineage"]["curated_table"] == cur["tables"]["hourly"]
+    assert manifest["lineage"]["curated_table"]["snapshot_id"] == cur["tables"]["hourly"]["snapshot_id"]
     assert manifest["files"] == row["files"]
     for name in SPLITS:
         f = manifest["files"][name]
@@ -257,7 +261,8 @@ def test_two_runs_at_once_make_one_version_and_one_cut(stack: Any, tmp_path: Any
     (cur,) = curated_rows(stack, s)
     assert cur["version"] == "v0001"
     curated_keys = list_keys(stack, CURATED, f"{s.prefix}/")
-    assert sorted(curated_keys) == sorted([cur["manifest_key"], *(f["key"] for f in cur["files"].values())])
+    # the objects of one version only: its Iceberg files and its manifest (the loser wrote nothing)
+    assert sorted(curated_keys) == sorted([cur["manifest_key"], *(o["key"] for o in cur["objects"])])
     assert object_sha(stack, CURATED, cur["manifest_key"]) == cur["manifest_sha256"]
 
     cuts = race(tmp_path, "split", {"project": s.name})
@@ -390,14 +395,14 @@ def test_a_failed_split_upload_writes_no_manifest_and_no_row(stack: Any) -> None
     run(staging(s))
     run(curated(s, dataset="inmet_hourly"))
     op = split(s)
-    put_bytes = op.minio.put_bytes
+    upload_stream = op.minio.upload_stream
 
-    def refuse_validation(bucket: str, key: str, data: bytes, **kwargs: Any) -> Any:
+    def refuse_validation(bucket: str, key: str, stream: Any, **kwargs: Any) -> Any:
         if key.endswith("/validation.parquet"):
             raise ConnectionError("store unreachable while writing validation.parquet")
-        return put_bytes(bucket, key, data, **kwargs)
+        return upload_stream(bucket, key, stream, **kwargs)
 
-    op.minio.put_bytes = refuse_validation
+    op.minio.upload_stream = refuse_validation
     with pytest.raises(ConnectionError, match="validation.parquet"):
         run(op)
     assert dataset_rows(stack, s) == []
@@ -417,23 +422,94 @@ def test_a_failed_split_upload_writes_no_manifest_and_no_row(stack: Any) -> None
 
 @pytest.mark.parametrize("change", ["overwritten", "deleted"])
 def test_a_curated_file_changed_behind_the_audits_back_is_not_cut(stack: Any, change: str) -> None:
-    """The curated table is read checked against the sha256 its version recorded: one overwritten
-    in, or deleted from, the curated bucket stops the split with a message naming it (not a
-    botocore traceback), and nothing is written."""
+    """The curated table's data files are checked against the sizes its snapshot's manifests
+    recorded: one grown in, or deleted from, the curated bucket stops the split with a message
+    naming it (not a pyarrow traceback), and nothing is written."""
     s = new_scope(f"splittamper{change[:3]}")
     load(stack, s, {NAME_2024: sample(NAME_2024)})
     run(staging(s))
     run(curated(s, dataset="inmet_hourly"))
     (cur,) = curated_rows(stack, s)
-    key = cur["files"]["hourly"]["key"]
+    (data_file,) = [o["key"] for o in cur["objects"] if "/_iceberg/hourly/data/" in o["key"]]
     if change == "overwritten":
-        s3(stack).put_object(Bucket=CURATED, Key=key, Body=read(stack, CURATED, key) + b"\0")
-        expected = rf"s3://{CURATED}/{key}: expected sha256 "
+        s3(stack).put_object(Bucket=CURATED, Key=data_file, Body=read(stack, CURATED, data_file) + b"\0")
+        expected = rf"curated version v0001: .*{data_file}: expected \d+ bytes \(its manifest\), found"
     else:
-        s3(stack).delete_object(Bucket=CURATED, Key=key)
-        expected = rf"curated version {cur['version']}: s3://{CURATED}/{key} is missing; expected the file"
+        s3(stack).delete_object(Bucket=CURATED, Key=data_file)
+        expected = rf"curated version v0001: .*{data_file} is missing; expected the data file"
     before = snapshot(stack)
     with pytest.raises(AirflowFailException, match=expected):
         run(split(s))
     assert dataset_rows(stack, s) == []
     assert snapshot(stack) == before
+
+
+def test_a_v0001_style_version_made_before_iceberg_keeps_working(stack: Any) -> None:
+    """A lake curated before the Iceberg tables has v0001 as Parquet files and a manifest (made here
+    as the old operator made it): it is still the latest version while its inputs are unchanged and
+    is cut through its manifest's sha256; the first new input makes v0002 as Iceberg tables from
+    every staged part, and no row of the old cut changes split."""
+    from trilha.domain import lineage, manifest
+    from trilha.domain.curate import curate
+    from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+
+    s = new_scope("splitlegacy")
+    load(stack, s, {NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
+    run(staging(s))
+    staged = query(
+        stack,
+        "SELECT i.*, p.id AS pid FROM staging_inventory i JOIN projects_registry p ON p.id = i.project_id "
+        "WHERE p.name = %s AND i.status = 'staged'",
+        (s.name,),
+    )
+    inputs = manifest.curated_inputs(staged)
+    parts = [parquet_bytes_to_table(read(stack, i["bucket"], i["key"])) for i in inputs]
+    base = lineage.curated_prefix(s.prefix, "inmet_hourly", "v0001")
+    files = {}
+    for name, t in sorted(curate("inmet_hourly", parts).items()):
+        data = table_to_parquet_bytes(t)
+        key = f"{base}/{name}.parquet"
+        s3(stack).put_object(Bucket=CURATED, Key=key, Body=data, Metadata={"sha256": sha(data)})
+        files[name] = manifest.file_entry(key, sha(data), t.num_rows, len(data))
+    doc = lineage.manifest_bytes({"version": "v0001", "inputs": inputs, "files": files})
+    s3(stack).put_object(Bucket=CURATED, Key=f"{base}/manifest.json", Body=doc, Metadata={"sha256": sha(doc)})
+    query(
+        stack,
+        "INSERT INTO curated_inventory (project_id, dataset, version, inputs_fingerprint, inputs_count, "
+        "rows, bucket, prefix, inputs, files, manifest_key, manifest_sha256, run_id) VALUES (%s, "
+        "'inmet_hourly', 'v0001', %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, 'legacy')",
+        (
+            staged[0]["pid"],
+            lineage.inputs_fingerprint(inputs),
+            len(inputs),
+            files["hourly"]["rows"],
+            CURATED,
+            base,
+            json.dumps(inputs),
+            json.dumps(files),
+            f"{base}/manifest.json",
+            sha(doc),
+        ),
+    )
+    legacy = run(split(s))
+    assert legacy["version"].startswith("v0001-hash-")
+    (old_cut,) = dataset_rows(stack, s)
+    total = data_lines(sample(NAME_2019)) + data_lines(sample(NAME_2024))
+    assert sum(old_cut["rows"].values()) == total
+    manifest_doc = json.loads(read(stack, DATASETS, old_cut["manifest_key"]))
+    assert manifest_doc["lineage"]["curated_table"] == files["hourly"]
+
+    # unchanged inputs: the v0001-style version stays the latest, nothing is made
+    assert run(curated(s, dataset="inmet_hourly"))["versions"] == []
+    load(stack, s, {NAME_2003: sample(NAME_2003)})
+    run(staging(s))
+    assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0002"]
+    v2 = only(curated_rows(stack, s), "v0002")
+    assert (v2["table_format"], v2["tables"]["hourly"]["partitions_rewritten"]) == ("iceberg", "all")
+    assert v2["tables"]["hourly"]["rows"] == total + data_lines(sample(NAME_2003))
+    new_cut = run(split(s))
+    assert new_cut["version"].startswith("v0002-hash-")
+    old_parts = tables(stack, old_cut)
+    new_parts = tables(stack, only(dataset_rows(stack, s), new_cut["version"]))
+    for name in SPLITS:
+        assert key_set(old_parts[name]) <= key_set(new_parts[name]), name

@@ -339,6 +339,15 @@ def test_a_clean_lake_has_no_drift_and_the_report_is_recorded_three_ways(
     run_operator(CuratedOperator(task_id="curate", project=scope.name, **mine.kwargs("curated")))
     run_operator(DatasetSplitOperator(task_id="split", project=scope.name, **mine.kwargs("datasets")))
 
+    # The curated version: its manifest and every object its Iceberg commits wrote (data, manifests,
+    # manifest lists, metadata files of its four tables), each claimed with its size and ETag.
+    (cur,) = mine.query(
+        "SELECT c.objects FROM curated_inventory c JOIN projects_registry p ON p.id = c.project_id "
+        "WHERE p.name = %s",
+        (scope.name,),
+    )
+    curated_objects = 1 + len(cur["objects"])
+    assert len(cur["objects"]) >= 4 * 3  # per table at least a metadata file, a manifest list, a manifest
     started = time.monotonic()
     first = reconcile(mine, run_id="rc-first")
     elapsed = time.monotonic() - started
@@ -349,11 +358,12 @@ def test_a_clean_lake_has_no_drift_and_the_report_is_recorded_three_ways(
         "reception": {"match": 1},
         "storage": {"match": 1},
         "staging": {"match": 1},
-        "curated": {"match": 4},
+        "curated": {"match": curated_objects},
         "datasets": {"match": 4},
     }
     assert first["drift_total"] == 0
-    assert first["heads"] == 9  # staged, curated and dataset objects: no md5 recorded
+    # staged, curated manifest and dataset objects: no md5 recorded; the Iceberg files' ETags decide
+    assert first["heads"] == 6
     assert elapsed < 20, elapsed
 
     # The table: one row per bucket, each naming the report object, whose sha256 it holds.
@@ -372,8 +382,10 @@ def test_a_clean_lake_has_no_drift_and_the_report_is_recorded_three_ways(
     assert len(body) == row["report_bytes"]
     document = json.loads(body)
     assert document["run_id"] == "rc-first"
-    assert document["buckets"][mine.buckets["curated"]]["counts"] == {**ZERO, "match": 4}
-    assert document["buckets"][mine.buckets["curated"]]["by_project"] == {scope.prefix: {**ZERO, "match": 4}}
+    assert document["buckets"][mine.buckets["curated"]]["counts"] == {**ZERO, "match": curated_objects}
+    assert document["buckets"][mine.buckets["curated"]]["by_project"] == {
+        scope.prefix: {**ZERO, "match": curated_objects}
+    }
     assert {b: r["counts"] for b, r in document["buckets"].items()} == {
         r["bucket"]: r["counts"] for r in rows
     }
@@ -385,7 +397,7 @@ def test_a_clean_lake_has_no_drift_and_the_report_is_recorded_three_ways(
         socket.gethostname(),
         os.getpid(),
     )
-    assert audit["counters"]["match"] == 11
+    assert audit["counters"]["match"] == 7 + curated_objects
     client = MongoClient(mine.stack.mongo_uri(), serverSelectionTimeoutMS=5000)
     try:
         doc = client.get_database("trilha").run_log.find_one({"_id": "test_dag/rc-first/reconcile/-1/1"})
@@ -393,7 +405,7 @@ def test_a_clean_lake_has_no_drift_and_the_report_is_recorded_three_ways(
         client.close()
     assert doc is not None
     assert doc["summary"]["report"] == first["report"]
-    assert doc["summary"]["counts"] == {**ZERO, "match": 11}
+    assert doc["summary"]["counts"] == {**ZERO, "match": 7 + curated_objects}
 
     # The next runs count the earlier report objects as expected, never as orphans.
     second = reconcile(mine, run_id="rc-second", bucket="storage")

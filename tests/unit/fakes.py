@@ -446,9 +446,23 @@ class FakeAudit:
         return self.made
 
     def record_curated(
-        self, project_id: int, dataset: str, fingerprint: str, write: Callable[[str], CuratedRecord]
+        self,
+        project_id: int,
+        dataset: str,
+        fingerprint: str,
+        write: Callable[[str, dict[str, Any] | None], CuratedRecord],
     ) -> CuratedRecord | str:
-        record = write(lineage.curated_version(self.next_number))
+        latest = None
+        if self.curated:
+            last = self.curated[-1]
+            latest = {
+                "id": len(self.curated),
+                "version": last.version,
+                "table_format": last.table_format,
+                "tables": last.tables,
+                "inputs": last.inputs,
+            }
+        record = write(lineage.curated_version(self.next_number + len(self.curated)), latest)
         self.curated.append(record)
         return record
 

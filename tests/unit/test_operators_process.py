@@ -1,12 +1,14 @@
 """The processing operators (staging, curated, dataset split) with their hooks stubbed at the typed
 methods they call: fakes that keep what was written, so each test asserts on the inventory rows,
 objects and summaries a run produces. Real INMET lines (include/sample/inmet), real parsers,
-contracts, curation and cuts; no stack."""
+contracts, curation and cuts; curated's Iceberg tables are real too, in a pyiceberg SQL catalog on
+SQLite with the warehouse in a temporary folder; no stack."""
 
 from __future__ import annotations
 
 import inspect
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,14 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from tests.helpers import run_operator
-from tests.unit.fakes import FakeAudit, FakeMinio, sha, wired
+from tests.unit import fakes
+from tests.unit.fakes import FakeAudit, FakeMinio, FakeRunLog, sha
 from tests.unit.test_process_domain import NAME, inmet_file
 from trilha.domain import lineage, staging
 from trilha.domain.curate import curate
 from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
 from trilha.hooks.audit import AuditHook
+from trilha.hooks.iceberg import IcebergHook
 from trilha.hooks.include import load_contract
 from trilha.hooks.minio import MinioHook
 from trilha.operators.curated import CuratedOperator
@@ -43,6 +47,37 @@ def test_the_fakes_have_the_real_hooks_signatures() -> None:
                 continue
             got = list(inspect.signature(method).parameters)
             assert got == list(inspect.signature(getattr(real, name)).parameters), f"{real.__name__}.{name}"
+
+
+def wired(op: Any, audit: FakeAudit, minio: FakeMinio) -> tuple[FakeAudit, FakeMinio, FakeRunLog]:
+    """:func:`tests.unit.fakes.wired`, and curated's Iceberg hook a real catalog on SQLite, its
+    warehouse in a temporary folder."""
+    wiring = fakes.wired(op, audit, minio)
+    if isinstance(op, CuratedOperator):
+        op.__dict__["iceberg"] = LocalIceberg()
+    return wiring
+
+
+class LocalIceberg(IcebergHook):
+    """The real IcebergHook over a pyiceberg SqlCatalog on SQLite, files under a temporary folder."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        super().__init__()
+        self.root = Path(tempfile.mkdtemp(prefix="trilha-iceberg-unit-"))
+
+    @cached_property
+    def catalog(self) -> Any:  # type: ignore[override]
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        return SqlCatalog("trilha", uri=f"sqlite:///{self.root / 'catalog.db'}", warehouse=self.root.as_uri())
+
+    def location(self, bucket: str, project_prefix: str, dataset: str, table: str) -> str:  # type: ignore[override]
+        return (self.root / bucket / project_prefix / dataset / table).as_uri()
+
+    def close(self) -> None:
+        """Kept open: the test reads the tables after the run."""
 
 
 def stored(key: str, data: bytes, storage_id: int, logical_name: str = NAME) -> dict[str, Any]:
@@ -241,25 +276,25 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
     summary = run_operator(op, run_id="r-cur")
 
     assert summary["versions"] == [
-        {"project": "Acme", "dataset": "inmet_hourly", "version": "v0003", "files": 3}
+        {"project": "Acme", "dataset": "inmet_hourly", "version": "v0003", "tables": 4}
     ]
     [record] = audit.curated
     base = "acme/inmet_hourly/v0003"
-    assert [k for _, k, _ in minio.puts] == [
-        f"{base}/daily.parquet",
-        f"{base}/hourly.parquet",
-        f"{base}/stations.parquet",
-        f"{base}/manifest.json",
-    ]
-    assert (record.version, record.prefix, record.bucket, record.run_id) == (
+    # the tables' files go through the catalog's file IO; the manifest is the one Trilha object
+    assert [k for _, k, _ in minio.puts] == [f"{base}/manifest.json"]
+    assert (record.version, record.prefix, record.bucket, record.run_id, record.table_format) == (
         "v0003",
         base,
         CURATED_B,
         "r-cur",
+        "iceberg",
     )
     assert [i["key"] for i in record.inputs] == [early["output_key"], late["output_key"]]
     assert record.fingerprint == lineage.inputs_fingerprint(record.inputs)
-    hourly = parquet_bytes_to_table(minio.objects[CURATED_B, f"{base}/hourly.parquet"])
+    assert record.tables is not None
+    entry = record.tables["hourly"]
+    assert entry["identifier"] == "acme.inmet_hourly__hourly"
+    hourly = op.iceberg.read(("acme", "inmet_hourly__hourly"), entry["snapshot_id"])
     temps = dict(
         zip(
             (t.hour for t in hourly.column("observed_at").to_pylist()),
@@ -269,13 +304,53 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
     )
     assert sorted(temps) == [0, 1, 2, 3, 4, 5]
     assert temps[2] == 25.5
-    assert record.rows == hourly.num_rows == 6
+    assert record.rows == hourly.num_rows == entry["rows"] == 6
     document = json.loads(minio.objects[CURATED_B, f"{base}/manifest.json"])
     assert record.manifest_sha256 == sha(minio.objects[CURATED_B, f"{base}/manifest.json"])
-    assert document["files"] == record.files
-    assert document["files"]["hourly"]["sha256"] == sha(minio.objects[CURATED_B, f"{base}/hourly.parquet"])
+    assert (document["tables"], document["files"]) == (record.tables, {})
     assert (document["inputs"], document["inputs_fingerprint"]) == (record.inputs, record.fingerprint)
+    assert [i["years"] for i in record.inputs] == [[2019], [2019]]
+    summary_props = op.iceberg.snapshot_summary(("acme", "inmet_hourly__hourly"), entry["snapshot_id"])
+    assert summary_props["trilha.version"] == "v0003"
+    assert json.loads(summary_props["trilha.inputs-added"]) == [
+        {"key": i["key"], "sha256": i["sha256"]} for i in record.inputs
+    ]
     assert (summary["counters"]["new"], summary["counters"]["seen"]) == (1, 1)
+
+
+def test_curated_rewrites_only_the_year_a_new_part_touches() -> None:
+    """A second run with one more station-year (another year) commits new snapshots whose
+    partitions rewritten are that year only; the first year's data file stays the same file."""
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.targets, audit.next_number = [TARGET], 1
+    first = staged_part(minio, "y2024", inmet_file(good=4, hot=False, bad_hour=False), 9)
+    audit.parts = [first]
+    op = CuratedOperator(task_id="curate", curated_bucket=CURATED_B, snowflake_conn_id="")
+    wired(op, audit, minio)
+    run_operator(op, run_id="r1")
+    lines = inmet_file(good=4, hot=False, bad_hour=False).replace(b"2019/", b"2018/")
+    second = staged_part(minio, "y2018", lines, 12)
+    audit.parts = [first, second]
+    op2 = CuratedOperator(task_id="curate", curated_bucket=CURATED_B, snowflake_conn_id="")
+    wired(op2, audit, minio)
+    op2.__dict__["iceberg"] = op.iceberg
+    run_operator(op2, run_id="r2")
+    v1, v2 = audit.curated
+    assert v2.version == "v0002"
+    assert v2.tables is not None
+    assert v1.tables is not None
+    for name in ("hourly", "daily", "station_years"):
+        assert (v2.tables[name]["partitions_rewritten"], v2.tables[name]["files_removed"]) == ([2018], 0), (
+            name
+        )
+    assert v2.tables["stations"]["partitions_rewritten"] == "all"
+    ident = ("acme", "inmet_hourly__hourly")
+    before = {f["year"]: f["path"] for f in op.iceberg.data_files(ident, v1.tables["hourly"]["snapshot_id"])}
+    after = {f["year"]: f["path"] for f in op.iceberg.data_files(ident, v2.tables["hourly"]["snapshot_id"])}
+    assert sorted(after) == [2018, 2019]
+    assert after[2019] == before[2019]
+    assert op.iceberg.read(ident, v1.tables["hourly"]["snapshot_id"]).num_rows == 4
+    assert op.iceberg.read(ident, v2.tables["hourly"]["snapshot_id"]).num_rows == 8
 
 
 def test_curated_inputs_unchanged_make_no_version() -> None:

@@ -17,8 +17,11 @@ SELECT 'staged', i.source_sha256, coalesce(i.output_bucket, ''), coalesce(i.outp
        || coalesce(' (' || i.reason || ')', ''), i.source_key, i.run_id, i.staged_at
 FROM staging_inventory i WHERE i.source_sha256 = ANY(%(sha256)s::text[])
 UNION ALL
-SELECT 'curated', x.sha, c.bucket, c.manifest_key, c.dataset || ' ' || c.version || ', ' || c.rows || ' rows', '',
-       c.run_id, c.created_at
+SELECT 'curated', x.sha, c.bucket, c.manifest_key,
+       c.dataset || ' ' || c.version || ', ' || c.rows || ' rows'
+       || coalesce(', snapshots ' || (SELECT string_agg(t.key || '@' || (t.value ->> 'snapshot_id'), ' ' ORDER BY t.key)
+                                      FROM jsonb_each(c.tables) AS t), ''),
+       '', c.run_id, c.created_at
 FROM curated_inventory c
 CROSS JOIN LATERAL (SELECT e->>'source_sha256' AS sha FROM jsonb_array_elements(c.inputs) e) x
 WHERE x.sha = ANY(%(sha256)s::text[])

@@ -20,6 +20,13 @@
 Every other dataset gives ``{"data": ...}``: exact duplicate rows removed, rows sorted by all
 columns (so the result does not depend on part order).
 
+Per partition (the curated Iceberg tables, see :mod:`trilha.domain.tables`): :func:`curate_inmet_hourly_year`
+gives one UTC year of ``hourly`` and ``daily`` and that year's ``station_years`` (the ``stations``
+rows of that year alone, with a ``year`` column), from the year's rows of every part that has some;
+:func:`stations_from_years` folds ``station_years`` into ``stations``. Since the dedup key
+(station, hour) and a day lie in one year, the years concatenated are exactly :func:`curate`'s tables
+(tests/unit/test_curate.py checks it).
+
 Columns whose name starts with ``_`` (``_line_number``) are bookkeeping of one staged file and
 are dropped. Memory: a station whose parts do not overlap and are already in time order (the normal
 case: one file per station and year) is passed through as zero-copy slices; only overlapping or
@@ -369,6 +376,88 @@ def _stations(tables: list[pa.Table], sizes: np.ndarray) -> pa.Table:
     columns["first_observed_at"] = first.column("observed_at")
     columns["last_observed_at"] = last.column("observed_at")
     columns["hours"] = pa.array(sizes, pa.int64())
+    return pa.table(columns)
+
+
+# --------------------------------------------------------------------------------------------------
+# inmet_hourly, one UTC year at a time (the partitions of the curated Iceberg tables)
+# --------------------------------------------------------------------------------------------------
+
+_MICROS_PER_SECOND = 1_000_000
+#: Columns of ``station_years``: the year, then the ``stations`` columns for that year alone.
+STATION_YEARS_COLUMNS: tuple[str, ...] = ("year", *STATIONS_COLUMNS)
+
+
+def _year_bounds(year: int) -> tuple[int, int]:
+    from datetime import UTC, datetime
+
+    start = int(datetime(year, 1, 1, tzinfo=UTC).timestamp()) * _MICROS_PER_SECOND
+    end = int(datetime(year + 1, 1, 1, tzinfo=UTC).timestamp()) * _MICROS_PER_SECOND
+    return start, end
+
+
+def _micros(part: pa.Table, index: int | str) -> np.ndarray:
+    if "observed_at" not in part.column_names:
+        raise ValueError(
+            f"inmet_hourly part {index}: expected columns ['observed_at'], got {part.column_names}"
+        )
+    column = part.column("observed_at")
+    if column.null_count:
+        raise ValueError(f"inmet_hourly part {index}: expected observed_at on every row, got nulls")
+    return np.asarray(column.cast(TIMESTAMP_TYPE).cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def part_years(part: pa.Table, index: int | str = 0) -> list[int]:
+    """The UTC years an ``inmet_hourly`` part has rows in, ascending.
+
+    :raises ValueError: the part has no ``observed_at``, or nulls in it (named by ``index``).
+    """
+    micros = _micros(part, index)
+    if len(micros) == 0:
+        return []
+    years = (micros // _MICROS_PER_DAY).astype("datetime64[D]").astype("datetime64[Y]").astype(
+        np.int64
+    ) + 1970
+    return [int(y) for y in np.unique(years)]
+
+
+def year_rows(part: pa.Table, year: int, index: int | str = 0) -> pa.Table:
+    """The rows of ``part`` whose ``observed_at`` lies in UTC ``year`` (the part itself when all do)."""
+    micros = _micros(part, index)
+    start, end = _year_bounds(year)
+    inside = (micros >= start) & (micros < end)
+    if bool(inside.all()):
+        return part
+    return part.filter(pa.array(inside))
+
+
+def curate_inmet_hourly_year(parts: list[pa.Table], year: int) -> dict[str, pa.Table]:
+    """``hourly``, ``daily`` and ``station_years`` of UTC ``year``: :func:`curate_inmet_hourly` of
+    the year's rows of ``parts`` (in their order: later parts win), with the year's stations rows."""
+    tables = curate_inmet_hourly([year_rows(p, year, i) for i, p in enumerate(parts)])
+    stations = tables["stations"]
+    station_years = stations.add_column(0, "year", pa.array([year] * stations.num_rows, pa.int32()))
+    return {"hourly": tables["hourly"], "daily": tables["daily"], "station_years": station_years}
+
+
+def stations_from_years(station_years: pa.Table) -> pa.Table:
+    """``stations`` from ``station_years``: per station, the descriptions and last hour of its latest
+    year, the first hour of its earliest, and the hours of all; sorted by WMO code, as
+    :func:`curate_inmet_hourly` builds it from all hours at once."""
+    if station_years.num_rows == 0:
+        return _stations([], np.zeros(0, dtype=np.int64))
+    order = pc.sort_indices(station_years, sort_keys=[("wmo_code", "ascending"), ("year", "ascending")])
+    rows = station_years.take(order).combine_chunks()
+    codes = rows.column("wmo_code").to_numpy(zero_copy_only=False)
+    starts = np.flatnonzero(np.concatenate(([True], codes[1:] != codes[:-1])))
+    ends = np.concatenate((starts[1:], [len(codes)]))
+    last = rows.take(pa.array(ends - 1))
+    first = rows.take(pa.array(starts))
+    hours = np.add.reduceat(np.asarray(rows.column("hours").to_numpy(), dtype=np.int64), starts)
+    columns = {c: last.column(c) for c in STATION_COLUMNS}
+    columns["first_observed_at"] = first.column("first_observed_at")
+    columns["last_observed_at"] = last.column("last_observed_at")
+    columns["hours"] = pa.array(hours, pa.int64())
     return pa.table(columns)
 
 

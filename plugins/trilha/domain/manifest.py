@@ -9,7 +9,7 @@ so the same inputs give the same dicts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from trilha.domain import lineage
@@ -60,11 +60,18 @@ class CuratedRecord:
     manifest_key: str
     manifest_sha256: str
     run_id: str
+    #: ``parquet`` (v0001-style files) or ``iceberg`` (one snapshot per table, in ``tables``).
+    table_format: str = "parquet"
+    #: Iceberg versions: table name -> identifier, snapshot id, metadata location, rows, partitions.
+    tables: dict[str, dict[str, Any]] | None = None
+    #: Every object the version's commits wrote in the curated bucket (key, bytes, etag).
+    objects: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
         """The version's row count: its largest table's (the conformed one)."""
-        return max((int(f["rows"]) for f in self.files.values()), default=0)
+        sizes = (self.tables or self.files).values()
+        return max((int(f["rows"]) for f in sizes), default=0)
 
 
 def curated_manifest(
@@ -79,8 +86,11 @@ def curated_manifest(
     inputs_fingerprint: str,
     inputs: list[dict[str, Any]],
     files: dict[str, dict[str, Any]],
+    tables: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """A curated version's ``manifest.json``: the exact staged inputs (key + sha256) and its files."""
+    """A curated version's ``manifest.json``: the exact staged inputs (key + sha256) and its files
+    (v0001-style versions) or its Iceberg tables' snapshots (``tables``)."""
+    extra = {} if tables is None else {"table_format": "iceberg", "tables": tables}
     return {
         "project": project,
         "project_prefix": project_prefix,
@@ -92,6 +102,7 @@ def curated_manifest(
         "inputs_fingerprint": inputs_fingerprint,
         "inputs": inputs,
         "files": files,
+        **extra,
     }
 
 

@@ -48,6 +48,22 @@ def _encodings(schema: pa.Schema) -> tuple[list[str], dict[str, str]]:
     return dictionary, delta
 
 
+def writer_options(schema: pa.Schema) -> dict[str, object]:
+    """The ``pyarrow.parquet.ParquetWriter`` options of every Parquet object Trilha writes (the
+    streaming writers of dataset_split use them too)."""
+    dictionary, delta = _encodings(schema)
+    return {
+        "compression": COMPRESSION,
+        "data_page_size": DATA_PAGE_SIZE,
+        "write_statistics": list(_statistics(schema)),
+        "use_dictionary": list(dictionary),
+        "column_encoding": dict(delta) or None,
+        "version": "2.6",
+        "data_page_version": "1.0",
+        "store_schema": True,
+    }
+
+
 def table_to_parquet_bytes(table: pa.Table) -> bytes:
     """Serialize ``table`` to Parquet; the same table always gives byte-identical output.
 
@@ -56,20 +72,8 @@ def table_to_parquet_bytes(table: pa.Table) -> bytes:
     dictionary types round-trip.
     """
     table = table.replace_schema_metadata(None)
-    dictionary, delta = _encodings(table.schema)
     sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(
-        sink,
-        table.schema,
-        compression=COMPRESSION,
-        data_page_size=DATA_PAGE_SIZE,
-        write_statistics=list(_statistics(table.schema)),
-        use_dictionary=list(dictionary),
-        column_encoding=dict(delta) or None,
-        version="2.6",
-        data_page_version="1.0",
-        store_schema=True,
-    ) as writer:
+    with pq.ParquetWriter(sink, table.schema, **writer_options(table.schema)) as writer:
         if table.num_rows == 0:
             writer.write_table(table)
         for start in range(0, table.num_rows, ROW_GROUP_SIZE):

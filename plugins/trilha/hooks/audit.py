@@ -387,11 +387,19 @@ class AuditHook(PostgresHook):
         return str(rows[0]["version"]) if rows else None
 
     def record_curated(
-        self, project_id: int, dataset: str, fingerprint: str, write: Callable[[str], CuratedRecord]
+        self,
+        project_id: int,
+        dataset: str,
+        fingerprint: str,
+        write: Callable[[str, dict[str, Any] | None], CuratedRecord],
     ) -> CuratedRecord | str:
         """Make the next curated version of a dataset: one transaction that takes the dataset's
-        version lock, numbers the version, calls ``write(version)`` (which writes its objects and
-        returns its record) and inserts the record.
+        version lock, numbers the version, calls ``write(version, latest)`` (which writes its
+        objects, commits its tables' snapshots and returns its record; ``latest``: the dataset's
+        latest version, ``id``, ``version``, ``table_format``, ``tables`` and ``inputs`` decoded, and
+        ``claimed``, the keys of every object its versions' rows claim; or ``None``) and inserts
+        the record. The insert is the publication point: the version exists for readers once this
+        transaction commits.
 
         :returns: the new version's record; or, when a run that started at the same time made a
             version from these very inputs meanwhile, that version's name (nothing is written).
@@ -403,7 +411,18 @@ class AuditHook(PostgresHook):
             made = tx.run("curated_by_fingerprint", {**ids, "fingerprint": fingerprint})
             if made:
                 return str(made[0]["version"])
-            record = write(lineage.curated_version(int(nxt)))
+            rows = tx.run("curated_latest", ids)
+            latest = None
+            if rows:
+                row = rows[0]
+                claimed = {str(r["key"]) for r in tx.run("curated_claimed", ids)}
+                latest = {
+                    **row,
+                    "tables": self._jsonb(row["tables"]),
+                    "inputs": self._jsonb(row["inputs"]),
+                    "claimed": claimed,
+                }
+            record = write(lineage.curated_version(int(nxt)), latest)
             tx.run(
                 "curated_insert",
                 {
@@ -419,15 +438,20 @@ class AuditHook(PostgresHook):
                     "manifest_key": record.manifest_key,
                     "manifest_sha256": record.manifest_sha256,
                     "run_id": record.run_id,
+                    "table_format": record.table_format,
+                    "tables": None if record.tables is None else json.dumps(record.tables),
+                    "objects": json.dumps(record.objects),
                 },
             )
         return record
 
     def curated_version(self, project: str, dataset: str, version: str | None) -> dict[str, Any] | None:
         """Curated version ``version`` (``None``: the latest) of a project's dataset, with its
-        ``files`` decoded; ``None`` when there is no such version."""
+        ``files`` and ``tables`` decoded; ``None`` when there is no such version."""
         rows = self.query("curated_select", {"project": project, "dataset": dataset, "version": version})
-        return {**rows[0], "files": self._jsonb(rows[0]["files"])} if rows else None
+        if not rows:
+            return None
+        return {**rows[0], "files": self._jsonb(rows[0]["files"]), "tables": self._jsonb(rows[0]["tables"])}
 
     def dataset_by_fingerprint(self, curated_id: int, fingerprint: str) -> RecordedCut | None:
         """The cut of curated version ``curated_id`` with the parameters of ``fingerprint``, if made."""

@@ -1,7 +1,9 @@
 """The dataset split operator: a curated version is cut into train / validation / test, once per cut.
 
-It reads the curated version once (its inventory row through :class:`~trilha.hooks.audit.AuditHook`,
-the table's bytes through :class:`~trilha.hooks.minio.MinioHook`, checked against their sha256),
+It reads the curated version once (its inventory row through :class:`~trilha.hooks.audit.AuditHook`;
+an Iceberg version's table at the row's snapshot through :class:`~trilha.hooks.iceberg.IcebergHook`,
+batch by batch, each batch cut and appended to its split's file; a v0001-style version's Parquet
+through :class:`~trilha.hooks.minio.MinioHook`, checked against its sha256),
 lets :mod:`trilha.domain.cuts` validate the parameters and make the cut and
 :mod:`trilha.domain.manifest` the manifest and the record, and writes the version: the three files,
 then the manifest, then the inventory row, in one audit transaction that holds the cut's lock.
@@ -11,7 +13,7 @@ pandas/pyarrow are imported inside ``execute`` only.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from trilha import config
 from trilha.assets import CURATED, DATASETS
-from trilha.domain import lineage, manifest
+from trilha.domain import lineage, manifest, tables
 from trilha.domain.cuts import CutError, cut_params, cut_table
 from trilha.domain.keys import join_key
 from trilha.exceptions import IntegrityError, ObjectMissingError
@@ -164,9 +166,11 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 + ": run the curated DAG first"
             )
         counters.add("seen")
-        if params["table"] not in cur["files"]:
+        iceberg = cur.get("table_format") == tables.FORMAT_ICEBERG
+        available = (cur["tables"] if iceberg else cur["files"]) or {}
+        if params["table"] not in available:
             raise AirflowFailException(
-                f"table: expected one of {sorted(cur['files'])} in curated version {cur['version']}, "
+                f"table: expected one of {sorted(available)} in curated version {cur['version']}, "
                 f"got {params['table']!r}"
             )
         fp = lineage.fingerprint({**params, "curated_id": int(cur["id"])})
@@ -174,17 +178,29 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         existing = self.audit.dataset_by_fingerprint(cur["id"], fp)
         if existing is not None:
             return self._existing_cut(existing, drive_folder, counters)
-        source = cur["files"][params["table"]]
-        try:
-            splits = cut_table(self._curated_table(cur, source), params)
-        except CutError as err:
-            raise AirflowFailException(str(err)) from None
+        source = available[params["table"]]
+        write_files: Callable[[str], dict[str, dict[str, Any]]]
+        if iceberg:
+            # The table is read at the version's snapshot batch by batch, each batch cut and appended
+            # to its split's file: the cut of a row depends on that row only.
+            def write_files(base: str) -> dict[str, dict[str, Any]]:
+                return self._stream_splits(cur, source, params, base, counters)
+        else:
+            # A v0001-style version (Parquet files and a manifest, made before the Iceberg tables).
+            try:
+                splits = cut_table(self._curated_table(cur, source), params)
+            except CutError as err:
+                raise AirflowFailException(str(err)) from None
+
+            def write_files(base: str) -> dict[str, dict[str, Any]]:
+                return self._write_splits(base, splits, counters)
+
         version = lineage.dataset_version(cur["version"], params["strategy"], fp)
         cut, created = self.audit.record_dataset(
             cur["project_id"],
             cur["id"],
             fp,
-            lambda: self._write_cut(cur, source, params, fp, version, splits, run_id, counters),
+            lambda: self._write_cut(cur, source, params, fp, version, write_files, run_id, counters),
         )
         if not created:
             return self._existing_cut(cut, drive_folder, counters)
@@ -210,19 +226,21 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         params: dict[str, Any],
         fp: str,
         version: str,
-        splits: dict[str, pa.Table],
+        write_files: Callable[[str], dict[str, dict[str, Any]]],
         run_id: str,
         counters: Counters,
     ) -> manifest.DatasetRecord:
-        """Write the three files, then the manifest; return the version's inventory record.
+        """Write the three files (``write_files(base)``), then the manifest; return the version's
+        inventory record.
 
         Runs inside :meth:`~trilha.hooks.audit.AuditHook.record_dataset`'s transaction, under the
         cut's lock.
 
-        :param source: the curated table that was cut (its entry in the curated version's files).
+        :param source: the curated table that was cut (its entry in the curated version's tables,
+            with its snapshot id, or in its files).
         """
         base = join_key(cur["project_prefix"], self.dataset, version)
-        files = self._write_splits(base, splits, counters)
+        files = write_files(base)
         document = manifest.dataset_manifest(
             project=cur["project_name"],
             dataset=self.dataset,
@@ -270,6 +288,62 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         # The split files are serialized and uploaded on threads (Arrow and boto3 release the GIL);
         # the manifest is written only once every one of them is in place.
         written = all_or_raise(parallel(write, list(lineage.SPLITS), self.workers))
+        files: dict[str, dict[str, Any]] = dict(zip(lineage.SPLITS, written, strict=True))
+        for entry in files.values():
+            counters.add("bytes", entry["bytes"])
+        return files
+
+    def _stream_splits(
+        self,
+        cur: dict[str, Any],
+        source: dict[str, Any],
+        params: dict[str, Any],
+        base: str,
+        counters: Counters,
+    ) -> dict[str, dict[str, Any]]:
+        """Cut curated table ``source`` at its snapshot, batch by batch, into three local Parquet
+        files (memory: one batch), then upload them; their manifest entries, in split order."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from trilha.domain.parquet import writer_options
+        from trilha.hooks.iceberg import IcebergError, IcebergHook
+
+        namespace, name = str(source["identifier"]).split(".", 1)
+        snapshot = int(source["snapshot_id"])
+        hook = IcebergHook(postgres_conn_id=self.postgres_conn_id, aws_conn_id=self.aws_conn_id)
+        rows = dict.fromkeys(lineage.SPLITS, 0)
+        with tempfile.TemporaryDirectory(prefix="trilha-split-") as tmp:
+            paths = {n: Path(tmp) / f"{n}.parquet" for n in lineage.SPLITS}
+            try:
+                schema = hook.schema((namespace, name), snapshot)
+                options: dict[str, Any] = writer_options(schema)
+                writers = {n: pq.ParquetWriter(paths[n], schema, **options) for n in lineage.SPLITS}
+                try:
+                    for batch in hook.batches((namespace, name), snapshot):
+                        pieces = cut_table(pa.Table.from_batches([batch], schema=schema), params)
+                        for n in lineage.SPLITS:
+                            writers[n].write_table(pieces[n])
+                            rows[n] += pieces[n].num_rows
+                finally:
+                    for writer in writers.values():
+                        writer.close()
+            except (CutError, IcebergError) as err:
+                raise AirflowFailException(
+                    f"curated version {cur['version']}: {err}; no dataset is cut from it"
+                    if isinstance(err, IcebergError)
+                    else str(err)
+                ) from None
+            finally:
+                hook.close()
+
+            def upload(n: str) -> dict[str, Any]:
+                key = join_key(base, f"{n}.parquet")
+                with paths[n].open("rb") as stream:
+                    digest = self.minio.upload_stream(self.datasets_bucket, key, stream).digest
+                return manifest.file_entry(key, digest.sha256, rows[n], digest.size)
+
+            written = all_or_raise(parallel(upload, list(lineage.SPLITS), self.workers))
         files: dict[str, dict[str, Any]] = dict(zip(lineage.SPLITS, written, strict=True))
         for entry in files.values():
             counters.add("bytes", entry["bytes"])

@@ -8,6 +8,12 @@ project) also prints the latest reconcile report of each bucket (``meta.reconcil
 read the audit store through the ``trilha_postgres`` connection (``AIRFLOW_CONN_TRILHA_POSTGRES``
 locally).
 
+``python -m trilha.ops.trace version --project NAME --dataset DATASET [--version v0001] [--table hourly]
+[--head N]`` is time travel: the curated version's tables, each with the Iceberg snapshot the version
+recorded (identifier, snapshot id, rows, partitions rewritten, the staged inputs it added and
+removed), and with ``--head`` the first rows of ``--table`` read at that snapshot through the
+catalog (also through ``trilha_minio``). Any engine can read the same snapshot by its id.
+
 Library use: :func:`trace` and :func:`summary` take an :class:`~trilha.hooks.audit.AuditHook`.
 """
 
@@ -65,6 +71,58 @@ def format_reconcile(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def version_tables(
+    audit: AuditHook,
+    project: str,
+    dataset: str,
+    version: str | None,
+    iceberg: Any = None,
+) -> dict[str, Any] | None:
+    """Curated version ``version`` (``None``: the latest) of a project's dataset, with each table's
+    snapshot summary read from the catalog (``iceberg``: an :class:`~trilha.hooks.iceberg.IcebergHook`);
+    ``None`` when there is no such version."""
+    cur = audit.curated_version(project, dataset, version)
+    if cur is None:
+        return None
+    out = {"version": cur["version"], "table_format": cur["table_format"], "tables": {}, "row": cur}
+    for name, t in sorted((cur["tables"] or {}).items()):
+        entry = dict(t)
+        if iceberg is not None:
+            namespace, table = str(t["identifier"]).split(".", 1)
+            entry["summary"] = iceberg.snapshot_summary((namespace, table), int(t["snapshot_id"]))
+        out["tables"][name] = entry
+    return out
+
+
+def format_version(project: str, dataset: str, data: dict[str, Any] | None, head: Any = None) -> str:
+    """The tables of a curated version and their snapshots; ``head``: rows read at one of them."""
+    import json
+
+    if data is None:
+        return f"project {project!r}: no curated version of {dataset!r} with that name"
+    out = [f"{project} {dataset} {data['version']} ({data['table_format']})"]
+    if data["table_format"] != "iceberg":
+        out.append("  a v0001-style version: Parquet files listed by its manifest")
+        for name, f in sorted(data["row"]["files"].items()):
+            out.append(f"  {name:<14} s3://{data['row']['bucket']}/{f['key']}  rows {f['rows']}")
+        return "\n".join(out)
+    for name, t in data["tables"].items():
+        out.append(
+            f"  {name:<14} {t['identifier']}  snapshot {t['snapshot_id']}  rows {t['rows']}  "
+            f"partitions rewritten {t['partitions_rewritten']}"
+        )
+        summary = t.get("summary") or {}
+        if summary:
+            added = json.loads(summary.get("trilha.inputs-added", "[]"))
+            removed = json.loads(summary.get("trilha.inputs-removed", "[]"))
+            out.append(
+                f"  {'':<14} inputs added {len(added)}, removed {len(removed)}; {t['metadata_location']}"
+            )
+    if head is not None:
+        out.append(str(head))
+    return "\n".join(out)
+
+
 def format_trace(query: str, events: list[dict[str, Any]]) -> str:
     if not events:
         return f"{query}: no record in the audit store (check the spelling, or run raw_ingest first)"
@@ -108,10 +166,20 @@ def format_summary(project: str, data: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trilha.ops.trace", description=__doc__.split("\n")[0])
-    parser.add_argument("query", help="file name, object key, sha256, Drive id or local path; or 'summary'")
     parser.add_argument(
-        "--project", help="with 'summary': the project name (default: the reconcile state only)"
+        "query", help="file name, object key, sha256, Drive id or local path; or 'summary' or 'version'"
     )
+    parser.add_argument(
+        "--project",
+        help="with 'summary': the project name (default: the reconcile state only); with 'version': required",
+    )
+    parser.add_argument("--dataset", default="inmet_hourly", help="with 'version': the curated dataset")
+    parser.add_argument(
+        "--version", dest="curated_version", help="with 'version': v0001... (default: the latest)"
+    )
+    parser.add_argument("--table", default="hourly", help="with 'version' and --head: the table to read")
+    parser.add_argument("--head", type=int, default=0, help="with 'version': print the table's first N rows")
+    parser.add_argument("--aws-conn-id", default=config.S3_CONN_ID)
     parser.add_argument("--conn-id", default=config.POSTGRES_CONN_ID)
     args = parser.parse_args(argv)
     from trilha.hooks.audit import AuditHook
@@ -127,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, audit: AuditHook) -> int:
+    if args.query == "version":
+        return _version(args, parser, audit)
     if args.query == "summary":
         prefix = None
         if args.project:
@@ -138,6 +208,28 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, audit: Audit
     events = trace(audit, args.query)
     print(format_trace(args.query, events))
     return 0 if events else 1
+
+
+def _version(args: argparse.Namespace, parser: argparse.ArgumentParser, audit: AuditHook) -> int:
+    from trilha.hooks.iceberg import IcebergHook
+
+    if not args.project:
+        parser.error("version: --project is required")
+    iceberg = IcebergHook(postgres_conn_id=args.conn_id, aws_conn_id=args.aws_conn_id)
+    try:
+        data = version_tables(audit, args.project, args.dataset, args.curated_version, iceberg)
+        head = None
+        if data is not None and args.head and data["table_format"] == "iceberg":
+            if args.table not in data["tables"]:
+                parser.error(f"--table: expected one of {sorted(data['tables'])}, got {args.table!r}")
+            t = data["tables"][args.table]
+            namespace, name = str(t["identifier"]).split(".", 1)
+            batch = next(iceberg.batches((namespace, name), int(t["snapshot_id"])), None)
+            head = batch.slice(0, args.head).to_pandas().to_string() if batch is not None else "(no rows)"
+    finally:
+        iceberg.close()
+    print(format_version(args.project, args.dataset, data, head))
+    return 0 if data is not None else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,272 @@
+"""Pure planning of the curated Iceberg tables: names, partitions a run touches, snapshot properties.
+
+Each curated dataset is a few Iceberg tables (``inmet_hourly``: ``hourly``, ``daily``,
+``station_years`` and ``stations``; any other dataset: ``data``). A curated run of a dataset makes
+one new snapshot of each of its tables and then one inventory row (the version, ``v0003``), which is
+the publication point: readers go through the row's snapshot ids (see docs/architecture.md).
+
+Partitions and exactness. ``hourly`` is partitioned by the year of ``observed_at``, ``daily`` by the
+year of ``date`` and ``station_years`` by ``year``. The dedup key (station, UTC hour) lies in exactly
+one year, so deduplicating a year's rows from *all* the staged parts that hold rows of that year
+gives exactly the rows a whole-table dedup gives for that year. A run therefore recomputes only the
+years its changed inputs touch (the years of every part added or removed since the table's last
+published snapshot), each from all the parts that contribute to it, in the inputs' order ("the part
+stored later wins, hour by hour"). Removals and corrections stay exact; adding one station-year to a
+25-year table rewrites one partition. ``stations`` (one row per station, small) is rebuilt from
+``station_years`` on every run. Datasets other than ``inmet_hourly`` have no known key or time
+column: their ``data`` table is unpartitioned and rewritten whole.
+
+No Airflow, no I/O: the hook (:mod:`trilha.hooks.iceberg`) and the operator do the reading and writing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from trilha.domain.keys import join_key
+
+FORMAT_ICEBERG = "iceberg"
+FORMAT_PARQUET = "parquet"
+#: The catalog's name in ``iceberg_tables.catalog_name``.
+CATALOG_NAME = "trilha"
+#: Every table of an ``inmet_hourly`` version, in commit order (``stations`` is built from
+#: ``station_years``, so it goes after it).
+INMET_TABLES: tuple[str, ...] = ("hourly", "daily", "station_years", "stations")
+#: The partition source column of each partitioned table, and its transform.
+PARTITIONS: dict[str, tuple[str, str]] = {
+    "hourly": ("observed_at", "year"),
+    "daily": ("date", "year"),
+    "station_years": ("year", "identity"),
+}
+#: Snapshot summary properties Trilha sets (Iceberg keeps its own next to them).
+PROP_VERSION = "trilha.version"
+PROP_RUN_ID = "trilha.run-id"
+PROP_FINGERPRINT = "trilha.inputs-fingerprint"
+PROP_INPUTS_COUNT = "trilha.inputs-count"
+PROP_ADDED = "trilha.inputs-added"
+PROP_REMOVED = "trilha.inputs-removed"
+PROP_PARTITIONS = "trilha.partitions-rewritten"
+#: ``PROP_PARTITIONS`` of a snapshot that rewrote the whole table.
+ALL_PARTITIONS = "all"
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
+
+
+class PlanError(ValueError):
+    """A curated run cannot be planned; the message names what was expected."""
+
+
+def table_names(dataset: str) -> tuple[str, ...]:
+    """The Iceberg tables of ``dataset``'s versions, in commit order."""
+    return INMET_TABLES if dataset == "inmet_hourly" else ("data",)
+
+
+def partition_of(table: str) -> tuple[str, str] | None:
+    """``(source column, transform)`` of ``table``'s partition, ``None`` when it is unpartitioned."""
+    return PARTITIONS.get(table)
+
+
+def _segment(value: str, what: str) -> str:
+    text = str(value)
+    if not _NAME.match(text):
+        raise PlanError(
+            f"{what}: expected lower-case letters, digits, '_' or '-' (at most 128), got {value!r}"
+        )
+    return text
+
+
+def identifier(project_prefix: str, dataset: str, table: str) -> tuple[str, str]:
+    """The catalog identifier ``(namespace, table name)``: namespace = the project prefix, name =
+    ``<dataset>__<table>`` (``inmet_hourly__hourly``)."""
+    return (
+        _segment(project_prefix, "project prefix"),
+        f"{_segment(dataset, 'dataset')}__{_segment(table, 'table')}",
+    )
+
+
+def table_location(bucket: str, project_prefix: str, dataset: str, table: str) -> str:
+    """``s3://<curated bucket>/<prefix>/<dataset>/_iceberg/<table>``: every data and metadata file of
+    the table, under the project's prefix (so reconcile and per-project listings see it)."""
+    return f"s3://{bucket}/{table_prefix(project_prefix, dataset, table)}"
+
+
+def table_prefix(project_prefix: str, dataset: str, table: str) -> str:
+    """The object key prefix of a table's files in the curated bucket (no trailing ``/``)."""
+    return join_key(project_prefix, dataset, "_iceberg", table)
+
+
+def input_id(inp: Mapping[str, Any]) -> tuple[str, str]:
+    return str(inp["key"]), str(inp["sha256"])
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one curated run of a dataset does to its tables.
+
+    :ivar full: rewrite every partition (no published Iceberg version to build on, or the dataset's
+        table is unpartitioned).
+    :ivar touched: the years to recompute (empty when ``full``: every year of ``years``).
+    :ivar years: every year with data after the run.
+    :ivar contributors: year -> indexes (into the run's inputs, in their order) of the parts with rows
+        in that year: what each touched year is recomputed from.
+    :ivar added: inputs new since the published version (key, sha256).
+    :ivar removed: inputs of the published version no longer current.
+    """
+
+    full: bool
+    touched: tuple[int, ...]
+    years: tuple[int, ...]
+    contributors: dict[int, tuple[int, ...]]
+    added: tuple[tuple[str, str], ...]
+    removed: tuple[tuple[str, str], ...]
+    unpublished: tuple[int, ...] = field(default=())
+
+    @property
+    def rewritten(self) -> tuple[int, ...]:
+        """The years whose partition this run replaces (written, or emptied)."""
+        return self.years if self.full else self.touched
+
+
+def plan_run(
+    inputs: Sequence[Mapping[str, Any]],
+    published: Sequence[Mapping[str, Any]] | None,
+    *,
+    partitioned: bool = True,
+    unpublished_years: Iterable[int] | None = (),
+) -> Plan:
+    """Plan a curated run.
+
+    :param inputs: the run's inputs in their order, each with ``key``, ``sha256`` and ``years`` (the
+        UTC years it has rows in; known from the published version, or read for new parts).
+    :param published: the inputs (with ``years``) of the dataset's latest published Iceberg
+        version; ``None``: there is none, every partition is written.
+    :param partitioned: ``False`` for an unpartitioned dataset: always a full rewrite.
+    :param unpublished_years: years rewritten by snapshots committed after the published one but
+        never published (a run that died between its commits and its inventory row); ``None``: such
+        a snapshot rewrote everything. They are recomputed too, so the table converges.
+    """
+    current = {input_id(i): i for i in inputs}
+    before = {input_id(i): i for i in (published or ())}
+    added = tuple(k for k in current if k not in before)
+    removed = tuple(k for k in before if k not in current)
+    contributors: dict[int, list[int]] = {}
+    for index, inp in enumerate(inputs):
+        if "years" not in inp:
+            raise PlanError(f"input {inp.get('key')!r}: expected its years, got {sorted(inp)}")
+        for year in sorted({int(y) for y in inp["years"]}):
+            contributors.setdefault(year, []).append(index)
+    years = tuple(sorted(contributors))
+    unpublished = None if unpublished_years is None else tuple(sorted({int(y) for y in unpublished_years}))
+    full = published is None or not partitioned or unpublished is None
+    touched: set[int] = set()
+    if not full:
+        for key in added:
+            touched.update(int(y) for y in current[key]["years"])
+        for key in removed:
+            touched.update(int(y) for y in before[key].get("years", ()))
+        touched.update(unpublished or ())
+    return Plan(
+        full=full,
+        touched=() if full else tuple(sorted(touched)),
+        years=years,
+        contributors={y: tuple(v) for y, v in contributors.items()},
+        added=added,
+        removed=removed,
+        unpublished=unpublished or (),
+    )
+
+
+def unpublished_partitions(summaries: Sequence[Mapping[str, str]]) -> set[int] | None:
+    """The years rewritten by snapshots newer than the published one, from their summaries
+    (Trilha's :data:`PROP_PARTITIONS`); ``None`` when one rewrote everything or is not Trilha's."""
+    years: set[int] = set()
+    for summary in summaries:
+        value = summary.get(PROP_PARTITIONS)
+        if value is None or value == ALL_PARTITIONS:
+            return None
+        years.update(int(y) for y in json.loads(value))
+    return years
+
+
+def snapshot_properties(
+    *,
+    version: str,
+    run_id: str,
+    fingerprint: str,
+    inputs_count: int,
+    plan: Plan,
+) -> dict[str, str]:
+    """The summary properties of a run's snapshots: the version, the run, the fingerprint of all its
+    inputs, the staged inputs (key + sha256) the run added and removed, and the partitions it rewrote.
+
+    The full input list of a version is in its inventory row (``inputs``): a snapshot summary is
+    copied into every later metadata file, so listing 15,000 parts there would make each commit
+    carry megabytes of history.
+    """
+    return {
+        PROP_VERSION: version,
+        PROP_RUN_ID: run_id,
+        PROP_FINGERPRINT: fingerprint,
+        PROP_INPUTS_COUNT: str(inputs_count),
+        PROP_ADDED: json.dumps([{"key": k, "sha256": s} for k, s in plan.added], separators=(",", ":")),
+        PROP_REMOVED: json.dumps([{"key": k, "sha256": s} for k, s in plan.removed], separators=(",", ":")),
+        PROP_PARTITIONS: ALL_PARTITIONS if plan.full else json.dumps(list(plan.touched)),
+    }
+
+
+def with_years(
+    inputs: Sequence[Mapping[str, Any]],
+    published: Sequence[Mapping[str, Any]] | None,
+    read: Mapping[tuple[str, str], Sequence[int]],
+) -> list[dict[str, Any]]:
+    """The run's inputs, each with its ``years``: from the published version when it had the same
+    part (key + sha256), else from ``read`` (the years found by reading the part).
+
+    :raises PlanError: a part whose years are known from neither.
+    """
+    known = {input_id(i): list(i["years"]) for i in (published or ()) if "years" in i}
+    out = []
+    for inp in inputs:
+        ident = input_id(inp)
+        years = known.get(ident, read.get(ident))
+        if years is None:
+            raise PlanError(f"input {ident[0]!r}: its years are not known; read the part first")
+        out.append({**inp, "years": sorted(int(y) for y in years)})
+    return out
+
+
+def new_parts(
+    inputs: Sequence[Mapping[str, Any]], published: Sequence[Mapping[str, Any]] | None
+) -> list[Mapping[str, Any]]:
+    """The inputs whose years must be read: not in the published version (with their years)."""
+    known = {input_id(i) for i in (published or ()) if "years" in i}
+    return [i for i in inputs if input_id(i) not in known]
+
+
+def written_objects(claimed: Iterable[str], after: Iterable[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """The objects under a dataset's table prefixes that no earlier version claims, listed after the
+    run (``(key, bytes, etag)`` each), sorted by key, as ``curated_inventory.objects`` records them:
+    what this version's commits wrote, and what the commits of a run that died before publishing
+    wrote (part of the tables' history now; see :func:`leftovers`)."""
+    seen = set(claimed)
+    return [
+        {"key": key, "bytes": int(size), "etag": etag.strip('"')}
+        for key, size, etag in sorted(after)
+        if key not in seen
+    ]
+
+
+def leftovers(
+    claimed: Iterable[str], listed: Iterable[str], referenced: Iterable[str]
+) -> tuple[list[str], list[str]]:
+    """Objects under the tables' prefixes that no version claims, found before a run writes: those
+    the tables' metadata references (committed by a run that died before its inventory row: history
+    the next version claims) and those it does not (data files written and never committed: orphans,
+    deleted). Returns ``(history, orphans)``, each sorted."""
+    seen, used = set(claimed), set(referenced)
+    unclaimed = sorted(k for k in set(listed) if k not in seen)
+    return [k for k in unclaimed if k in used], [k for k in unclaimed if k not in used]

@@ -1,0 +1,418 @@
+"""The curated Iceberg tables: pyiceberg's SQL catalog in the audit PostgreSQL, data in the curated bucket.
+
+All catalog and table I/O of Trilha is here. The catalog (``SqlCatalog`` named ``trilha``) keeps its
+two tables in the audit database (created by migration 006, never by pyiceberg: it is opened with
+``init_catalog_tables=false``), reached through the same Airflow connection as
+:class:`~trilha.hooks.audit.AuditHook`. Data and metadata files go to the S3 server of the ``aws``
+connection of :class:`~trilha.hooks.minio.MinioHook` (``extra.endpoint_url``, login and password),
+through pyarrow's S3 file system, path-style.
+
+What to write is decided elsewhere (:mod:`trilha.domain.tables`, :mod:`trilha.domain.curate`); this
+hook writes a partition's rows into data files, commits one snapshot per table per run (the data
+files of the partitions it rewrites out, the new ones in: an Iceberg ``overwrite``), and reads a
+table at a snapshot, batch by batch, in a stable order (partition, then file).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from trilha import config
+from trilha.domain import tables
+from trilha.exceptions import ConnectionSetupError, TrilhaError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyiceberg.catalog.sql import SqlCatalog
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.table import Table
+
+#: Target size of a data file, in uncompressed Arrow bytes (pyiceberg's measure): one year of 600
+#: stations' hours (~5 M rows, ~0.9 GB in Arrow) stays one file, written once per run that touches it.
+TARGET_FILE_BYTES = 2 * 1024**3
+TABLE_PROPERTIES = {
+    "write.target-file-size-bytes": str(TARGET_FILE_BYTES),
+    "write.parquet.compression-codec": "zstd",
+    "format-version": "2",
+}
+
+
+class IcebergError(TrilhaError):
+    """A curated table cannot be read or written; the message names the table and what was expected."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One table's new snapshot."""
+
+    snapshot_id: int
+    metadata_location: str
+    rows: int
+    files_added: int
+    files_removed: int
+
+
+def _plain(table: pa.Table) -> pa.Table:
+    """Dictionary columns as their values, large strings as strings: what Iceberg stores, and what
+    the curated tables publish."""
+    import pyarrow as pa
+
+    fields = []
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_large_string(t):
+            t = pa.string()
+        elif pa.types.is_large_binary(t):
+            t = pa.binary()
+        fields.append(pa.field(f.name, t, nullable=True))
+    schema = pa.schema(fields)
+    return table.cast(schema) if schema != table.schema else table.replace_schema_metadata(None)
+
+
+class IcebergHook:
+    """The catalog and the curated tables.
+
+    :param postgres_conn_id: the audit store's connection (the catalog's database).
+    :param aws_conn_id: the S3 connection of the curated bucket.
+    """
+
+    def __init__(
+        self, postgres_conn_id: str = config.POSTGRES_CONN_ID, aws_conn_id: str = config.S3_CONN_ID
+    ) -> None:
+        self.postgres_conn_id = postgres_conn_id
+        self.aws_conn_id = aws_conn_id
+
+    # catalog -----------------------------------------------------------------------------------
+    def catalog_properties(self) -> dict[str, str]:
+        """The ``SqlCatalog`` properties, from the two Airflow connections."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        from trilha.hooks.audit import AuditHook
+        from trilha.hooks.minio import MinioHook
+
+        audit = AuditHook(postgres_conn_id=self.postgres_conn_id)
+        minio = MinioHook(aws_conn_id=self.aws_conn_id)
+        try:
+            uri = audit.sqlalchemy_url.render_as_string(hide_password=False)
+            conn = minio.get_connection(self.aws_conn_id)
+        except AirflowNotFoundException as err:
+            raise ConnectionSetupError(
+                f"curated tables: {err}; define the connections {self.postgres_conn_id!r} and "
+                f"{self.aws_conn_id!r} (airflow_settings.yaml or AIRFLOW_CONN_*)"
+            ) from None
+        extra = conn.extra_dejson
+        endpoint = str(extra.get("endpoint_url") or "")
+        if not endpoint:
+            raise ConnectionSetupError(
+                f"connection {self.aws_conn_id!r}: expected extra.endpoint_url (the S3 server), got none"
+            )
+        return {
+            "uri": uri.replace("postgresql://", "postgresql+psycopg2://", 1),
+            "init_catalog_tables": "false",
+            "py-io-impl": "pyiceberg.io.pyarrow.PyArrowFileIO",
+            "s3.endpoint": endpoint,
+            "s3.access-key-id": str(conn.login or ""),
+            "s3.secret-access-key": str(conn.password or ""),
+            "s3.region": str(extra.get("region_name") or "us-east-1"),
+            "s3.force-virtual-addressing": "false",
+        }
+
+    @cached_property
+    def catalog(self) -> SqlCatalog:
+        from pyiceberg.catalog.sql import SqlCatalog
+
+        properties = self.catalog_properties()
+        # S3-compatible servers (rclone serve s3, older MinIO) refuse the checksum trailers that
+        # the AWS SDK of pyarrow's S3 file system sends by default (HTTP 411 on UploadPart). As the
+        # Trilha connections' botocore config (config.s3_connection_extra), checksums only when
+        # required; the SDK reads these when each S3 client is made.
+        for name in ("AWS_REQUEST_CHECKSUM_CALCULATION", "AWS_RESPONSE_CHECKSUM_VALIDATION"):
+            os.environ.setdefault(name, "when_required")
+        return SqlCatalog(tables.CATALOG_NAME, **properties)
+
+    def close(self) -> None:
+        if "catalog" in self.__dict__:
+            self.__dict__.pop("catalog").engine.dispose()
+
+    @staticmethod
+    def location(bucket: str, project_prefix: str, dataset: str, table: str) -> str:
+        """Where a new table's files go: :func:`trilha.domain.tables.table_location`."""
+        return tables.table_location(bucket, project_prefix, dataset, table)
+
+    def load(self, identifier: tuple[str, str]) -> Table:
+        """The table ``identifier``; :class:`IcebergError` naming it when the catalog has none."""
+        from pyiceberg.exceptions import NoSuchTableError
+
+        try:
+            return self.catalog.load_table(identifier)
+        except NoSuchTableError:
+            raise IcebergError(
+                f"curated table {'.'.join(identifier)}: not in the catalog {tables.CATALOG_NAME!r}; "
+                "expected the table its version names (run the curated DAG, or check the audit store)"
+            ) from None
+
+    def exists(self, identifier: tuple[str, str]) -> bool:
+        return bool(self.catalog.table_exists(identifier))
+
+    def open_or_create(
+        self, identifier: tuple[str, str], name: str, schema: pa.Schema, location: str
+    ) -> Table:
+        """The table, created (with its partition spec from :func:`trilha.domain.tables.partition_of`)
+        when missing, its schema widened to ``schema``'s columns when it lacks some."""
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+
+        if self.exists(identifier):
+            table = self.catalog.load_table(identifier)
+        else:
+            try:
+                self.catalog.create_namespace(identifier[0])
+            except NamespaceAlreadyExistsError:
+                pass
+            iceberg_schema, spec = self._schema_and_spec(name, _plain(schema.empty_table()).schema)
+            try:
+                table = self.catalog.create_table(
+                    identifier,
+                    schema=iceberg_schema,
+                    location=location,
+                    partition_spec=spec,
+                    properties=TABLE_PROPERTIES,
+                )
+            except TableAlreadyExistsError:
+                table = self.catalog.load_table(identifier)
+        return self.widen(table, schema)
+
+    @staticmethod
+    def _schema_and_spec(name: str, schema: pa.Schema) -> tuple[Any, Any]:
+        from pyiceberg.catalog import Catalog
+        from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionField, PartitionSpec
+        from pyiceberg.schema import assign_fresh_schema_ids
+        from pyiceberg.transforms import IdentityTransform, YearTransform
+
+        # Converted from Arrow, every field id is -1: number them first, so the partition's source
+        # id names the column (create_table keeps ids that are already fresh).
+        iceberg_schema = assign_fresh_schema_ids(Catalog._convert_schema_if_needed(schema))
+        partition = tables.partition_of(name)
+        if partition is None:
+            return iceberg_schema, UNPARTITIONED_PARTITION_SPEC
+        column, transform = partition
+        source = iceberg_schema.find_field(column)
+        spec = PartitionSpec(
+            PartitionField(
+                source_id=source.field_id,
+                field_id=1000,
+                transform=YearTransform() if transform == "year" else IdentityTransform(),
+                name=f"{column}_{transform}" if transform != "identity" else column,
+            )
+        )
+        return iceberg_schema, spec
+
+    def widen(self, table: Table, schema: pa.Schema) -> Table:
+        """Add the columns of ``schema`` the table lacks (a new extra column of a year), by name."""
+        known = {f.name for f in table.schema().fields}
+        if all(name in known for name in schema.names):
+            return table
+        with table.update_schema() as update:
+            update.union_by_name(_plain(schema.empty_table()).schema)
+        return table
+
+    # writing -----------------------------------------------------------------------------------
+    def write_files(self, table: Table, data: pa.Table) -> list[DataFile]:
+        """Write ``data`` (rows of the partitions it holds) as data files of ``table``; nothing is
+        committed: the files are orphans until :meth:`commit` names them."""
+        from pyiceberg.io.pyarrow import _dataframe_to_data_files
+
+        if data.num_rows == 0:
+            return []
+        plain = _plain(data)
+        self.widen(table, plain.schema)
+        return list(
+            _dataframe_to_data_files(
+                table_metadata=table.metadata, df=plain, io=table.io, write_uuid=uuid.uuid4()
+            )
+        )
+
+    @staticmethod
+    def partition_year(table: Table, data_file: DataFile) -> int | None:
+        """The year of the partition ``data_file`` is in; ``None`` for an unpartitioned table."""
+        from pyiceberg.transforms import YearTransform
+
+        spec = table.specs()[data_file.spec_id]
+        if spec.is_unpartitioned():
+            return None
+        value = data_file.partition[0]
+        if value is None:
+            return None
+        return int(value) + 1970 if isinstance(spec.fields[0].transform, YearTransform) else int(value)
+
+    def commit(
+        self,
+        table: Table,
+        added: Sequence[DataFile],
+        rewritten: Sequence[int] | None,
+        properties: Mapping[str, str],
+    ) -> Commit:
+        """One snapshot of ``table``: the live data files of the ``rewritten`` years (``None``: all)
+        replaced by ``added``, with Trilha's summary ``properties``. Iceberg's optimistic commit
+        refuses it if another writer committed meanwhile (Trilha's runs of one dataset are
+        serialised by the audit store's version lock, so only an outside writer can)."""
+        years = None if rewritten is None else {int(y) for y in rewritten}
+        current = table.current_snapshot()
+        removed = 0
+        tx = table.transaction()
+        with tx.update_snapshot(snapshot_properties=dict(properties)).overwrite() as producer:
+            if current is not None:
+                for task in table.scan(snapshot_id=current.snapshot_id).plan_files():
+                    if years is None or self.partition_year(table, task.file) in years:
+                        producer.delete_data_file(task.file)
+                        removed += 1
+            for data_file in added:
+                producer.append_data_file(data_file)
+        tx.commit_transaction()
+        snapshot = table.current_snapshot()
+        if snapshot is None:  # pragma: no cover - a commit always makes one
+            raise IcebergError(f"curated table {table.name()}: the commit made no snapshot")
+        return Commit(
+            snapshot_id=int(snapshot.snapshot_id),
+            metadata_location=str(table.metadata_location),
+            rows=self.rows(table, snapshot.snapshot_id),
+            files_added=len(added),
+            files_removed=removed,
+        )
+
+    def unpublished(self, table: Table, published: int | None) -> list[dict[str, str]] | None:
+        """Summaries of the snapshots committed after ``published`` (the latest version's snapshot of
+        this table) and never published; ``None`` when ``published`` is not an ancestor of the current
+        snapshot (someone else rewrote the table: everything must be recomputed)."""
+        from pyiceberg.table.snapshots import ancestors_of
+
+        current = table.current_snapshot()
+        if current is None:
+            return []
+        out: list[dict[str, str]] = []
+        for snapshot in ancestors_of(current, table.metadata):
+            if published is not None and snapshot.snapshot_id == published:
+                return out
+            summary = snapshot.summary
+            out.append(dict(summary.additional_properties) if summary is not None else {})
+        return None if published is not None else out
+
+    @staticmethod
+    def referenced(table: Table) -> set[str]:
+        """Every file the table's metadata references, as ``s3://bucket/key`` locations: its metadata
+        files (current and logged), and for every snapshot its manifest list, manifests and data
+        files. What an orphan-file clean-up keeps; reads every manifest (a leftover-only path)."""
+        metadata = table.metadata
+        paths = {str(table.metadata_location), *(str(e.metadata_file) for e in metadata.metadata_log)}
+        for snapshot in metadata.snapshots:
+            paths.add(str(snapshot.manifest_list))
+            for manifest in snapshot.manifests(table.io):
+                paths.add(str(manifest.manifest_path))
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+                    paths.add(str(entry.data_file.file_path))
+        return paths
+
+    # reading -----------------------------------------------------------------------------------
+    def rows(self, table: Table, snapshot_id: int) -> int:
+        return sum(int(t.file.record_count) for t in table.scan(snapshot_id=snapshot_id).plan_files())
+
+    def _tasks(self, table: Table, snapshot_id: int) -> tuple[Any, list[Any]]:
+        if table.snapshot_by_id(snapshot_id) is None:
+            raise IcebergError(
+                f"curated table {table.name()}: no snapshot {snapshot_id}; expected the snapshot its "
+                "version recorded (was it expired?)"
+            )
+        scan = table.scan(snapshot_id=snapshot_id)
+        tasks = sorted(
+            scan.plan_files(),
+            key=lambda t: (self.partition_year(table, t.file) or 0, str(t.file.file_path)),
+        )
+        return scan, tasks
+
+    @staticmethod
+    def _check_files(table: Table, snapshot_id: int, tasks: Sequence[Any]) -> None:
+        """Every data file of the snapshot is there with the size its manifest recorded (Iceberg
+        records no content hash; a file cut short, grown or deleted behind the catalog's back is
+        refused, named, before anything is read)."""
+        for task in tasks:
+            path, recorded = str(task.file.file_path), int(task.file.file_size_in_bytes)
+            where = f"curated table {table.name()} snapshot {snapshot_id}: {path}"
+            try:
+                size = len(table.io.new_input(path))
+            except FileNotFoundError:
+                raise IcebergError(f"{where} is missing; expected the data file its manifest lists") from None
+            if size != recorded:
+                raise IcebergError(
+                    f"{where}: expected {recorded} bytes (its manifest), found {size}; the file changed "
+                    "after the version was made"
+                )
+
+    def batches(self, identifier: tuple[str, str], snapshot_id: int) -> Iterator[pa.RecordBatch]:
+        """``identifier`` at ``snapshot_id``, batch by batch: partitions in year order, each one's
+        files in path order, rows as written (within a partition: by station, then time)."""
+        from pyiceberg.table import _to_arrow_batch_reader_via_file_scan_tasks
+
+        table = self.load(identifier)
+        scan, tasks = self._tasks(table, snapshot_id)
+        self._check_files(table, snapshot_id, tasks)
+        reader = _to_arrow_batch_reader_via_file_scan_tasks(scan, scan.projection(), tasks)
+        for batch in reader:
+            yield _plain_batch(batch)
+
+    def schema(self, identifier: tuple[str, str], snapshot_id: int) -> pa.Schema:
+        """The Arrow schema of ``identifier`` at ``snapshot_id`` (as :meth:`batches` yields it)."""
+        from pyiceberg.io.pyarrow import schema_to_pyarrow
+
+        table = self.load(identifier)
+        scan, _ = self._tasks(table, snapshot_id)
+        return _plain(schema_to_pyarrow(scan.projection(), include_field_ids=False).empty_table()).schema
+
+    def read(self, identifier: tuple[str, str], snapshot_id: int) -> pa.Table:
+        """The whole table at a snapshot (small tables, tests): :meth:`batches` concatenated."""
+        import pyarrow as pa
+
+        schema = self.schema(identifier, snapshot_id)
+        batches = [b.cast(schema) for b in self.batches(identifier, snapshot_id)]
+        return pa.Table.from_batches(batches, schema=schema)
+
+    def data_files(self, identifier: tuple[str, str], snapshot_id: int) -> list[dict[str, Any]]:
+        """The data files of ``identifier`` at ``snapshot_id`` (``path``, ``rows``, ``bytes``,
+        ``year``), in :meth:`batches`' order: what another engine reads for that snapshot."""
+        table = self.load(identifier)
+        _, tasks = self._tasks(table, snapshot_id)
+        self._check_files(table, snapshot_id, tasks)
+        if any(t.delete_files for t in tasks):  # pragma: no cover - Trilha never writes delete files
+            raise IcebergError(f"curated table {table.name()}: snapshot {snapshot_id} has delete files")
+        return [
+            {
+                "path": str(t.file.file_path),
+                "rows": int(t.file.record_count),
+                "bytes": int(t.file.file_size_in_bytes),
+                "year": self.partition_year(table, t.file),
+            }
+            for t in tasks
+        ]
+
+    def snapshot_summary(self, identifier: tuple[str, str], snapshot_id: int) -> dict[str, str]:
+        """The summary of a snapshot: Iceberg's counts and Trilha's properties."""
+        table = self.load(identifier)
+        snapshot = table.snapshot_by_id(snapshot_id)
+        if snapshot is None:
+            raise IcebergError(f"curated table {table.name()}: no snapshot {snapshot_id}")
+        summary = snapshot.summary
+        if summary is None:
+            return {}
+        return {"operation": str(summary.operation.value), **summary.additional_properties}
+
+
+def _plain_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    import pyarrow as pa
+
+    table = _plain(pa.Table.from_batches([batch]))
+    return table.to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema=table.schema)

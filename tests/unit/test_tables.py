@@ -1,0 +1,202 @@
+"""The curated Iceberg tables' pure parts: per-year curation is exactly the whole-table curation
+(trilha.domain.curate), and the planning of a run (trilha.domain.tables): which partitions it
+rewrites, from which parts, and what its snapshots' summaries record."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from tests.unit.test_curate import SAMPLES, YEARLY, at, part
+from trilha.domain import tables
+from trilha.domain.contracts import validate
+from trilha.domain.curate import (
+    curate,
+    curate_inmet_hourly_year,
+    part_years,
+    stations_from_years,
+)
+from trilha.domain.formats import parse_file
+from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
+from trilha.hooks.include import load_contract
+
+
+def _by_years(parts: list[pa.Table]) -> dict[str, pa.Table]:
+    """Curate year by year, each year from the parts with rows in it (in their order), and put
+    the years back together in the whole table's order (station, then time)."""
+    years = sorted({y for p in parts for y in part_years(p)})
+    out: dict[str, list[pa.Table]] = {"hourly": [], "daily": [], "station_years": []}
+    for year in years:
+        contributors = [p for p in parts if year in part_years(p)]
+        for name, table in curate_inmet_hourly_year(contributors, year).items():
+            out[name].append(table)
+    hourly = pa.concat_tables(out["hourly"]).sort_by(
+        [("wmo_code", "ascending"), ("observed_at", "ascending")]
+    )
+    daily = pa.concat_tables(out["daily"]).sort_by([("wmo_code", "ascending"), ("date", "ascending")])
+    return {
+        "hourly": hourly.combine_chunks(),
+        "daily": daily.combine_chunks(),
+        "stations": stations_from_years(pa.concat_tables(out["station_years"])),
+    }
+
+
+def _same(a: pa.Table, b: pa.Table) -> None:
+    assert a.schema == b.schema
+    assert a.to_pylist() == b.to_pylist()
+
+
+def test_real_files_curated_year_by_year_equal_the_whole_table() -> None:
+    contract = load_contract("inmet_hourly")
+    parts = []
+    for name in YEARLY:
+        parsed = parse_file((SAMPLES / name).read_bytes(), name)
+        ok, _ = validate(parsed.table, contract, name)
+        parts.append(parquet_bytes_to_table(table_to_parquet_bytes(ok)))
+    assert [part_years(p) for p in parts] == [[2003], [2019], [2024]]
+    whole = curate("inmet_hourly", parts)
+    by_year = _by_years(parts)
+    for name in ("hourly", "daily", "stations"):
+        _same(by_year[name], whole[name].combine_chunks())
+
+
+def test_dedup_across_a_new_year_is_exact_per_partition() -> None:
+    """Parts straddling New Year, overlapping and correcting each other: the later part wins hour by
+    hour in both years, exactly as over the whole table; station metadata is the latest year's."""
+    old = part(
+        "A701", [at(31, 22, 12, 2023), at(31, 23, 12, 2023), at(1, 0), at(1, 1)], air_temp_c=[1, 2, 3, 4]
+    )
+    fix = part("A701", [at(31, 23, 12, 2023), at(1, 0), at(1, 1)], air_temp_c=[20, 30, 40], latitude=-20.0)
+    other = part("A807", [at(5, 5)], air_temp_c=[9])
+    parts = [old, fix, other]
+    assert [part_years(p) for p in parts] == [[2023, 2024], [2023, 2024], [2024]]
+    whole = curate("inmet_hourly", parts)
+    by_year = _by_years(parts)
+    for name in ("hourly", "daily", "stations"):
+        _same(by_year[name], whole[name].combine_chunks())
+    assert by_year["hourly"].column("air_temp_c").to_pylist() == [1, 20, 30, 40, 9]
+    stations = by_year["stations"].to_pylist()
+    assert [(s["wmo_code"], s["hours"], s["latitude"]) for s in stations] == [
+        ("A701", 4, -20.0),
+        ("A807", 1, -23.5),
+    ]
+    assert stations[0]["first_observed_at"] == datetime(2023, 12, 31, 22, tzinfo=UTC)
+
+
+def test_part_years_refuses_null_times_with_the_part_named() -> None:
+    bad = part("A701", [at(1, 0)]).set_column(0, "observed_at", pa.nulls(1, pa.timestamp("us", "UTC")))
+    with pytest.raises(ValueError, match="part staged/x.parquet: expected observed_at on every row"):
+        part_years(bad, "staged/x.parquet")
+
+
+def test_station_years_carry_the_year_and_are_empty_for_an_empty_year() -> None:
+    got = curate_inmet_hourly_year([part("A701", [at(1, 0)])], 2023)
+    assert got["hourly"].num_rows == got["daily"].num_rows == got["station_years"].num_rows == 0
+    got = curate_inmet_hourly_year([part("A701", [at(1, 0)])], 2024)
+    assert got["station_years"].column("year").to_pylist() == [2024]
+    assert pc.sum(got["station_years"].column("hours")).as_py() == 1
+
+
+# -------------------------------------------------------------------------------------------- plan
+
+
+def inp(key: str, *years: int, sha: str = "") -> dict[str, object]:
+    return {"key": key, "sha256": sha or f"sha-{key}", "years": list(years)}
+
+
+def test_first_run_writes_every_partition() -> None:
+    plan = tables.plan_run([inp("a", 2003), inp("b", 2019, 2020)], None)
+    assert (plan.full, plan.years, plan.rewritten) == (True, (2003, 2019, 2020), (2003, 2019, 2020))
+    assert plan.contributors == {2003: (0,), 2019: (1,), 2020: (1,)}
+
+
+def test_adding_one_station_year_touches_one_partition() -> None:
+    published = [inp(f"s{i}-{y}", y) for i in range(3) for y in range(2000, 2025)]
+    current = [*published, inp("new-2010", 2010)]
+    plan = tables.plan_run(current, published)
+    assert (plan.full, plan.touched) == (False, (2010,))
+    assert plan.added == (("new-2010", "sha-new-2010"),)
+    # the partition is recomputed from every part with rows in 2010, in the inputs' order
+    assert [current[i]["key"] for i in plan.contributors[2010]] == [
+        "s0-2010",
+        "s1-2010",
+        "s2-2010",
+        "new-2010",
+    ]
+
+
+def test_a_removed_or_corrected_part_touches_its_years() -> None:
+    published = [inp("a", 2003), inp("b", 2019)]
+    plan = tables.plan_run([inp("a", 2003), inp("b", 2019, sha="fixed")], published)
+    assert plan.touched == (2019,)
+    assert plan.removed == (("b", "sha-b"),)
+    plan = tables.plan_run([inp("a", 2003)], published)
+    # 2019 is emptied: rewritten with no contributor
+    assert (plan.touched, plan.years) == ((2019,), (2003,))
+
+
+def test_unpublished_snapshots_are_recomputed_too() -> None:
+    published = [inp("a", 2003), inp("b", 2019)]
+    plan = tables.plan_run(published, published, unpublished_years=[2019])
+    assert (plan.full, plan.touched) == (False, (2019,))
+    assert tables.plan_run(published, published, unpublished_years=None).full
+    summaries = [{tables.PROP_PARTITIONS: "[2019]"}, {tables.PROP_PARTITIONS: "[2003, 2019]"}]
+    assert tables.unpublished_partitions(summaries) == {2003, 2019}
+    assert tables.unpublished_partitions([{tables.PROP_PARTITIONS: tables.ALL_PARTITIONS}]) is None
+    assert tables.unpublished_partitions([{"operation": "append"}]) is None
+
+
+def test_unpartitioned_datasets_are_rewritten_whole() -> None:
+    plan = tables.plan_run([inp("a"), inp("b")], [inp("a")], partitioned=False)
+    assert plan.full
+    assert plan.added == (("b", "sha-b"),)
+
+
+def test_snapshot_properties_name_the_runs_inputs() -> None:
+    plan = tables.plan_run([inp("a", 2003), inp("b", 2019)], [inp("a", 2003)])
+    props = tables.snapshot_properties(
+        version="v0002", run_id="r1", fingerprint="f" * 64, inputs_count=2, plan=plan
+    )
+    assert props[tables.PROP_VERSION] == "v0002"
+    assert json.loads(props[tables.PROP_ADDED]) == [{"key": "b", "sha256": "sha-b"}]
+    assert json.loads(props[tables.PROP_REMOVED]) == []
+    assert json.loads(props[tables.PROP_PARTITIONS]) == [2019]
+    assert all(isinstance(v, str) for v in props.values())
+
+
+def test_years_come_from_the_published_version_or_from_reading() -> None:
+    published = [inp("a", 2003)]
+    current = [{"key": "a", "sha256": "sha-a"}, {"key": "b", "sha256": "sha-b"}]
+    assert tables.new_parts(current, published) == [current[1]]
+    got = tables.with_years(current, published, {("b", "sha-b"): [2020, 2019]})
+    assert [i["years"] for i in got] == [[2003], [2019, 2020]]
+    with pytest.raises(tables.PlanError, match="'b': its years are not known"):
+        tables.with_years(current, published, {})
+
+
+def test_identifiers_and_locations_are_checked() -> None:
+    assert tables.identifier("inmet-x", "inmet_hourly", "hourly") == ("inmet-x", "inmet_hourly__hourly")
+    assert (
+        tables.table_location("curated-data", "p", "d", "hourly") == "s3://curated-data/p/d/_iceberg/hourly"
+    )
+    with pytest.raises(tables.PlanError, match="dataset: expected lower-case"):
+        tables.identifier("p", "../x", "hourly")
+
+
+def test_written_objects_are_the_keys_no_version_claims() -> None:
+    after = [("p/b", 2, '"e2"'), ("p/a", 1, '"e1"')]
+    assert tables.written_objects({"p/a"}, after) == [{"key": "p/b", "bytes": 2, "etag": "e2"}]
+
+
+def test_leftovers_of_a_dead_run_are_history_or_orphans() -> None:
+    history, orphans = tables.leftovers(
+        claimed={"t/metadata/1.json"},
+        listed=["t/metadata/1.json", "t/metadata/2.json", "t/data/committed.parquet", "t/data/never.parquet"],
+        referenced=["t/metadata/1.json", "t/metadata/2.json", "t/data/committed.parquet"],
+    )
+    assert history == ["t/data/committed.parquet", "t/metadata/2.json"]
+    assert orphans == ["t/data/never.parquet"]
