@@ -113,7 +113,7 @@ def _list_keys(client: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
 
 
 def ingest(client: Any, dsn: str, landing_dir: Path, bucket: str, prefix: str) -> dict[str, Any]:
-    """``mc cp`` of the landing folder, then seed 000's ``ingest_raw.py`` over the bucket."""
+    """``mc cp`` of the landing folder, then the notebooks' ingest script (above) over the bucket."""
     db = CountingDb(dsn)
     uploaded = downloaded = 0
     try:

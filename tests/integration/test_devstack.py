@@ -9,6 +9,7 @@ the state directory: the directory is created with mode 0o711 (traverse, not lis
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shlex
@@ -108,6 +109,20 @@ def test_up_status_down_up_keeps_data_and_ports(make_stack: list[Stack], state_d
     # Data in each of the three services.
     marker = uuid.uuid4().hex
     st.s3_client().put_object(Bucket="recepcao-raw", Key=f"probe/{marker}.txt", Body=marker.encode())
+    # The S3 server keeps each object's md5 from write time (as MinIO keeps its ETag), in the state
+    # directory: bytes changed on disk behind its back (same size, same modification time) still
+    # answer the md5 they were written with, before and after a down/up. A server that computed the
+    # md5 lazily from the file would answer the md5 of the changed bytes.
+    written = marker.encode() * 100
+    written_md5 = hashlib.md5(written, usedforsecurity=False).hexdigest()
+    st.s3_client().put_object(Bucket="recepcao-raw", Key="probe/rot.bin", Body=written)
+    assert Path(st.state["s3"]["hashes_dir"]).is_relative_to(state_dir.resolve())
+    on_disk = Path(status["s3"]["data_dir"]) / "recepcao-raw" / "probe" / "rot.bin"
+    before = on_disk.stat()
+    on_disk.write_bytes(written[::-1])
+    os.utime(on_disk, ns=(before.st_atime_ns, before.st_mtime_ns))
+    head = st.s3_client().head_object(Bucket="recepcao-raw", Key="probe/rot.bin")
+    assert head["ETag"].strip('"') == written_md5
     with psycopg2.connect(st.postgres_dsn()) as pg, pg.cursor() as cur:
         cur.execute("CREATE TABLE devstack_probe (marker text PRIMARY KEY)")
         cur.execute("INSERT INTO devstack_probe VALUES (%(m)s)", {"m": marker})
@@ -137,6 +152,10 @@ def test_up_status_down_up_keeps_data_and_ports(make_stack: list[Stack], state_d
         assert not is_dead(second_pids[component], EXPECT[component]), component
     body = st2.s3_client().get_object(Bucket="recepcao-raw", Key=f"probe/{marker}.txt")["Body"].read()
     assert body == marker.encode()
+    listed = st2.s3_client().list_objects_v2(Bucket="recepcao-raw", Prefix="probe/rot.bin")["Contents"]
+    assert [o["ETag"].strip('"') for o in listed] == [written_md5]
+    head = st2.s3_client().head_object(Bucket="recepcao-raw", Key="probe/rot.bin")
+    assert head["ETag"].strip('"') == written_md5
     with psycopg2.connect(st2.postgres_dsn()) as pg, pg.cursor() as cur:
         cur.execute("SELECT marker FROM devstack_probe")
         assert cur.fetchall() == [(marker,)]

