@@ -1,17 +1,23 @@
 """
 ### curated
 
-Combines each dataset's staged parts into one conformed, deduplicated table and writes a new
-curated version to `curated-data/<project>/<dataset>/v<NNNN>/` when, and only when, its staged
-inputs changed. For INMET: `hourly.parquet` (one row per station and UTC hour, stable sort, so a
-re-run is byte-identical), `daily.parquet` (per station and UTC day: precipitation sum,
-temperature min/mean/max, mean humidity, max gust, and the hours behind each figure) and
-`stations.parquet` (metadata keyed by WMO code). `manifest.json` lists the exact staged inputs
-(key + sha256) and is written last.
+Combines each dataset's staged parts into conformed, deduplicated Apache Iceberg tables and
+publishes a new curated version (`v0001`, `v0002`, ...) when, and only when, its staged inputs
+changed. For INMET: `hourly` (one row per station and UTC hour; the part stored later wins, hour by
+hour), `daily` (per station and UTC day: precipitation sum, temperature min/mean/max, mean
+humidity, max gust, and the hours behind each figure), `station_years` and `stations`. The tables
+are partitioned by year: a run rewrites only the years its new or removed inputs touch. The
+catalog is in the audit PostgreSQL, the files under `curated-data/<project>/<dataset>/_iceberg/`,
+and each version's `manifest.json` lists its exact staged inputs (key + sha256) and snapshots.
 
-When the `trilha_snowflake` connection names an account, the version is also loaded into
-Snowflake (stage, then MERGE; SQL in `include/sql/snowflake/`). Runs on `trilha_staged` and daily;
-emits `trilha_curated` when it made a new version (a run that changed nothing emits no event).
+Tasks: `plan` finds the datasets whose inputs changed and cuts the years to rewrite into shards of
+at most `batch_size` staged parts (along station boundaries, so the result is the same whatever the
+batch size); `write` is one mapped task per shard (any worker may run it; a failed shard is retried
+alone, and nothing is published until every shard is written); `commit` commits one snapshot per
+table and publishes the version, under the dataset's lock (the one serialised step).
+
+Runs on `trilha_staged` and daily; emits `trilha_curated` when it made a new version (a run that
+changed nothing emits no event).
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ from airflow.sdk import dag
 
 from trilha import params
 from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, changes, on_asset_or_cron
-from trilha.operators.curated import CuratedOperator
+from trilha.operators.curated import (
+    BATCH_SIZE,
+    CuratedCommitOperator,
+    CuratedPlanOperator,
+    CuratedWriteOperator,
+)
 
 
 @dag(
@@ -33,16 +44,29 @@ from trilha.operators.curated import CuratedOperator
     params={
         **params.project(required=False),
         **params.dataset(),
+        **params.batch_size("Staged parts (of one year)", BATCH_SIZE),
     },
 )
 def curated() -> None:
-    CuratedOperator(
-        task_id="curate",
+    plan = CuratedPlanOperator(
+        task_id="plan",
         project="{{ params.project or '' }}",
         dataset="{{ params.dataset or '' }}",
+        batch_size="{{ params.batch_size }}",
         curated_bucket=bucket("curated"),
+    )
+    write = CuratedWriteOperator.partial(task_id="write", curated_bucket=bucket("curated")).expand_kwargs(
+        plan.output
+    )
+    commit = CuratedCommitOperator(
+        task_id="commit",
+        targets=plan.output["targets"],
+        written=write.output,
+        curated_bucket=bucket("curated"),
+        trigger_rule="none_failed",
         outlets=[changes(CURATED)],
     )
+    plan >> write >> commit
 
 
 curated()

@@ -38,7 +38,7 @@ DAGS = {
     "raw_ingest": "register",
     "reception_promote": "promote",
     "staging": "stage[0]",
-    "curated": "curate",
+    "curated": "commit",
     "dataset_split": "split",
     "reception_cleanup": "cleanup",
 }

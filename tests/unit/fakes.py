@@ -445,6 +445,18 @@ class FakeAudit:
     def curated_made_from(self, project_id: int, dataset: str, fingerprint: str) -> str | None:
         return self.made
 
+    def curated_latest(self, project_id: int, dataset: str) -> dict[str, Any] | None:
+        if not self.curated:
+            return None
+        last = self.curated[-1]
+        return {
+            "id": len(self.curated),
+            "version": last.version,
+            "table_format": last.table_format,
+            "tables": last.tables,
+            "inputs": last.inputs,
+        }
+
     def record_curated(
         self,
         project_id: int,
@@ -452,16 +464,7 @@ class FakeAudit:
         fingerprint: str,
         write: Callable[[str, dict[str, Any] | None], CuratedRecord],
     ) -> CuratedRecord | str:
-        latest = None
-        if self.curated:
-            last = self.curated[-1]
-            latest = {
-                "id": len(self.curated),
-                "version": last.version,
-                "table_format": last.table_format,
-                "tables": last.tables,
-                "inputs": last.inputs,
-            }
+        latest = self.curated_latest(project_id, dataset)
         record = write(lineage.curated_version(self.next_number + len(self.curated)), latest)
         self.curated.append(record)
         return record

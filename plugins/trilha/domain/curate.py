@@ -421,6 +421,20 @@ def part_years(part: pa.Table, index: int | str = 0) -> list[int]:
     return [int(y) for y in np.unique(years)]
 
 
+def part_stations(part: pa.Table) -> list[str]:
+    """The WMO codes an ``inmet_hourly`` part has rows of, sorted (empty when it has no rows or no
+    ``wmo_code``; a null code counts as the empty string, a station of its own)."""
+    if part.num_rows == 0 or "wmo_code" not in part.column_names:
+        return []
+    column = part.column("wmo_code")
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary.take(pc.unique(array.indices).drop_null())
+        codes = {"" if v is None else str(v) for v in array.to_pylist()}
+        return sorted(codes | ({""} if column.null_count else set()))
+    return sorted({"" if v is None else str(v) for v in pc.unique(array).to_pylist()})
+
+
 def year_rows(part: pa.Table, year: int, index: int | str = 0) -> pa.Table:
     """The rows of ``part`` whose ``observed_at`` lies in UTC ``year`` (the part itself when all do)."""
     micros = _micros(part, index)

@@ -222,20 +222,27 @@ def with_years(
     inputs: Sequence[Mapping[str, Any]],
     published: Sequence[Mapping[str, Any]] | None,
     read: Mapping[tuple[str, str], Sequence[int]],
+    stations: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The run's inputs, each with its ``years``: from the published version when it had the same
-    part (key + sha256), else from ``read`` (the years found by reading the part).
+    """The run's inputs, each with its ``years`` (and ``stations``, the WMO codes it has rows of,
+    when known: what :func:`plan_units` shards by): from the published version when it had the same
+    part (key + sha256), else from ``read`` and ``stations`` (found by reading the part).
 
     :raises PlanError: a part whose years are known from neither.
     """
-    known = {input_id(i): list(i["years"]) for i in (published or ()) if "years" in i}
+    known = {input_id(i): i for i in (published or ()) if "years" in i}
     out = []
     for inp in inputs:
         ident = input_id(inp)
-        years = known.get(ident, read.get(ident))
+        before = known.get(ident)
+        years = before["years"] if before is not None else read.get(ident)
         if years is None:
             raise PlanError(f"input {ident[0]!r}: its years are not known; read the part first")
-        out.append({**inp, "years": sorted(int(y) for y in years)})
+        codes = before.get("stations") if before is not None else (stations or {}).get(ident)
+        entry = {**inp, "years": sorted(int(y) for y in years)}
+        if codes:
+            entry["stations"] = sorted(str(c) for c in codes)
+        out.append(entry)
     return out
 
 
@@ -270,3 +277,67 @@ def leftovers(
     seen, used = set(claimed), set(referenced)
     unclaimed = sorted(k for k in set(listed) if k not in seen)
     return [k for k in unclaimed if k in used], [k for k in unclaimed if k not in used]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One mapped write of a curated run: a shard of one rewritten year (``year`` ``None``: an
+    unpartitioned table, written whole), made from ``parts`` (indexes into the run's inputs, in
+    their order).
+
+    A year's contributing parts are cut into shards along station boundaries: every part with rows
+    of a station lies in the same shard (parts that share a station are kept together, and a part
+    whose stations are not known keeps the whole year in one shard), so deduplicating each shard
+    alone gives exactly the rows of deduplicating the year. Shards are in station order and hold at
+    most ``batch_size`` parts, except where one station group alone has more."""
+
+    year: int | None
+    shard: int
+    parts: tuple[int, ...]
+
+
+def _station_groups(indexes: Sequence[int], inputs: Sequence[Mapping[str, Any]]) -> list[list[int]]:
+    """The parts of one year in groups that share no station, each group in the inputs' order, the
+    groups ordered by their smallest station; one group when a part's stations are unknown."""
+    if any(not inputs[i].get("stations") for i in indexes):
+        return [list(indexes)] if indexes else []
+    parent: dict[str, str] = {}
+
+    def root(code: str) -> str:
+        while parent.setdefault(code, code) != code:
+            parent[code] = parent[parent[code]]
+            code = parent[code]
+        return code
+
+    for i in indexes:
+        codes = [str(c) for c in inputs[i]["stations"]]
+        for code in codes[1:]:
+            a, b = root(codes[0]), root(code)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    groups: dict[str, list[int]] = {}
+    for i in indexes:
+        groups.setdefault(root(str(inputs[i]["stations"][0])), []).append(i)
+    first = {r: min(str(c) for i in g for c in inputs[i]["stations"]) for r, g in groups.items()}
+    return [groups[r] for r in sorted(groups, key=lambda r: first[r])]
+
+
+def plan_units(inputs: Sequence[Mapping[str, Any]], plan: Plan, batch_size: int) -> list[Unit]:
+    """The mapped writes of a run of a partitioned table: for each year it rewrites that has data,
+    its contributing parts in station-bounded shards of at most ``batch_size`` parts (see
+    :class:`Unit`). A rewritten year with no contributor anymore has no unit: the commit empties it.
+
+    :raises PlanError: ``batch_size`` below 1.
+    """
+    if batch_size < 1:
+        raise PlanError(f"batch_size: expected 1 or more staged parts per task, got {batch_size}")
+    units: list[Unit] = []
+    for year in plan.rewritten:
+        shards: list[list[int]] = []
+        for group in _station_groups(plan.contributors.get(year, ()), inputs):
+            if shards and len(shards[-1]) + len(group) <= batch_size:
+                shards[-1].extend(group)
+            else:
+                shards.append(list(group))
+        units += [Unit(year=year, shard=n, parts=tuple(sorted(s))) for n, s in enumerate(shards)]
+    return units

@@ -411,17 +411,9 @@ class AuditHook(PostgresHook):
             made = tx.run("curated_by_fingerprint", {**ids, "fingerprint": fingerprint})
             if made:
                 return str(made[0]["version"])
-            rows = tx.run("curated_latest", ids)
-            latest = None
-            if rows:
-                row = rows[0]
-                claimed = {str(r["key"]) for r in tx.run("curated_claimed", ids)}
-                latest = {
-                    **row,
-                    "tables": self._jsonb(row["tables"]),
-                    "inputs": self._jsonb(row["inputs"]),
-                    "claimed": claimed,
-                }
+            latest = self._curated_latest(tx.run("curated_latest", ids))
+            if latest is not None:
+                latest["claimed"] = {str(r["key"]) for r in tx.run("curated_claimed", ids)}
             record = write(lineage.curated_version(int(nxt)), latest)
             tx.run(
                 "curated_insert",
@@ -444,6 +436,19 @@ class AuditHook(PostgresHook):
                 },
             )
         return record
+
+    def curated_latest(self, project_id: int, dataset: str) -> dict[str, Any] | None:
+        """The latest curated version of a project's dataset (``id``, ``version``, ``table_format``,
+        and ``tables`` and ``inputs`` decoded), read outside the version lock (a plan's view);
+        ``None`` when it has none."""
+        ids = {"project_id": project_id, "dataset": dataset}
+        return self._curated_latest(self.query("curated_latest", ids))
+
+    def _curated_latest(self, rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if not rows:
+            return None
+        row = rows[0]
+        return {**row, "tables": self._jsonb(row["tables"]), "inputs": self._jsonb(row["inputs"])}
 
     def curated_version(self, project: str, dataset: str, version: str | None) -> dict[str, Any] | None:
         """Curated version ``version`` (``None``: the latest) of a project's dataset, with its

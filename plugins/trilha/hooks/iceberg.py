@@ -35,6 +35,12 @@ if TYPE_CHECKING:
 #: Target size of a data file, in uncompressed Arrow bytes (pyiceberg's measure): one year of 600
 #: stations' hours (~5 M rows, ~0.9 GB in Arrow) stays one file, written once per run that touches it.
 TARGET_FILE_BYTES = 2 * 1024**3
+#: The task ids of shard ``s``'s data files start at ``SHARD_BASE + s * SHARD_TASK_IDS`` (see
+#: :meth:`IcebergHook.write_files`): ten digits each for up to ``MAX_SHARDS`` shards a partition,
+#: so path order is shard order.
+SHARD_BASE = 10**9
+SHARD_TASK_IDS = 10**6
+MAX_SHARDS = 9000
 TABLE_PROPERTIES = {
     "write.target-file-size-bytes": str(TARGET_FILE_BYTES),
     "write.parquet.compression-codec": "zstd",
@@ -223,20 +229,102 @@ class IcebergHook:
         return table
 
     # writing -----------------------------------------------------------------------------------
-    def write_files(self, table: Table, data: pa.Table) -> list[DataFile]:
+    def write_files(self, table: Table, data: pa.Table, shard: int = 0, widen: bool = True) -> list[DataFile]:
         """Write ``data`` (rows of the partitions it holds) as data files of ``table``; nothing is
-        committed: the files are orphans until :meth:`commit` names them."""
+        committed: the files are orphans until :meth:`commit` names them.
+
+        :param shard: the writer's place in its partition (a mapped task's shard of a year): file
+            names sort by it (``00000-<task id>-<uuid>``, the task ids numbered from
+            ``SHARD_BASE + shard * SHARD_TASK_IDS``, all of one width), so reading a partition's files in
+            path order reads the shards in order, whoever wrote them and in what order.
+        :param widen: add the columns ``data`` has and the table lacks first; off in a mapped task,
+            where the plan widened the table already (two tasks cannot both change its schema), so a
+            column the table lacks is an error there.
+        """
+        import itertools
+
         from pyiceberg.io.pyarrow import _dataframe_to_data_files
 
         if data.num_rows == 0:
             return []
+        if not 0 <= shard < MAX_SHARDS:
+            raise IcebergError(
+                f"curated table {table.name()}: shard {shard}; expected 0 to {MAX_SHARDS - 1} (use a "
+                "larger batch_size)"
+            )
         plain = _plain(data)
-        self.widen(table, plain.schema)
+        if widen:
+            self.widen(table, plain.schema)
+        else:
+            known = {f.name for f in table.schema().fields}
+            missing = [n for n in plain.schema.names if n not in known]
+            if missing:
+                raise IcebergError(
+                    f"curated table {table.name()}: columns {missing} are not in the table; expected the "
+                    "plan to have added them (was the table changed since the plan?)"
+                )
+        counter = itertools.count(SHARD_BASE + shard * SHARD_TASK_IDS)
         return list(
             _dataframe_to_data_files(
-                table_metadata=table.metadata, df=plain, io=table.io, write_uuid=uuid.uuid4()
+                table_metadata=table.metadata, df=plain, io=table.io, write_uuid=uuid.uuid4(), counter=counter
             )
         )
+
+    @staticmethod
+    def data_file_document(data_file: DataFile) -> dict[str, Any]:
+        """A written data file as JSON (what a mapped task hands the commit through XCom): every
+        field of Iceberg's ``data_file`` struct, byte bounds in base64, and the partition spec id."""
+        import base64
+
+        from pyiceberg.manifest import DATA_FILE_TYPE, DEFAULT_READ_VERSION
+
+        out: dict[str, Any] = {}
+        for field in DATA_FILE_TYPE[DEFAULT_READ_VERSION].fields:
+            value = getattr(data_file, field.name)
+            if field.name == "content":
+                value = int(value)
+            elif field.name == "file_format":
+                value = value.value
+            elif field.name == "partition":
+                value = [value[i] for i in range(len(value))]
+            elif field.name in ("lower_bounds", "upper_bounds") and value is not None:
+                value = {str(k): base64.b64encode(v).decode("ascii") for k, v in value.items()}
+            elif isinstance(value, dict):
+                value = {str(k): v for k, v in value.items()}
+            elif isinstance(value, bytes):
+                value = base64.b64encode(value).decode("ascii")
+            out[field.name] = value
+        out["spec_id"] = int(getattr(data_file, "_spec_id", None) or 0)
+        return out
+
+    @staticmethod
+    def data_file_from_document(document: Mapping[str, Any]) -> DataFile:
+        """:meth:`data_file_document` back into a ``DataFile``."""
+        import base64
+
+        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+        from pyiceberg.typedef import Record
+
+        args: dict[str, Any] = {}
+        for name, value in document.items():
+            if name == "spec_id":
+                continue
+            if name == "content":
+                value = DataFileContent(int(value))
+            elif name == "file_format":
+                value = FileFormat(value)
+            elif name == "partition":
+                value = Record(*value)
+            elif name in ("lower_bounds", "upper_bounds") and value is not None:
+                value = {int(k): base64.b64decode(v) for k, v in value.items()}
+            elif isinstance(value, dict):
+                value = {int(k): v for k, v in value.items()}
+            elif name == "key_metadata" and value is not None:
+                value = base64.b64decode(value)
+            args[name] = value
+        data_file = DataFile.from_args(**args)
+        data_file.spec_id = int(document.get("spec_id") or 0)
+        return data_file
 
     @staticmethod
     def partition_year(table: Table, data_file: DataFile) -> int | None:
@@ -257,11 +345,59 @@ class IcebergHook:
         added: Sequence[DataFile],
         rewritten: Sequence[int] | None,
         properties: Mapping[str, str],
+        attempts: int = 3,
     ) -> Commit:
         """One snapshot of ``table``: the live data files of the ``rewritten`` years (``None``: all)
-        replaced by ``added``, with Trilha's summary ``properties``. Iceberg's optimistic commit
-        refuses it if another writer committed meanwhile (Trilha's runs of one dataset are
-        serialised by the audit store's version lock, so only an outside writer can)."""
+        replaced by ``added``, with Trilha's summary ``properties``.
+
+        Idempotent for a retried task: when the table's current snapshot already carries these
+        ``properties``' run and version (an earlier attempt committed, then died before publishing),
+        that snapshot is returned and nothing is committed. Iceberg's optimistic commit refuses a
+        snapshot when another writer committed meanwhile (Trilha's runs of one dataset are serialised
+        by the audit store's version lock, so only an outside writer can): the table is then
+        refreshed and the overwrite planned again on its new state, ``attempts`` times in all, then
+        :class:`IcebergError`. The data files are the same in every attempt; nothing is orphaned."""
+        for attempt in range(1, attempts + 1):
+            table = table.refresh()
+            done = self.committed(table, properties)
+            if done is not None:
+                return done
+            try:
+                return self._overwrite(table, added, rewritten, properties)
+            except Exception as err:
+                lost = _lost_race(err)
+                if lost is None:
+                    raise
+                if attempt == attempts:
+                    raise IcebergError(
+                        f"curated table {table.name()}: {attempts} commits lost to concurrent writers "
+                        f"({lost}); expected Trilha's curated runs to be the table's only writer"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def committed(self, table: Table, properties: Mapping[str, str]) -> Commit | None:
+        """The current snapshot, when it is the commit of ``properties``' run and version."""
+        snapshot = table.current_snapshot()
+        if snapshot is None or snapshot.summary is None:
+            return None
+        summary = snapshot.summary.additional_properties
+        if any(summary.get(k) != properties.get(k) for k in (tables.PROP_RUN_ID, tables.PROP_VERSION)):
+            return None
+        return Commit(
+            snapshot_id=int(snapshot.snapshot_id),
+            metadata_location=str(table.metadata_location),
+            rows=self.rows(table, snapshot.snapshot_id),
+            files_added=int(summary.get("added-data-files", 0)),
+            files_removed=int(summary.get("deleted-data-files", 0)),
+        )
+
+    def _overwrite(
+        self,
+        table: Table,
+        added: Sequence[DataFile],
+        rewritten: Sequence[int] | None,
+        properties: Mapping[str, str],
+    ) -> Commit:
         years = None if rewritten is None else {int(y) for y in rewritten}
         current = table.current_snapshot()
         removed = 0
@@ -409,6 +545,24 @@ class IcebergHook:
         if summary is None:
             return {}
         return {"operation": str(summary.operation.value), **summary.additional_properties}
+
+
+def _lost_race(err: BaseException) -> BaseException | None:
+    """The catalog's refusal behind ``err`` (a commit that lost to another writer), if it is one.
+
+    pyiceberg retries a refused commit itself, validates it against what the other writer added, and
+    on failure cleans up its own uncommitted files; an error of that clean-up (a file already gone)
+    can then hide the refusal, which is still in the exception's context chain."""
+    from pyiceberg.exceptions import CommitFailedException, ValidationException
+
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, (CommitFailedException, ValidationException)):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _plain_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
