@@ -21,7 +21,10 @@ Figures per run:
 * ``wall``: the ``ops.run`` process, start to exit (Airflow's start-up included);
 * ``operators``: the sum of the operators' own ``execute`` times (run-log ``duration_s``), per DAG;
 * ``rows/s``: the input's hourly rows over ``operators``;
-* ``peak RSS``: ``ru_maxrss`` of the ``ops.run`` process (the largest process of its tree);
+* ``peak RSS``: ``ru_maxrss`` of the ``ops.run`` process (the largest process of its tree), and
+  each DAG's largest task's own peak (``peak_rss_bytes`` of its run-log documents: the operator
+  resets the process's high-water mark when it starts, as if each task ran in a process of its own,
+  which is what a Celery worker does);
 * ``written``: bytes of the objects the run added under the project's prefix in the staging,
   curated and datasets buckets (listed before and after).
 
@@ -79,6 +82,7 @@ class Measured:
     operators: dict[str, float]  # dag_id -> sum of its tasks' execute seconds
     written: int
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    task_rss: dict[str, int] = field(default_factory=dict)  # dag_id -> its tasks' largest own peak
 
     @property
     def cost(self) -> float:
@@ -104,10 +108,14 @@ def bytes_under(st: Any, prefix: str) -> int:
     return total
 
 
-def operator_seconds(st: Any, seen: set[str]) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
-    """Execute seconds and counters per DAG of the run-log documents not in ``seen`` (added to it)."""
+def operator_seconds(
+    st: Any, seen: set[str]
+) -> tuple[dict[str, float], dict[str, dict[str, int]], dict[str, int]]:
+    """Execute seconds, counters and the largest task peak RSS per DAG of the run-log documents not
+    in ``seen`` (added to it)."""
     seconds: dict[str, float] = {}
     counters: dict[str, dict[str, int]] = {}
+    peaks: dict[str, int] = {}
     for doc in run_log_docs(st):
         ident = str(doc["_id"])
         if ident in seen:
@@ -117,11 +125,12 @@ def operator_seconds(st: Any, seen: set[str]) -> tuple[dict[str, float], dict[st
             raise RuntimeError(f"run log: {ident} is {doc.get('status')}: {doc.get('error')}")
         dag_id = str(doc["dag_id"])
         seconds[dag_id] = seconds.get(dag_id, 0.0) + float(doc["duration_s"])
+        peaks[dag_id] = max(peaks.get(dag_id, 0), int(doc.get("peak_rss_bytes") or 0))
         mine = counters.setdefault(dag_id, {})
         for key, value in (doc.get("counters") or {}).items():
             if value:
                 mine[key] = mine.get(key, 0) + int(value)
-    return seconds, counters
+    return seconds, counters, peaks
 
 
 class Bench:
@@ -153,7 +162,7 @@ class Bench:
     def measure(self, label: str, project: str, dag_ids: tuple[str, ...], rows: int) -> Measured:
         before = bytes_under(self.st, project)
         wall, rss, _ = ops_run(dag_ids, {"project": project}, self.env, self.logs / f"{label}.log")
-        seconds, counters = operator_seconds(self.st, self.seen)
+        seconds, counters, peaks = operator_seconds(self.st, self.seen)
         return Measured(
             label=label,
             rows=rows,
@@ -162,6 +171,7 @@ class Bench:
             operators=seconds,
             written=bytes_under(self.st, project) - before,
             counters=counters,
+            task_rss=peaks,
         )
 
 
@@ -194,6 +204,9 @@ def report(
             f"{ops.get('curated', 0):8.1f} {ops.get('dataset_split', 0):7.1f} {m.rows / m.cost:10,.0f} "
             f"{m.rss / GIB:8.2f}G {m.written / 1e6:9.1f}M"
         )
+    print("peak RSS of each DAG's largest task (run log, reset at each task's start), GiB:")
+    for m in [*results, *([incremental] if incremental else [])]:
+        print(f"  {m.label:12s} " + "  ".join(f"{d} {v / GIB:.2f}" for d, v in m.task_rss.items()))
     checks: list[tuple[bool, str]] = []
     for m in results:
         checks.append((m.rss < RSS_LIMIT, f"{m.label}: peak RSS < 1.5 GiB: {m.rss / GIB:.2f} GiB"))

@@ -311,3 +311,58 @@ def test_a_commit_after_an_outside_writer_builds_on_the_new_state(stack: Any) ->
         assert hook.read(ident, second.snapshot_id).num_rows == 5  # type: ignore[arg-type]
     finally:
         hook.close()
+
+
+def live_paths(row: dict[str, Any], name: str) -> set[str]:
+    """The data files of table ``name`` at its version's snapshot."""
+    from trilha.hooks.iceberg import IcebergHook
+
+    hook = IcebergHook()
+    try:
+        table = hook.load(tuple(row["tables"][name]["identifier"].split(".", 1)))  # type: ignore[arg-type]
+        return {
+            str(t.file.file_path)
+            for t in table.scan(snapshot_id=row["tables"][name]["snapshot_id"]).plan_files()
+        }
+    finally:
+        hook.close()
+
+
+def test_a_corrected_station_rewrites_only_its_files_and_matches_a_lake_built_at_once(stack: Any) -> None:
+    """v0001: seven stations in shards of 3, 3 and 1 (one data file each per table). Then station
+    A005's file is corrected (same name, other content) and a new station A008 arrives. The next run
+    recomputes only the shard that holds A005 and writes A008 beside it: each table replaces one
+    data file and keeps the other two. The four tables read back byte for byte as a lake that
+    staged all nine parts and curated them at once (the corrected part wins, hour by hour)."""
+    first = station_files()
+    corrected = synth.one_file(4, YEAR, 99, hours=HOURS)
+    new = synth.one_file(STATIONS, YEAR, 7, hours=HOURS)
+    assert corrected.name in first
+    assert first[corrected.name] != corrected.data
+    later = {corrected.name: corrected.data, new.name: new.data}
+
+    s = staged_scope(stack, "narrow")
+    mapped_run(s, 3)
+    load(stack, s, later)
+    assert run(staging(s))["files"] == 2
+    _, made = mapped_run(s, 3)
+    assert [v["version"] for v in made["versions"]] == ["v0002"]
+    v1, v2 = curated_rows(stack, s)
+    for name in ("hourly", "daily", "station_years"):
+        t = v2["tables"][name]
+        assert (t["files_removed"], t["partitions_rewritten"]) == (1, [YEAR]), name
+        kept = live_paths(v1, name) & live_paths(v2, name)
+        assert len(kept) == 2, name  # the shards of A001-A003 and A007 are not rewritten
+
+    scratch = new_scope("narrowscratch")
+    load(stack, scratch, first)
+    load(stack, scratch, later)
+    assert run(staging(scratch))["files"] == STATIONS + 2
+    mapped_run(scratch, 3)
+    (whole,) = curated_rows(stack, scratch)
+    for name in ("hourly", "daily", "station_years", "stations"):
+        assert digest(curated_table(v2, name)) == digest(curated_table(whole, name)), name
+    hourly = curated_table(v2, "hourly")
+    assert hourly.num_rows == v2["tables"]["hourly"]["rows"] == whole["tables"]["hourly"]["rows"]
+    assert set(hourly.column("wmo_code").to_pylist()) == {synth.station_code(i) for i in range(STATIONS + 1)}
+    assert lake_keys(stack, s) == claimed(v1) | claimed(v2)

@@ -1075,3 +1075,23 @@ def test_a_bad_key_prefix_fails_naming_it_before_any_bucket_is_touched(make: Cal
     assert (minio.checked, audit.reception, audit.cleanups) == ([], [], [])
     assert audit.audit_rows[-1]["status"] == "failed"
     assert audit.audit_rows[-1]["error"].startswith("key_prefix '../2019/'")
+
+
+def test_the_run_log_document_holds_the_tasks_own_peak_memory() -> None:
+    """The peak resident set is reset when a task starts (one process runs many tasks under
+    dag.test): a task that holds 64 MiB reports at least that, and the next, small task does not
+    carry that peak over."""
+
+    def hold(counters: Counters) -> dict[str, Any]:
+        block = bytearray(64 * 1024 * 1024)
+        for page in range(0, len(block), 4096):  # touch every page, so that it is resident
+            block[page] = 1
+        return {}
+
+    big, _, big_log = probe(hold)
+    run_operator(big)
+    small, _, small_log = probe(two_copied)
+    run_operator(small)
+    (big_doc,), (small_doc,) = big_log.documents, small_log.documents
+    assert big_doc["peak_rss_bytes"] >= 64 * 1024 * 1024
+    assert small_doc["peak_rss_bytes"] < big_doc["peak_rss_bytes"] - 32 * 1024 * 1024

@@ -200,3 +200,106 @@ def test_leftovers_of_a_dead_run_are_history_or_orphans() -> None:
     )
     assert history == ["t/data/committed.parquet", "t/metadata/2.json"]
     assert orphans == ["t/data/never.parquet"]
+
+
+def station_inp(code: str, year: int, sha: str = "") -> dict[str, object]:
+    return {**inp(f"{code}-{year}", year, sha=sha), "stations": [code]}
+
+
+def test_units_cut_a_year_along_station_boundaries() -> None:
+    """Parts of one station stay in one shard (a corrected part beside its original); shards hold at
+    most batch_size parts unless one station alone has more; shards are in station order."""
+    current = [station_inp(c, 2024) for c in ("A003", "A001", "A002", "A004")]
+    current.append(station_inp("A002", 2024, sha="fixed"))
+    plan = tables.plan_run(current, None)
+    units = tables.plan_units(current, plan, 2)
+    assert [[current[i]["key"] for i in u.parts] for u in units] == [
+        ["A001-2024"],
+        ["A002-2024", "A002-2024"],
+        ["A003-2024", "A004-2024"],
+    ]
+    assert [u.shard for u in units] == [0, 1, 2]
+    one = tables.plan_units(current, plan, 1)
+    assert [len(u.parts) for u in one] == [1, 2, 1, 1]  # A002's two parts cannot be split
+    with pytest.raises(tables.PlanError, match="expected 1 or more"):
+        tables.plan_units(current, plan, 0)
+
+
+def live(table: str, name: str, year: int, low: str | None, high: str | None) -> tables.LiveFile:
+    return tables.LiveFile(table=table, path=f"s3://c/{table}/{name}", year=year, low=low, high=high)
+
+
+#: v0001 of six stations in 2024 and 2023, written in shards of two: one file per shard and table.
+SIX = [station_inp(f"A00{i}", y) for y in (2023, 2024) for i in range(1, 7)]
+FILES = [
+    live(t, f"{y}-{n}", y, f"A00{2 * n + 1}", f"A00{2 * n + 2}")
+    for t in ("hourly", "daily")
+    for y in (2023, 2024)
+    for n in range(3)
+]
+
+
+def test_a_corrected_station_narrows_its_year_to_its_shard() -> None:
+    current = [*SIX, station_inp("A003", 2024, sha="fixed")]
+    plan = tables.plan_run(current, SIX)
+    narrowed = tables.narrow(current, SIX, plan, FILES)
+    assert list(narrowed) == [2024]
+    assert [current[i]["key"] for i in narrowed[2024].parts] == ["A003-2024", "A004-2024", "A003-2024"]
+    assert narrowed[2024].replaced == ("s3://c/daily/2024-1", "s3://c/hourly/2024-1")
+    units = tables.plan_units(current, plan, 2, narrowed)
+    assert [[current[i]["key"] for i in u.parts] for u in units] == [
+        ["A003-2024", "A003-2024"],
+        ["A004-2024"],
+    ]
+
+
+def test_a_new_station_replaces_no_file_and_a_removed_one_replaces_its_own() -> None:
+    current = [*SIX, station_inp("A009", 2024)]
+    narrowed = tables.narrow(current, SIX, tables.plan_run(current, SIX), FILES)
+    assert narrowed[2024] == tables.Narrowed(
+        parts=(len(SIX),), replaced=(), barriers=("A001", "A003", "A005")
+    )
+    gone = [i for i in SIX if i["key"] != "A005-2023"]
+    narrowed = tables.narrow(gone, SIX, tables.plan_run(gone, SIX), FILES)
+    assert [gone[i]["key"] for i in narrowed[2023].parts] == ["A006-2023"]  # its shard-mate, recomputed
+    assert narrowed[2023].replaced == ("s3://c/daily/2023-2", "s3://c/hourly/2023-2")
+
+
+def test_narrowing_grows_to_every_file_a_recomputed_part_reaches() -> None:
+    """A new part holding stations of two shards (A002 and A005) makes both shards' files be
+    replaced, and every part of both ranges be recomputed."""
+    both = {**inp("multi-2024", 2024), "stations": ["A002", "A005"]}
+    current = [*SIX, both]
+    narrowed = tables.narrow(current, SIX, tables.plan_run(current, SIX), FILES)
+    keys = [current[i]["key"] for i in narrowed[2024].parts]
+    assert keys == ["A001-2024", "A002-2024", "A005-2024", "A006-2024", "multi-2024"]
+    assert narrowed[2024].replaced == tuple(
+        sorted(f"s3://c/{t}/2024-{n}" for t in ("hourly", "daily") for n in (0, 2))
+    )
+
+
+def test_a_year_is_rewritten_whole_when_stations_or_bounds_are_unknown() -> None:
+    current = [*SIX, inp("nostations-2024", 2024)]
+    assert tables.narrow(current, SIX, tables.plan_run(current, SIX), FILES) == {}
+    current = [*SIX, station_inp("A003", 2024, sha="fixed")]
+    plan = tables.plan_run(current, SIX)
+    unbounded = [*FILES, live("hourly", "2024-x", 2024, None, None)]
+    assert tables.narrow(current, SIX, plan, unbounded) == {}
+    assert tables.narrow(current, None, tables.plan_run(current, None), FILES) == {}
+    recovering = tables.plan_run(current, SIX, unpublished_years=[2024])
+    assert tables.narrow(current, SIX, recovering, FILES) == {}
+
+
+def test_new_shards_of_a_narrowed_year_never_span_a_kept_file() -> None:
+    """A corrected A003 and a new A009: the shard of A003-A004 is recomputed and A009 written anew;
+    with room for both in one shard they still go in two, so no new file's range covers the kept
+    file of A005-A006 and the year's files stay in station order."""
+    current = [*SIX, station_inp("A003", 2024, sha="fixed"), station_inp("A009", 2024)]
+    plan = tables.plan_run(current, SIX)
+    narrowed = tables.narrow(current, SIX, plan, FILES)
+    assert narrowed[2024].barriers == ("A001", "A005")
+    units = tables.plan_units(current, plan, 10, narrowed)
+    assert [[current[i]["key"] for i in u.parts] for u in units] == [
+        ["A003-2024", "A004-2024", "A003-2024"],
+        ["A009-2024"],
+    ]

@@ -21,6 +21,7 @@ No Airflow, no I/O: the hook (:mod:`trilha.hooks.iceberg`) and the operator do t
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -322,10 +323,16 @@ def _station_groups(indexes: Sequence[int], inputs: Sequence[Mapping[str, Any]])
     return [groups[r] for r in sorted(groups, key=lambda r: first[r])]
 
 
-def plan_units(inputs: Sequence[Mapping[str, Any]], plan: Plan, batch_size: int) -> list[Unit]:
+def plan_units(
+    inputs: Sequence[Mapping[str, Any]],
+    plan: Plan,
+    batch_size: int,
+    narrowed: Mapping[int, Narrowed] | None = None,
+) -> list[Unit]:
     """The mapped writes of a run of a partitioned table: for each year it rewrites that has data,
     its contributing parts in station-bounded shards of at most ``batch_size`` parts (see
-    :class:`Unit`). A rewritten year with no contributor anymore has no unit: the commit empties it.
+    :class:`Unit`); for a year in ``narrowed`` (see :func:`narrow`), only the parts it recomputes. A
+    rewritten year with no contributor anymore has no unit: the commit empties it.
 
     :raises PlanError: ``batch_size`` below 1.
     """
@@ -334,10 +341,115 @@ def plan_units(inputs: Sequence[Mapping[str, Any]], plan: Plan, batch_size: int)
     units: list[Unit] = []
     for year in plan.rewritten:
         shards: list[list[int]] = []
-        for group in _station_groups(plan.contributors.get(year, ()), inputs):
-            if shards and len(shards[-1]) + len(group) <= batch_size:
+        how = narrowed.get(year) if narrowed else None
+        some = how.parts if how is not None else plan.contributors.get(year, ())
+        barriers = list(how.barriers) if how is not None else []
+        segment = -1
+        for group in _station_groups(some, inputs):
+            # the kept file a group follows: a shard never mixes groups on both sides of one
+            first = min(str(c) for i in group for c in inputs[i].get("stations") or [""])
+            here = bisect.bisect_right(barriers, first)
+            if shards and here == segment and len(shards[-1]) + len(group) <= batch_size:
                 shards[-1].extend(group)
             else:
                 shards.append(list(group))
+            segment = here
         units += [Unit(year=year, shard=n, parts=tuple(sorted(s))) for n, s in enumerate(shards)]
     return units
+
+
+@dataclass(frozen=True)
+class LiveFile:
+    """A data file of a table's current snapshot, as a narrowed plan sees it: its table, path,
+    partition year and the range of WMO codes it holds (``low``/``high`` from the file's column
+    bounds; ``None`` when the file has no bounds for ``wmo_code``)."""
+
+    table: str
+    path: str
+    year: int | None
+    low: str | None
+    high: str | None
+
+    def holds(self, code: str) -> bool:
+        return self.low is not None and self.high is not None and self.low <= code <= self.high
+
+
+@dataclass(frozen=True)
+class Narrowed:
+    """How a rewritten year is rewritten when only some of its stations changed: ``parts`` (indexes
+    into the run's inputs) are recomputed, and ``replaced`` (data file paths of the written tables)
+    are the files their new data files replace; every other file of the year is kept as it is."""
+
+    parts: tuple[int, ...]
+    replaced: tuple[str, ...]
+    #: The first station of each data file the year keeps: no new shard spans one, so that the
+    #: year's files still hold disjoint, ordered ranges of stations.
+    barriers: tuple[str, ...] = ()
+
+
+def _touched_stations(
+    year: int, plan: Plan, inputs: Sequence[Mapping[str, Any]], published: Sequence[Mapping[str, Any]]
+) -> set[str] | None:
+    """The stations of the parts added or removed in ``year``; ``None`` when one's are unknown."""
+    current = {input_id(i): i for i in inputs}
+    before = {input_id(i): i for i in published}
+    touched: set[str] = set()
+    changed = [current[k] for k in plan.added] + [before[k] for k in plan.removed]
+    for inp in changed:
+        if year not in {int(y) for y in inp.get("years", ())}:
+            continue
+        codes = inp.get("stations")
+        if not codes:
+            return None
+        touched.update(str(c) for c in codes)
+    return touched
+
+
+def narrow(
+    inputs: Sequence[Mapping[str, Any]],
+    published: Sequence[Mapping[str, Any]] | None,
+    plan: Plan,
+    files: Sequence[LiveFile],
+) -> dict[int, Narrowed]:
+    """The rewritten years that need not be rewritten whole, and how each is rewritten instead.
+
+    Deduplication is per station and hour, and the mapped writers write station-bounded shards, so a
+    year's data files hold disjoint ranges of stations. When a run adds or removes parts of a few
+    stations, only the files whose range holds one of them are replaced, recomputed from every part
+    with a station in those files' ranges (the rows of a station come from its parts alone, so this
+    is exact). The set of stations grows to a fixed point: the parts of a replaced file's range may
+    name more stations, whose files are replaced too. A year is rewritten whole (left out here) when
+    the plan is full, the year holds unpublished commits, or a changed or contributing part's
+    stations, or a file's station range, are unknown.
+
+    :param files: the live data files of the tables the writers write (all years).
+    """
+    if plan.full or published is None:
+        return {}
+    out: dict[int, Narrowed] = {}
+    unpublished = set(plan.unpublished)
+    for year in plan.touched:
+        touched = None if year in unpublished else _touched_stations(year, plan, inputs, published)
+        contributors = plan.contributors.get(year, ())
+        in_year = [f for f in files if f.year == year]
+        if touched is None or any(not inputs[i].get("stations") for i in contributors):
+            continue
+        if any(f.low is None or f.high is None for f in in_year):
+            continue
+        stations = set(touched)
+        while True:
+            replaced = [f for f in in_year if any(f.holds(c) for c in stations)]
+            parts = [
+                i
+                for i in contributors
+                if any(c in stations or any(f.holds(c) for f in replaced) for c in inputs[i]["stations"])
+            ]
+            grown = stations | {str(c) for i in parts for c in inputs[i]["stations"]}
+            if grown == stations:
+                break
+            stations = grown
+        kept = sorted({str(f.low) for f in in_year if f not in replaced})
+        out[year] = Narrowed(
+            parts=tuple(parts), replaced=tuple(sorted(f.path for f in replaced)), barriers=tuple(kept)
+        )
+    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -346,9 +346,12 @@ class IcebergHook:
         rewritten: Sequence[int] | None,
         properties: Mapping[str, str],
         attempts: int = 3,
+        replace: Mapping[int, Iterable[str]] | None = None,
     ) -> Commit:
         """One snapshot of ``table``: the live data files of the ``rewritten`` years (``None``: all)
-        replaced by ``added``, with Trilha's summary ``properties``.
+        replaced by ``added``, with Trilha's summary ``properties``. For a year in ``replace`` only
+        the data files at those paths are replaced (a narrowed year: see
+        :func:`trilha.domain.tables.narrow`); each must still be live, else :class:`IcebergError`.
 
         Idempotent for a retried task: when the table's current snapshot already carries these
         ``properties``' run and version (an earlier attempt committed, then died before publishing),
@@ -363,7 +366,7 @@ class IcebergHook:
             if done is not None:
                 return done
             try:
-                return self._overwrite(table, added, rewritten, properties)
+                return self._overwrite(table, added, rewritten, properties, replace or {})
             except Exception as err:
                 lost = _lost_race(err)
                 if lost is None:
@@ -397,17 +400,32 @@ class IcebergHook:
         added: Sequence[DataFile],
         rewritten: Sequence[int] | None,
         properties: Mapping[str, str],
+        replace: Mapping[int, Iterable[str]],
     ) -> Commit:
         years = None if rewritten is None else {int(y) for y in rewritten}
+        only = {int(y): {str(p) for p in paths} for y, paths in replace.items()}
+        wanted = set().union(*only.values()) if only else set()
         current = table.current_snapshot()
-        removed = 0
+        removed, found = 0, set()
         tx = table.transaction()
         with tx.update_snapshot(snapshot_properties=dict(properties)).overwrite() as producer:
             if current is not None:
                 for task in table.scan(snapshot_id=current.snapshot_id).plan_files():
-                    if years is None or self.partition_year(table, task.file) in years:
-                        producer.delete_data_file(task.file)
-                        removed += 1
+                    year, path = self.partition_year(table, task.file), str(task.file.file_path)
+                    if year in only:
+                        if path not in only[year]:
+                            continue  # a narrowed year keeps the files of the stations it did not touch
+                        found.add(path)
+                    elif years is not None and year not in years:
+                        continue
+                    producer.delete_data_file(task.file)
+                    removed += 1
+            if wanted - found:
+                raise IcebergError(
+                    f"curated table {table.name()}: {len(wanted - found)} data file(s) planned to be "
+                    f"replaced are no longer live (first: {sorted(wanted - found)[0]}); expected the "
+                    "snapshot the plan read"
+                )
             for data_file in added:
                 producer.append_data_file(data_file)
         tx.commit_transaction()
@@ -465,11 +483,38 @@ class IcebergHook:
                 "version recorded (was it expired?)"
             )
         scan = table.scan(snapshot_id=snapshot_id)
+        field_id = _station_field(table)
+        # Partitions in year order, each one's files in station order (a file holds a range of
+        # stations; a narrowed run replaces some of a year's files, so path order alone would not
+        # be station order), then path order.
         tasks = sorted(
             scan.plan_files(),
-            key=lambda t: (self.partition_year(table, t.file) or 0, str(t.file.file_path)),
+            key=lambda t: (
+                self.partition_year(table, t.file) or 0,
+                _bound(t.file.lower_bounds, field_id) or "",
+                str(t.file.file_path),
+            ),
         )
         return scan, tasks
+
+    def live_files(self, name: str, table: Table) -> list[tables.LiveFile]:
+        """The data files of ``table``'s current snapshot, with their partition year and the range of
+        WMO codes each holds (its ``wmo_code`` column bounds): what :func:`trilha.domain.tables.narrow`
+        plans with. ``name`` is the table's name in the dataset (``hourly``)."""
+        current = table.current_snapshot()
+        if current is None:
+            return []
+        field_id = _station_field(table)
+        return [
+            tables.LiveFile(
+                table=name,
+                path=str(task.file.file_path),
+                year=self.partition_year(table, task.file),
+                low=_bound(task.file.lower_bounds, field_id),
+                high=_bound(task.file.upper_bounds, field_id),
+            )
+            for task in table.scan(snapshot_id=current.snapshot_id).plan_files()
+        ]
 
     @staticmethod
     def _check_files(table: Table, snapshot_id: int, tasks: Sequence[Any]) -> None:
@@ -545,6 +590,23 @@ class IcebergHook:
         if summary is None:
             return {}
         return {"operation": str(summary.operation.value), **summary.additional_properties}
+
+
+def _station_field(table: Table) -> int | None:
+    """The field id of the table's ``wmo_code`` column; ``None`` when it has none."""
+    try:
+        return int(table.schema().find_field("wmo_code").field_id)
+    except ValueError:
+        return None
+
+
+def _bound(bounds: Mapping[int, bytes] | None, field_id: int | None) -> str | None:
+    """A string column's bound from a data file's metrics (UTF-8); ``None`` when not recorded. Iceberg
+    may truncate a string bound (16 characters by default), which only widens the range: a WMO code
+    has 4."""
+    if field_id is None or not bounds or field_id not in bounds:
+        return None
+    return bytes(bounds[field_id]).decode("utf-8", errors="replace")
 
 
 def _lost_race(err: BaseException) -> BaseException | None:

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.sdk import AssetAlias, BaseOperator
@@ -219,6 +220,27 @@ def task_ids(ti: Any) -> dict[str, Any]:
     }
 
 
+def _reset_peak_rss() -> None:
+    """Reset the process's peak resident set (Linux: ``5`` into ``/proc/self/clear_refs``), so that
+    :func:`_peak_rss` is this task's peak even when one process runs many tasks (``dag.test``)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed: the peak is then the process's since it started
+        pass
+
+
+def _peak_rss() -> int | None:
+    """The process's peak resident set in bytes (``VmHWM``), ``None`` where /proc has no such line."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
 @dataclass
 class TaskRecord:
     """One task try as ``meta.audit_log`` and the run log record it: written ``running`` at start,
@@ -235,6 +257,7 @@ class TaskRecord:
     keys_touched: list[str] = field(default_factory=list)
     audit_id: int | None = None
     run_log_id: str | None = None
+    peak_rss_bytes: int | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -275,6 +298,7 @@ class TaskRecord:
             "problems": self.problems,
             "keys_touched": self.keys_touched,
             "audit_log_id": self.audit_id,
+            "peak_rss_bytes": self.peak_rss_bytes,
             "summary": self.extra,
         }
 
@@ -344,6 +368,7 @@ class TrilhaBaseOperator(BaseOperator):
         record = TaskRecord(task_ids(context["ti"]))
         record.audit_id = self.audit.write_audit_log(record.audit_row())
         counters = Counters()
+        _reset_peak_rss()
         try:
             record.extra = self.run(context, counters) or {}
             record.error = self._failures(counters)
@@ -367,6 +392,7 @@ class TrilhaBaseOperator(BaseOperator):
             raise
         finally:
             record.end(counters)
+            record.peak_rss_bytes = _peak_rss()
             try:
                 self.audit.write_audit_log(record.audit_row())
             finally:

@@ -259,8 +259,10 @@ class _Planner:
         opened = self._open(schemas)
         unpublished = _unpublished(op.iceberg, opened, latest) if self.hourly else ()
         plan = tables.plan_run(with_years, published, partitioned=self.hourly, unpublished_years=unpublished)
+        replace: dict[str, dict[str, list[str]]] = {}
         if self.hourly:
-            units = tables.plan_units(with_years, plan, batch_size)
+            narrowed, replace = self._narrow(with_years, published, plan, opened)
+            units = tables.plan_units(with_years, plan, batch_size, narrowed)
         else:
             units = [tables.Unit(year=None, shard=0, parts=tuple(range(len(with_years))))]
         key = _target_key(self.target, fp)
@@ -270,6 +272,7 @@ class _Planner:
             "basis": None if latest is None else latest["version"],
             "full": plan.full,
             "rewritten": list(plan.rewritten),
+            "replace": replace,
             "units": len(units),
             "read": [[k, s, list(read[(k, s)]), list(stations.get((k, s), ()))] for k, s in sorted(read)],
         }
@@ -299,6 +302,37 @@ class _Planner:
             len(units),
         )
         return doc, unit_docs
+
+    def _narrow(
+        self,
+        inputs: list[dict[str, Any]],
+        published: list[dict[str, Any]] | None,
+        plan: tables.Plan,
+        opened: Mapping[str, Any],
+    ) -> tuple[dict[int, tables.Narrowed], dict[str, dict[str, list[str]]]]:
+        """The years rewritten only in part (:func:`trilha.domain.tables.narrow`), and the data files
+        each table replaces in them (``{table: {year: [path, ...]}}``: what the commit deletes)."""
+        if plan.full:
+            return {}, {}
+        files = [f for name in WRITTEN_INMET_TABLES for f in self.op.iceberg.live_files(name, opened[name])]
+        narrowed = tables.narrow(inputs, published, plan, files)
+        table_of = {f.path: f.table for f in files}
+        replace: dict[str, dict[str, list[str]]] = {name: {} for name in WRITTEN_INMET_TABLES}
+        for year, how in narrowed.items():
+            for name in WRITTEN_INMET_TABLES:
+                replace[name][str(year)] = [p for p in how.replaced if table_of[p] == name]
+            self.op.log.info(
+                "%s/%s %s: %s of %s part(s) recomputed, %s of %s data file(s) replaced (the other "
+                "stations' files are kept)",
+                self.prefix,
+                self.dataset,
+                year,
+                len(how.parts),
+                len(plan.contributors.get(year, ())),
+                len(how.replaced),
+                sum(1 for f in files if f.year == year),
+            )
+        return narrowed, replace
 
     def _read_new(
         self, inputs: list[dict[str, Any]], published: list[dict[str, Any]] | None
@@ -652,8 +686,10 @@ class _Committer:
         )
         rewritten = None if plan.full else plan.rewritten
         made: dict[str, dict[str, Any]] = {}
+        replace = self.target.get("replace") or {}
         for name in WRITTEN_INMET_TABLES if hourly else ("data",):
-            made[name] = self._commit(name, opened[name], self.files.get(name, []), rewritten, props)
+            only = {int(y): paths for y, paths in (replace.get(name) or {}).items()}
+            made[name] = self._commit(name, opened[name], self.files.get(name, []), rewritten, props, only)
         if hourly:
             station_years = self.hook.read(self.ident("station_years"), made["station_years"]["snapshot_id"])
             done = self.hook.committed(opened["stations"], props)
@@ -746,8 +782,9 @@ class _Committer:
         added: list[Any],
         rewritten: tuple[int, ...] | None,
         props: dict[str, str],
+        replace: Mapping[int, Sequence[str]] | None = None,
     ) -> dict[str, Any]:
-        commit = self.hook.commit(table, added, rewritten, props)
+        commit = self.hook.commit(table, added, rewritten, props, replace=replace)
         self.op.log.info(
             "%s/%s %s: snapshot %s, %s rows, partitions rewritten %s (%s files in, %s out)",
             self.prefix,
