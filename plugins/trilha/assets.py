@@ -16,14 +16,17 @@ from airflow.sdk import Asset, AssetAlias, AssetOrTimeSchedule, CronTriggerTimet
 
 from trilha import config
 
-RECEPTION = Asset(name="trilha_reception", uri="s3://recepcao-raw/")
-RAW_REGISTERED = Asset(
-    name="trilha_raw_registered", uri="postgres://audit-store:5432/trilha/public/reception_audit"
-)
-STORED_RAW = Asset(name="trilha_stored_raw", uri="s3://storage-unique/")
-STAGED = Asset(name="trilha_staged", uri="s3://staging-data/")
-CURATED = Asset(name="trilha_curated", uri="s3://curated-data/")
-DATASETS = Asset(name="trilha_datasets", uri="s3://datasets/")
+# The URIs name the layer in Trilha's own ``x-trilha`` scheme, not an ``s3://`` bucket: bucket names
+# are settings (a static URI would name the default bucket whatever the deployment uses), and
+# Airflow normalises any other scheme through every installed provider's asset-URI handler, which
+# imports boto3 and the Google Cloud clients into every DAG parse (about 700 modules, ~2/3 of
+# ``airflow.sdk``'s own import time; ``bench/dag_import.py``). ``x-`` schemes are left as written.
+RECEPTION = Asset(name="trilha_reception", uri="x-trilha://reception")
+RAW_REGISTERED = Asset(name="trilha_raw_registered", uri="x-trilha://audit/reception_audit")
+STORED_RAW = Asset(name="trilha_stored_raw", uri="x-trilha://stored")
+STAGED = Asset(name="trilha_staged", uri="x-trilha://staged")
+CURATED = Asset(name="trilha_curated", uri="x-trilha://curated")
+DATASETS = Asset(name="trilha_datasets", uri="x-trilha://datasets")
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 #: Where templated SQL is looked up: ``include/sql`` as :func:`trilha.config.sql_dir` locates it.
