@@ -353,6 +353,41 @@ def test_curated_rewrites_only_the_year_a_new_part_touches() -> None:
     assert op.iceberg.read(ident, v2.tables["hourly"]["snapshot_id"]).num_rows == 8
 
 
+def test_a_snapshot_is_read_one_data_file_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyiceberg's batch reader reads every file it is handed on its thread pool at once and holds
+    their batches until they are consumed: the hook hands it one file at a time, and a file is read
+    only when the consumer asks for its rows, so a slow consumer holds one file."""
+    import pyiceberg.table
+
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.targets, audit.next_number = [TARGET], 1
+    lines = inmet_file(good=4, hot=False, bad_hour=False)
+    audit.parts = [
+        staged_part(minio, "y2019", lines, 9),
+        staged_part(minio, "y2018", lines.replace(b"2019/", b"2018/"), 12),
+    ]
+    op = CuratedOperator(task_id="curate", curated_bucket=CURATED_B, snowflake_conn_id="")
+    wired(op, audit, minio)
+    run_operator(op, run_id="r1")
+    (v1,) = audit.curated
+    assert v1.tables is not None
+    handed: list[int] = []
+    real = pyiceberg.table._to_arrow_batch_reader_via_file_scan_tasks
+
+    def spy(scan: Any, projection: Any, tasks: Any, *args: Any) -> Any:
+        handed.append(len(list(tasks)))
+        return real(scan, projection, tasks, *args)
+
+    monkeypatch.setattr(pyiceberg.table, "_to_arrow_batch_reader_via_file_scan_tasks", spy)
+    batches = op.iceberg.batches(("acme", "inmet_hourly__hourly"), v1.tables["hourly"]["snapshot_id"])
+    first = next(batches)
+    assert handed == [1]  # the 2018 file only; 2019's is not read yet
+    assert {t.year for t in first.column("observed_at").to_pylist()} == {2018}
+    rest = list(batches)
+    assert handed == [1, 1]
+    assert first.num_rows + sum(b.num_rows for b in rest) == 8
+
+
 def test_curated_inputs_unchanged_make_no_version() -> None:
     audit, minio = FakeAudit(), FakeMinio()
     audit.targets, audit.made = [TARGET], "v0002"

@@ -536,15 +536,20 @@ class IcebergHook:
 
     def batches(self, identifier: tuple[str, str], snapshot_id: int) -> Iterator[pa.RecordBatch]:
         """``identifier`` at ``snapshot_id``, batch by batch: partitions in year order, each one's
-        files in path order, rows as written (within a partition: by station, then time)."""
+        files in station order (see :meth:`_tasks`), rows as written (by station, then time); one
+        data file in memory at a time."""
         from pyiceberg.table import _to_arrow_batch_reader_via_file_scan_tasks
 
         table = self.load(identifier)
         scan, tasks = self._tasks(table, snapshot_id)
         self._check_files(table, snapshot_id, tasks)
-        reader = _to_arrow_batch_reader_via_file_scan_tasks(scan, scan.projection(), tasks)
-        for batch in reader:
-            yield _plain_batch(batch)
+        # One file at a time: pyiceberg's reader maps *every* task onto its thread pool at once and
+        # materialises each file's batches, so a consumer slower than the reads (a split writing
+        # three Parquet files) would hold the whole table in memory. Handed one task, it holds one file.
+        projection = scan.projection()
+        for task in tasks:
+            for batch in _to_arrow_batch_reader_via_file_scan_tasks(scan, projection, [task]):
+                yield _plain_batch(batch)
 
     def schema(self, identifier: tuple[str, str], snapshot_id: int) -> pa.Schema:
         """The Arrow schema of ``identifier`` at ``snapshot_id`` (as :meth:`batches` yields it)."""
