@@ -70,9 +70,15 @@ def token() -> Iterator[str]:
     saved = {k: os.environ.get(k) for k in AUTH_ENV}
     os.environ.update(AUTH_ENV)
     try:
+        from airflow import settings
         from airflow.api_fastapi.app import create_auth_manager
         from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+        from airflow.models.revoked_token import RevokedToken
 
+        # Token validation looks the token up among the revoked (logged out) ones in Airflow's
+        # metadata DB: this session's SQLite DB needs that one table.
+        assert settings.engine is not None
+        RevokedToken.__table__.create(settings.engine, checkfirst=True)
         manager = create_auth_manager()
         manager.init()
         yield manager.generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
@@ -143,7 +149,7 @@ ENDPOINTS = [
 def other_secret_token() -> str:
     import jwt
 
-    return jwt.encode({"sub": "admin", "role": "admin", "exp": 4102444800}, "not-the-secret" * 3, "HS512")
+    return jwt.encode({"sub": "admin", "role": "admin", "exp": 4102444800}, "not-the-secret" * 5, "HS512")
 
 
 @pytest.mark.parametrize(("method", "path"), ENDPOINTS)
@@ -152,16 +158,17 @@ def test_every_endpoint_answers_401_without_a_valid_airflow_token(
     stack: Any, client: Any, method: str, path: str, credential: str
 ) -> None:
     headers = {"Authorization": ""}
-    cookies = {}
     if credential == "garbage":
         headers["Authorization"] = "Bearer not.a.jwt"
     elif credential == "other-secret":
         headers["Authorization"] = f"Bearer {other_secret_token()}"
     elif credential == "garbage-cookie":
-        cookies["_token"] = "not.a.jwt"
+        client.cookies.set("_token", "not.a.jwt")
     before = query(stack, "SELECT count(*) AS n FROM reception_audit")[0]["n"]
-    client.cookies.clear()
-    resp = client.request(method, path, headers=headers, cookies=cookies, content=b"a,b\n1,2\n")
+    try:
+        resp = client.request(method, path, headers=headers, content=b"a,b\n1,2\n")
+    finally:
+        client.cookies.clear()
     assert resp.status_code == 401, resp.text
     assert resp.headers["www-authenticate"] == "Bearer"
     assert "not authenticated" in resp.json()["detail"]
@@ -176,7 +183,11 @@ def test_the_page_sends_a_visitor_without_a_token_to_the_airflow_login(client: A
 
 
 def test_the_ui_cookie_authenticates_like_the_bearer_header(client: Any, token: str) -> None:
-    resp = client.get("/trilha/api/overview", headers={"Authorization": ""}, cookies={"_token": token})
+    client.cookies.set("_token", token)
+    try:
+        resp = client.get("/trilha/api/overview", headers={"Authorization": ""})
+    finally:
+        client.cookies.clear()
     assert resp.status_code == 200
     assert isinstance(resp.json()["projects"], list)
 
@@ -356,7 +367,7 @@ def test_upload_stores_hashes_and_registers_as_raw_ingest_would(
     assert claim["first_key"] == key
     # raw_ingest finds the object already registered: nothing new, nothing to register again
     _run_id, summary = run_as("raw_ingest", ingest(key_prefix=f"{s.prefix}/uploads/"))
-    assert (summary.get("new", 0), summary["skipped"]) == (0, 1)
+    assert (summary["counters"]["new"], summary["counters"]["skipped"]) == (0, 1)
 
     again = upload(client, s, "uploads/again.csv", data)
     assert again.status_code == 200

@@ -98,7 +98,8 @@ def read_quarantine(
     """The quarantine object of a staging row: every row's reason (to count them) and the first rows.
 
     The object is read whole and verified against the sha256 the staging row recorded; only its
-    reason, line number and raw-line columns are decoded.
+    reason, line number and raw-line columns are decoded (a contract violation has no raw line: its
+    row's columns are in the object, the page shows the line number and the reason).
 
     :param bucket: the bucket the quarantine object is in (the staging bucket).
     :param row: a :meth:`LakeViewHook.staged_one` row with ``quarantine_key`` set.
@@ -108,8 +109,9 @@ def read_quarantine(
     import pyarrow.parquet as pq
 
     data = minio.get_verified(bucket, str(row["quarantine_key"]), str(row["quarantine_sha256"]).strip())
-    table = pq.read_table(io.BytesIO(data), columns=["_line_number", "_reason", "_raw_line"])
-    table = table.sort_by([("_line_number", "ascending")])
+    parquet = pq.ParquetFile(io.BytesIO(data))
+    wanted = [c for c in ("_line_number", "_reason", "_raw_line") if c in parquet.schema_arrow.names]
+    table = parquet.read(columns=wanted).sort_by([("_line_number", "ascending")])
     return {
         "reasons": [str(r) for r in table.column("_reason").to_pylist()],
         "first": table.slice(0, limit).to_pylist(),
