@@ -17,9 +17,9 @@ the stack's settings (``<state>/env``) and a few of their own:
 It waits until ``GET /api/v2/monitor/health`` answers with every component healthy, then prints the
 URL, the login and the Trilha page's URL (the plugin in ``plugins/trilha_plugin.py``, in the UI's
 navigation at ``/plugin/trilha``). If a component exits first, it says which, shows the end of its
-log and stops the others. ``down`` (also run by ``make down``) stops every process each component started, task
-processes included: each component leads its own session, and every process of that session is
-stopped, whatever process group it moved to.
+log and stops the others. ``down`` (also run by ``make down``) stops every process each component
+started, task processes included: each component leads its own session, and every process of that
+session is stopped, whatever process group it moved to.
 
 :class:`TaskLogTee` writes each task's log of an in-process ``dag.test()`` where the api-server reads
 it, so the runs of ``make demo`` (:mod:`trilha.ops.run`) have their logs in the UI.
