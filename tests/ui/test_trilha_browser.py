@@ -119,13 +119,14 @@ def test_the_trilha_page_shows_the_lake_traces_a_file_and_takes_an_upload(
             page.wait_for_url(re.compile(r"/auth/login"))
             shots("trilha-logged-out")
             log_in(page, ui, shots)
+            expect(page.get_by_text("Trilha", exact=True).first).to_be_visible()  # in the navigation
 
             # the navigation entry: the Airflow UI draws the page in a frame
             page.goto(f"{ui.url}/plugin/trilha")
             frame = page.frame_locator("iframe").first
             heading = frame.get_by_role("heading", name=re.compile("Trilha: the lake"))
             expect(heading).to_be_visible(timeout=30_000)
-            expect(frame.get_by_text(project).first).to_be_visible()
+            expect(frame.locator("#projects")).to_contain_text(project)
             shots("trilha-in-airflow")
 
             # the page alone: projects with layers, last runs with counters
@@ -143,9 +144,10 @@ def test_the_trilha_page_shows_the_lake_traces_a_file_and_takes_an_upload(
             page.wait_for_url(re.compile(r"\?q="))
             timeline = page.locator("#timeline")
             expect(timeline).to_contain_text(f"{prefix}/{SCRIPT_NAME}")
-            for layer in ("source", "reception", "stored", "staged"):
+            # (no source step: raw_ingest registered objects put straight into the bucket)
+            for layer in ("reception", "stored", "staged"):
                 expect(timeline.locator(".layer", has_text=re.compile(f"^{layer}$")).first).to_be_visible()
-            link = timeline.get_by_role("link", name=re.compile(f"staging / {runs['staging']}"))
+            link = timeline.get_by_role("link", name=f"staging / {runs['staging']}")
             expect(link).to_have_attribute("href", f"/dags/staging/runs/{runs['staging']}")
             reasons = page.locator(".quarantine .reasons tr")
             expect(reasons).to_have_count(3)  # header, the 75.3 degC reason (2 rows), the 150 % one (1)
@@ -177,6 +179,8 @@ def test_the_trilha_page_shows_the_lake_traces_a_file_and_takes_an_upload(
             page.locator("#q").fill(IMG_NAME)
             page.get_by_role("button", name="Search").click()
             expect(page.locator("#timeline")).to_contain_text(f"{prefix}/{IMG_NAME}")
+            # the upload's own source step: the user and the key asked for
+            expect(page.locator("#timeline")).to_contain_text(f"upload:admin:{prefix}/{IMG_NAME}")
             assert page.locator("img[src=x]").count() == 0
             shots("trilha-uploaded-trace")
             assert dialogs == []
