@@ -147,6 +147,10 @@ def time_endpoints(repeat: int) -> list[tuple[str, list[float], int]]:
         ("api: overview", "/trilha/api/overview"),
         ("api: trace", f"/trilha/api/trace?sha256={sha}"),
     ]
+    import logging
+
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # one line per request drowns the table
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     out = []
     with TestClient(parent) as client:
         client.headers["Authorization"] = f"Bearer {token}"
