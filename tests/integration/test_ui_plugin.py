@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.helpers import run_operator
+from tests.helpers import environ, run_operator
 from tests.integration.ingest_support import (
     RECEPTION,
     Scope,
@@ -32,7 +32,7 @@ from tests.integration.ingest_support import (
     read,
     sha,
 )
-from tests.integration.process_support import NAME_2003, NAME_2019, curated, sample, split, staging
+from tests.integration.process_support import NAME_2003, bad_ranges, curated, sample, split, staging
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,17 +48,6 @@ AUTH_ENV = {
 }
 
 
-def bad_ranges() -> bytes:
-    """The 2019 sample with three rows outside the contract: lines 10 and 11 at 75,3 degC (one
-    reason, twice), line 12 at 150 % humidity."""
-    lines = sample(NAME_2019).split(b"\n")
-    for index, column, value in ((9, 7, b"75,3"), (10, 7, b"75,3"), (11, 15, b"150")):
-        fields = lines[index].split(b";")
-        fields[column] = value
-        lines[index] = b";".join(fields)
-    return b"\n".join(lines)
-
-
 def run_as(dag_id: str, op: Any) -> tuple[str, dict[str, Any]]:
     run_id = f"manual__ui_{dag_id}_{os.urandom(4).hex()}"
     return run_id, dict(run_operator(op, run_id=run_id, dag_id=dag_id))
@@ -67,9 +56,7 @@ def run_as(dag_id: str, op: Any) -> tuple[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def token() -> Iterator[str]:
     """A JWT for ``admin`` from the real auth manager, with the auth settings in the environment."""
-    saved = {k: os.environ.get(k) for k in AUTH_ENV}
-    os.environ.update(AUTH_ENV)
-    try:
+    with environ(AUTH_ENV):
         from airflow import settings
         from airflow.api_fastapi.app import create_auth_manager
         from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
@@ -82,12 +69,6 @@ def token() -> Iterator[str]:
         manager = create_auth_manager()
         manager.init()
         yield manager.generate_jwt(SimpleAuthManagerUser(username="admin", role="admin"))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="module")

@@ -28,25 +28,16 @@ from typing import Any
 import psycopg2
 import pytest
 
-from tests.helpers import run_operator
+from tests.helpers import environ, run_operator
+from tests.integration.process_support import SAMPLES, bad_ranges
 from tests.ui.support import REPO, RunningUI, Shots, log_in, running_ui
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SAMPLE = REPO / "include" / "sample" / "inmet" / "INMET_S_PR_A807_CURITIBA_01-01-2019_A_31-12-2019.CSV"
+SAMPLE = SAMPLES / "INMET_S_PR_A807_CURITIBA_01-01-2019_A_31-12-2019.CSV"
 SCRIPT_NAME = "<script>alert(1)</script>.csv"
 IMG_NAME = "<img src=x onerror=alert(2)>.csv"
 DOCS_SHOT = REPO / "docs" / "img" / "trilha-page.png"
-
-
-def bad_ranges() -> bytes:
-    """The 2019 sample with lines 10 and 11 at 75,3 degC and line 12 at 150 % humidity."""
-    lines = SAMPLE.read_bytes().split(b"\n")
-    for index, column, value in ((9, 7, b"75,3"), (10, 7, b"75,3"), (11, 15, b"150")):
-        fields = lines[index].split(b";")
-        fields[column] = value
-        lines[index] = b";".join(fields)
-    return b"\n".join(lines)
 
 
 @contextmanager
@@ -56,16 +47,8 @@ def stack_connections(ui: RunningUI) -> Iterator[Any]:
 
     st = Stack(ui.state, log=lambda _msg: None)
     wanted = {k: v for k, v in st.env_vars().items() if k.startswith(("AIRFLOW_CONN_", "TRILHA_BUCKET_"))}
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
+    with environ(wanted):
         yield st
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def fill_lake(st: Any, project: str, prefix: str) -> dict[str, str]:
