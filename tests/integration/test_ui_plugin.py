@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCRIPT_NAME = "<script>alert(1)</script>.csv"
 BAD_NAME = "bad-ranges.csv"
-JWT_SECRET = "trilha-ui-test-secret-0123456789abcdef"  # pragma: allowlist secret
+JWT_SECRET = "trilha-ui-test-secret-" + "0123456789abcdef" * 4  # pragma: allowlist secret
 AUTH_ENV = {
     "AIRFLOW__CORE__AUTH_MANAGER": (
         "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
@@ -275,6 +275,24 @@ def test_the_page_escapes_a_script_named_file_and_links_runs(client: Any, lake: 
     run_id = lake["runs"]["staging"][0]
     assert f'href="/dags/staging/runs/{quote(run_id, safe="")}"' in html
     assert "Quarantine of" not in html  # the 2003 file had nothing to quarantine
+
+
+def test_the_run_page_lists_what_a_run_wrote_at_each_layer(client: Any, lake: dict[str, Any]) -> None:
+    s = lake["scope"]
+    raw_run = lake["runs"]["raw_ingest"][0]
+    data = client.get("/trilha/api/run", params={"run_id": raw_run}).json()
+    assert data["dag_id"] == "raw_ingest"
+    got = sorted((o["layer"], o["key"], o["content_sha256"]) for o in data["objects"])
+    assert got == sorted(("reception", s.key(n), sha_of(lake, n)) for n in (SCRIPT_NAME, BAD_NAME))
+    staging_run = lake["runs"]["staging"][0]
+    objects = client.get("/trilha/api/run", params={"run_id": staging_run}).json()["objects"]
+    assert sorted((o["layer"], o["content_sha256"]) for o in objects) == sorted(
+        ("staged", sha_of(lake, n)) for n in (SCRIPT_NAME, BAD_NAME)
+    )
+    html = client.get("/trilha/", params={"run_id": staging_run}).text
+    assert f'href="/trilha/?sha256={sha_of(lake, BAD_NAME)}"' in html
+    assert f'href="/dags/staging/runs/{quote(staging_run, safe="")}"' in html
+    assert client.get("/trilha/api/run", params={"run_id": "no_such_run"}).json()["objects"] == []
 
 
 def test_version_history_of_a_name(stack: Any, client: Any, lake: dict[str, Any]) -> None:

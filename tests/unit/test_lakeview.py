@@ -124,3 +124,18 @@ def test_the_plugin_manager_loads_only_the_plugin_file_and_it_imports_nothing_he
         ("Trilha", "/trilha/", "trilha")
     ]
     assert got["heavy"] == []
+
+
+def test_every_trilha_task_links_to_the_page_of_what_its_run_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from trilha.operators.links import TrilhaRunLink
+    from trilha.operators.staging import StagingOperator
+
+    op = StagingOperator(task_id="stage", project="p")
+    (link,) = [x for x in op.operator_extra_links if isinstance(x, TrilhaRunLink)]
+    key = SimpleNamespace(dag_id="staging", task_id="stage", run_id="manual__2026-01-01T00:00:00+00:00")
+    monkeypatch.delenv("AIRFLOW__API__BASE_URL", raising=False)
+    assert link.get_link(op, ti_key=key) == "/trilha/?run_id=manual__2026-01-01T00%3A00%3A00%2B00%3A00"
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example/team/")
+    assert link.get_link(op, ti_key=key).startswith("/team/trilha/?run_id=manual__")

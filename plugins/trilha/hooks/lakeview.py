@@ -86,6 +86,14 @@ class LakeViewHook(AuditHook):
         """The version history of every name these contents were stored under."""
         return self.query("lake_versions", {"sha256": list(sha256), "limit": limit})
 
+    def run_objects(self, run_id: str, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+        """What run ``run_id`` wrote at each layer (``layer``, ``bucket``, ``key``, ``content_sha256``,
+        ``size_bytes``, ``detail``, ``at``), oldest first."""
+        rows = self.query("lake_run_objects", {"run_id": run_id, "limit": limit, "offset": offset})
+        for row in rows:
+            row["content_sha256"] = str(row["content_sha256"]).strip() if row["content_sha256"] else None
+        return rows
+
     def run_dags(self, run_ids: Sequence[str]) -> dict[str, str]:
         """The DAG id of each run id that ``meta.audit_log`` knows."""
         rows = self.query("lake_run_dags", {"run_ids": sorted(set(run_ids))})

@@ -9,8 +9,10 @@ a redirect to the Airflow login for the page.
 Routes (all under ``/trilha``):
 
 * ``GET /`` the page: projects and their layers, the last run of each DAG, the drift status, and
-  with ``?q=`` a search, with ``?sha256=`` a content's trace, staged files and version history;
-* ``GET /api/overview``, ``GET /api/search?q=``, ``GET /api/trace?sha256=``: the same as JSON;
+  with ``?q=`` a search, with ``?sha256=`` a content's trace, staged files and version history,
+  with ``?run_id=`` what that run wrote (the extra link of every Trilha task instance);
+* ``GET /api/overview``, ``GET /api/search?q=``, ``GET /api/trace?sha256=``, ``GET /api/run?run_id=``:
+  the same as JSON;
 * ``POST /api/upload?project=&name=`` (raw body): a file into the reception bucket.
 
 This module is thin: the reads and the upload are :mod:`trilha.hooks.lakeview`.
@@ -51,6 +53,8 @@ SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 #: A search term longer than any key (1024 bytes) finds nothing; refusing it bounds the query.
 MAX_QUERY = 1024
 PAGE = 20
+#: Objects of one run per page (a run may write thousands).
+RUN_PAGE = 200
 #: Staged files whose quarantine the trace reads and shows (each is one object read).
 QUARANTINES_SHOWN = 3
 TEMPLATES = Path(__file__).with_name("templates")
@@ -119,6 +123,12 @@ def check_query(q: str) -> str:
     return q.strip()
 
 
+def check_run_id(run_id: str) -> str:
+    if not run_id or len(run_id) > 250 or any(ord(ch) < 32 for ch in run_id):
+        raise HTTPException(422, detail=f"run_id: expected an Airflow run id, got {run_id[:80]!r}")
+    return run_id
+
+
 def check_sha256(sha256: str) -> str:
     if not SHA256_RE.fullmatch(sha256):
         raise HTTPException(422, detail=f"sha256: expected 64 lowercase hex digits, got {sha256[:80]!r}")
@@ -178,6 +188,17 @@ def trace(sha256: str, quarantines: int = QUARANTINES_SHOWN) -> dict[str, Any]:
     return {"sha256": sha256, "timeline": steps, "staged": staged, "versions": versions}
 
 
+def run_objects(run_id: str, offset: int) -> dict[str, Any]:
+    hook = LakeViewHook()
+    try:
+        rows = hook.run_objects(run_id, RUN_PAGE + 1, offset)
+        dag_id = hook.run_dags([run_id]).get(run_id)
+    finally:
+        hook.close()
+    return {"run_id": run_id, "dag_id": dag_id, "offset": offset, "objects": rows[:RUN_PAGE],
+            "more": len(rows) > RUN_PAGE}  # fmt: skip
+
+
 def run_url(base: str, dag_id: str | None, run_id: str | None) -> str | None:
     """The Airflow UI's page of a DAG run (``None`` for a run id no DAG run recorded)."""
     if not dag_id or not run_id:
@@ -218,10 +239,13 @@ def create_app() -> FastAPI:
         user: PageUser,
         q: str = "",
         sha256: str = "",
+        run_id: str = "",
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
         q = check_query(q)
-        data: dict[str, Any] = {"overview": overview(), "q": q, "search": None, "trace": None}
+        data: dict[str, Any] = {"overview": overview(), "q": q, "search": None, "trace": None, "run": None}
+        if run_id:
+            data["run"] = run_objects(check_run_id(run_id), offset)
         if q:
             data["search"] = search(q, offset)
             if not sha256 and len(data["search"]["results"]) == 1 and offset == 0:
@@ -254,6 +278,10 @@ def create_app() -> FastAPI:
     @app.get("/api/trace")
     def api_trace(user: User, sha256: str) -> Any:
         return jsonable(trace(check_sha256(sha256)))
+
+    @app.get("/api/run")
+    def api_run(user: User, run_id: str, offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+        return jsonable(run_objects(check_run_id(run_id), offset))
 
     @app.post("/api/upload")
     async def api_upload(request: Request, user: User, project: str, name: str) -> Any:
