@@ -56,22 +56,33 @@ def running_stack(prefix: str, what: str) -> Iterator[Any]:
                 pytest.fail(f"{what} could not start (TRILHA_REQUIRE_SERVICES=1): {err}")
             pytest.skip(f"{what} could not start: {err}")
         conns = {k: v for k, v in st.env_vars().items() if k.startswith("AIRFLOW_CONN_")}
-        saved = {k: os.environ.get(k) for k in conns}
-        os.environ.update(conns)
         try:
-            conn = psycopg2.connect(st.postgres_dsn())
-            try:
-                migrate(conn)
-            finally:
-                conn.close()
-            yield st
+            with environ(conns):
+                conn = psycopg2.connect(st.postgres_dsn())
+                try:
+                    migrate(conn)
+                finally:
+                    conn.close()
+                yield st
         finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
             st.down()
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for the block; each variable's previous value (or absence) after."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @contextlib.contextmanager

@@ -42,6 +42,17 @@ def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 
 
+def bad_ranges() -> bytes:
+    """The 2019 sample with three rows outside the contract: lines 10 and 11 at 75,3 degC (one
+    reason, twice), line 12 at 150 % humidity."""
+    lines = sample(NAME_2019).split(b"\n")
+    for index, column, value in ((9, 7, b"75,3"), (10, 7, b"75,3"), (11, 15, b"150")):
+        fields = lines[index].split(b";")
+        fields[column] = value
+        lines[index] = b";".join(fields)
+    return b"\n".join(lines)
+
+
 def data_lines(data: bytes) -> int:
     """The data lines of a sample file, counted here without the parsers: lines starting with a date."""
     return sum(1 for line in data.replace(b"\r\n", b"\n").split(b"\n") if _DATA_LINE.match(line))

@@ -1,4 +1,5 @@
-"""Helpers for the tests of ``make ui``: a private stack and UI in a temporary state directory.
+"""Helpers for the tests of ``make ui``: a private stack and UI in a temporary state directory, and
+the browser's side (Chromium's path and flags, numbered screenshots, logging in).
 
 The UI is started the way a user starts it, ``make ui STATE=<dir>`` (``make up``, then
 ``python -m trilha.ops.ui up``), from an environment without this test session's Airflow settings, and
@@ -19,12 +20,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 REQUIRE_SERVICES = os.environ.get("TRILHA_REQUIRE_SERVICES") == "1"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 READY = re.compile(r"^Airflow UI ready in \d+s: (http://127\.0\.0\.1:(\d+))$", re.MULTILINE)
 LOGIN = re.compile(r"^  login:  (\S+) / (\S+)$", re.MULTILINE)
 
@@ -127,3 +138,37 @@ def running_ui(**extra_env: str) -> Iterator[RunningUI]:
         down = make(state, "down", timeout=180)
         shutil.rmtree(base, ignore_errors=True)
         assert down.returncode == 0, down.stderr
+
+
+def unavailable(why: str) -> NoReturn:
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{why} (TRILHA_REQUIRE_SERVICES=1)")
+    pytest.skip(why)
+
+
+class Shots:
+    """Numbered screenshots of the steps, in the test's tmp dir."""
+
+    def __init__(self, page: Any, folder: Path) -> None:
+        self.page, self.folder, self.n = page, folder, 0
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, name: str) -> Path:
+        self.n += 1
+        path = self.folder / f"{self.n:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+def log_in(page: Any, ui: RunningUI, shots: Shots) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(ui.url)
+    page.wait_for_url(re.compile(r"/auth/login"))
+    page.get_by_label("Username").fill(ui.user)
+    page.get_by_label("Password").fill(ui.password)
+    shots("login")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{ui.url}/")
+    expect(page.get_by_role("link", name="Dags").first).to_be_visible()
+    shots("home")

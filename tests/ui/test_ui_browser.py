@@ -20,14 +20,13 @@ from __future__ import annotations
 import re
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import quote, unquote
 
 import pytest
 
-from tests.ui.support import REPO, REQUIRE_SERVICES, RunningUI, running_ui
+from tests.ui.support import REPO, RunningUI, Shots, log_in, running_ui
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,58 +44,9 @@ DAGS = {
 #: A new install has no project yet: the first capture creates ``inmet`` the way the form says to,
 #: with its key prefix in the "New project" section. Every other field keeps its default.
 FILL = {"drive_capture": {"project_prefix": ("New project", "inmet")}}
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 RUN_TIMEOUT = 240.0
 UNKNOWN = "no_such_project"
 UNKNOWN_ERROR = f"project '{UNKNOWN}' is not registered and no project_prefix was given"
-
-
-def unavailable(why: str) -> NoReturn:
-    if REQUIRE_SERVICES:
-        pytest.fail(f"{why} (TRILHA_REQUIRE_SERVICES=1)")
-    pytest.skip(why)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.is_file():
-        unavailable(f"no browser at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import Error, sync_playwright
-    except ImportError:
-        unavailable("the playwright package is not installed (requirements-test.txt)")
-    with sync_playwright() as pw:
-        try:
-            chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        except Error as err:
-            unavailable(f"{CHROMIUM} does not start: {err}")
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-class Shots:
-    """Numbered screenshots of the steps, in the test's tmp dir."""
-
-    def __init__(self, page: Any, folder: Path) -> None:
-        self.page, self.folder, self.n = page, folder, 0
-        folder.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, name: str) -> Path:
-        self.n += 1
-        path = self.folder / f"{self.n:02d}-{name}.png"
-        self.page.screenshot(path=str(path), full_page=True)
-        return path
 
 
 def wait_for_dags(ui: RunningUI, timeout: float = 120) -> None:
@@ -135,20 +85,6 @@ def task_log(ui: RunningUI, dag_id: str, run_id: str, task_id: str) -> str:
     query = "" if map_index is None else f"?map_index={map_index}"
     path = f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task}/logs/1{query}"
     return "\n".join(str(line.get("event")) for line in ui.api("GET", path)["content"])
-
-
-def log_in(page: Any, ui: RunningUI, shots: Shots) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(ui.url)
-    page.wait_for_url(re.compile(r"/auth/login"))
-    page.get_by_label("Username").fill(ui.user)
-    page.get_by_label("Password").fill(ui.password)
-    shots("login")
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{ui.url}/")
-    expect(page.get_by_role("link", name="Dags").first).to_be_visible()
-    shots("home")
 
 
 def trigger(page: Any, ui: RunningUI, dag_id: str, shots: Shots, **fill: tuple[str | None, str]) -> str:

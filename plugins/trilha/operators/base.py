@@ -36,6 +36,7 @@ from trilha.assets import changes
 from trilha.domain import events
 from trilha.domain.keys import printable
 from trilha.exceptions import InvalidKeyError, InvalidProjectError
+from trilha.operators.links import TrilhaRunLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -323,6 +324,7 @@ class TrilhaBaseOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("postgres_conn_id", "aws_conn_id", "mongo_conn_id")
     ui_color = "#e8f4ea"
+    operator_extra_links = (TrilhaRunLink(),)
 
     def __init__(
         self,

@@ -15,10 +15,11 @@ the stack's settings (``<state>/env``) and a few of their own:
   the stack's secrets and written to the passwords file the auth manager reads.
 
 It waits until ``GET /api/v2/monitor/health`` answers with every component healthy, then prints the
-URL and the login. If a component exits first, it says which, shows the end of its log and stops the
-others. ``down`` (also run by ``make down``) stops every process each component started, task
-processes included: each component leads its own session, and every process of that session is
-stopped, whatever process group it moved to.
+URL, the login and the Trilha page's URL (the plugin in ``plugins/trilha_plugin.py``, in the UI's
+navigation at ``/plugin/trilha``). If a component exits first, it says which, shows the end of its
+log and stops the others. ``down`` (also run by ``make down``) stops every process each component
+started, task processes included: each component leads its own session, and every process of that
+session is stopped, whatever process group it moved to.
 
 :class:`TaskLogTee` writes each task's log of an in-process ``dag.test()`` where the api-server reads
 it, so the runs of ``make demo`` (:mod:`trilha.ops.run`) have their logs in the UI.
@@ -364,6 +365,7 @@ def print_ready(ui: UI, seconds: float) -> None:
     user, password = ui.login()
     print(f"Airflow UI ready in {seconds:.0f}s: {ui.url()}")
     print(f"  login:  {user} / {password}")
+    print(f"  Trilha: {ui.url()}/plugin/trilha   (the lake, trace, upload; alone: {ui.url()}/trilha/)")
     print(f"  logs:   {ui.log_dir}/<component>.log   task logs: {ui.airflow_home / 'logs'}")
     print("  stop:   make down   (stops the UI and the stack)")
 
