@@ -81,3 +81,15 @@ def test_console_output_goes_to_the_log_and_the_terminal_is_restored(tmp_path: P
         assert not terminal.closed
     assert (os.fstat(1).st_ino, os.fstat(2).st_ino) == before
     assert log.read_text() == "airflow says hello\nand warns\n"
+
+
+def test_a_mapped_tasks_instances_are_summed_on_one_entry() -> None:
+    summaries = {
+        "plan": [{"unit": 1}, {"unit": 2}, {"unit": 3}],
+        "write[0]": {"files": {"hourly": ["..."]}, "counters": {"new": 1, "bytes": 100, "failed": 0}},
+        "write[1]": {"files": {}, "counters": {"new": 1, "bytes": 50}},
+        "write[2]": {"files": {}, "counters": {"bytes": 7}},
+        "commit": {"counters": {"new": 1}},
+    }
+    text = run.summary_text(summaries)
+    assert text == 'commit: {"new":1}  plan: "3 batch(es)"  write[x3]: {"new":2,"bytes":157}'

@@ -466,7 +466,8 @@ class CuratedWriteOperator(_CuratedBase):
         }
 
     def returned(self, record: TaskRecord) -> dict[str, Any]:
-        return self.written
+        # The data files for the commit, and the counters every task's summary carries.
+        return {**self.written, "counters": record.counters}
 
 
 def write_unit(op: _CuratedBase, unit: Mapping[str, Any], counters: Counters) -> dict[str, Any]:

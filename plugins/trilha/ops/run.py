@@ -262,16 +262,33 @@ def first_error_lines(path: Path, limit: int = 6) -> list[str]:
 
 
 def summary_text(summaries: dict[str, Any], width: int = 160) -> str:
-    parts = []
+    """One line of each task's counters; a mapped task's instances summed as ``task[xN]``."""
+    grouped: dict[str, list[Any]] = {}
     for task_id, value in sorted(summaries.items()):
-        counters = value.get("counters", value) if isinstance(value, dict) else value
-        if isinstance(counters, list):  # a plan: what its mapped tasks expand over
-            counters = f"{len(counters)} batch(es)"
-        elif isinstance(counters, dict):
-            counters = {k: v for k, v in counters.items() if v}
-        parts.append(f"{task_id}: {json.dumps(counters, default=str, separators=(',', ':'))}")
+        grouped.setdefault(task_id.split("[", 1)[0], []).append(value)
+    parts = []
+    for task_id, values in grouped.items():
+        shown = [_shown(v) for v in values]
+        if len(shown) > 1:
+            total: dict[str, int] = {}
+            for counters in shown:
+                for k, v in (counters if isinstance(counters, dict) else {}).items():
+                    if isinstance(v, int):
+                        total[k] = total.get(k, 0) + v
+            task_id, shown = f"{task_id}[x{len(values)}]", [total]
+        parts.append(f"{task_id}: {json.dumps(shown[0], default=str, separators=(',', ':'))}")
     text = "  ".join(parts)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _shown(value: Any) -> Any:
+    """What a task's return value shows: its non-zero counters, or its batch count for a plan."""
+    counters = value.get("counters", value) if isinstance(value, dict) else value
+    if isinstance(counters, list):  # a plan: what its mapped tasks expand over
+        return f"{len(counters)} batch(es)"
+    if isinstance(counters, dict):
+        return {k: v for k, v in counters.items() if v}
+    return counters
 
 
 def main(argv: list[str] | None = None) -> int:
