@@ -50,12 +50,10 @@ from trilha.domain.formats.measurements import (
     TIMESTAMP_TYPE,
 )
 from trilha.domain.localtime import MIN_OFFSET, utc_offsets
+from trilha.domain.tables import MIN_HOURS_FOR_DAILY
 
 INTERNAL_PREFIX = "_"
 _MICROS_PER_DAY = 86_400_000_000
-#: The default completeness rule of the daily tables: fewer valid hours than this and a day's
-#: sum, mean or extreme is null (the curated DAG's ``min_hours_for_daily`` Param).
-MIN_HOURS_FOR_DAILY = 18
 
 _HOURLY_TYPES: dict[str, pa.DataType] = {
     "observed_at": TIMESTAMP_TYPE,
@@ -504,7 +502,8 @@ def _station_runs(combined: pa.Table, station_starts: np.ndarray, codes: list[st
     columns["valid_from"] = pa.nulls(len(starts), TIMESTAMP_TYPE)
     columns["valid_to"] = pa.nulls(len(starts), TIMESTAMP_TYPE)
     columns["utc_offset_hours"] = pa.array(_row_offsets(last).astype(np.int32), pa.int32())
-    return pa.table({c: columns[c] for c in STATION_YEARS_COLUMNS}, schema=pa.schema(types.items()))
+    schema = pa.schema([(c, types[c]) for c in STATION_YEARS_COLUMNS])
+    return pa.table({c: columns[c] for c in STATION_YEARS_COLUMNS}, schema=schema)
 
 
 def stations_from_years(station_years: pa.Table) -> pa.Table:

@@ -56,7 +56,7 @@ BATCH_SIZE = 64
 #: Years or stations per staged part (key, sha256), as the plan read them.
 _Read = dict[tuple[str, str], list[Any]]
 #: The tables a mapped write of ``inmet_hourly`` writes (``stations`` is built at the commit).
-WRITTEN_INMET_TABLES: tuple[str, ...] = ("hourly", "daily", "station_years")
+WRITTEN_INMET_TABLES: tuple[str, ...] = ("hourly", "daily", "daily_utc", "station_years")
 
 
 class _Unusable(Exception):
@@ -162,9 +162,17 @@ class CuratedPlanOperator(_CuratedBase):
     :param project: only this project (templated; empty = all).
     :param dataset: only this dataset (templated; empty = all).
     :param batch_size: staged parts per mapped write task, within one year (templated).
+    :param min_hours_for_daily: the daily tables' completeness rule: a day's sum, mean or extreme
+        from fewer valid hours is null (templated). A change of it rewrites the tables whole.
     """
 
-    template_fields: Sequence[str] = (*_CuratedBase.template_fields, "project", "dataset", "batch_size")
+    template_fields: Sequence[str] = (
+        *_CuratedBase.template_fields,
+        "project",
+        "dataset",
+        "batch_size",
+        "min_hours_for_daily",
+    )
 
     def __init__(
         self,
@@ -172,12 +180,14 @@ class CuratedPlanOperator(_CuratedBase):
         project: str = "",
         dataset: str = "",
         batch_size: int | str = BATCH_SIZE,
+        min_hours_for_daily: int | str = tables.MIN_HOURS_FOR_DAILY,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.project = project
         self.dataset = dataset
         self.batch_size = batch_size
+        self.min_hours_for_daily = min_hours_for_daily
         self.planned: dict[str, list[dict[str, Any]]] = {"targets": [], "units": []}
 
     def size(self) -> int:
@@ -191,8 +201,23 @@ class CuratedPlanOperator(_CuratedBase):
             raise AirflowFailException(f"batch_size: expected 1 or more staged parts per task, got {size}")
         return size
 
+    def min_hours(self) -> int:
+        """``min_hours_for_daily`` as a whole number of hours from 1 to 24."""
+        try:
+            hours = int(self.min_hours_for_daily)
+        except (TypeError, ValueError):
+            raise AirflowFailException(
+                f"min_hours_for_daily: expected a whole number of hours, got {self.min_hours_for_daily!r}"
+            ) from None
+        try:
+            tables.logic("inmet_hourly", hours)
+        except tables.PlanError as err:
+            raise AirflowFailException(str(err)) from None
+        return hours
+
     def curate(self, context: Context, counters: Counters) -> dict[str, Any]:
         size = self.size()
+        min_hours = self.min_hours()
         explicit = "project" if self.project else "dataset" if self.dataset else ""
         scope = self.event_scope(context, explicit=explicit, items="datasets")
         targets = [
@@ -204,7 +229,7 @@ class CuratedPlanOperator(_CuratedBase):
         for target in targets:
             counters.add("seen")
             try:
-                planned = _Planner(self, target, counters).plan(size)
+                planned = _Planner(self, target, counters).plan(size, min_hours)
             except _Unusable:
                 continue  # each unusable part is a failed item; the dataset gets no version
             if planned is None:
@@ -242,18 +267,21 @@ class _Planner:
         self.prefix = str(target["project_prefix"])
         self.hourly = self.dataset == "inmet_hourly"
 
-    def plan(self, batch_size: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """The target document (for the commit) and the unit documents; ``None``: the inputs are
-        unchanged since a version (nothing to do)."""
+    def plan(
+        self, batch_size: int, min_hours: int = tables.MIN_HOURS_FOR_DAILY
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The target document (for the commit) and the unit documents; ``None``: the inputs (and
+        the curated logic) are unchanged since a version (nothing to do)."""
         op = self.op
         inputs = manifest.curated_inputs(op.audit.curated_inputs(self.pid, self.dataset))
-        fp = lineage.inputs_fingerprint(inputs)
+        logic = tables.logic(self.dataset, min_hours)
+        fp = tables.run_fingerprint(inputs, logic)
         made = op.audit.curated_made_from(self.pid, self.dataset, fp)
         if made is not None:
             op.log.info("%s/%s: inputs unchanged since %s; no new version", self.prefix, self.dataset, made)
             return None
         latest = op.audit.curated_latest(self.pid, self.dataset)
-        published = _published(latest)
+        published = tables.published_inputs(latest, logic)
         read, stations, schemas = self._read_new(inputs, published)
         with_years = tables.with_years(inputs, published, read, stations)
         opened = self._open(schemas)
@@ -268,6 +296,8 @@ class _Planner:
             **key,
             "project_name": self.target["project_name"],
             "basis": None if latest is None else latest["version"],
+            "logic": logic,
+            "min_hours": min_hours,
             "full": plan.full,
             "rewritten": list(plan.rewritten),
             "units": len(units),
@@ -276,6 +306,7 @@ class _Planner:
         unit_docs = [
             {
                 "target": key,
+                "min_hours": min_hours,
                 "year": u.year,
                 "shard": u.shard,
                 "parts": [
@@ -357,13 +388,6 @@ class _Planner:
 
     def ident(self, name: str) -> tuple[str, str]:
         return tables.identifier(self.prefix, self.dataset, name)
-
-
-def _published(latest: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
-    """The inputs (with years) of the latest version when it is an Iceberg one: what a run builds on."""
-    if latest is None or latest["table_format"] != tables.FORMAT_ICEBERG:
-        return None
-    return list(latest["inputs"])
 
 
 def _target_key(target: Mapping[str, Any], fingerprint: str) -> dict[str, Any]:
@@ -448,7 +472,9 @@ def write_unit(op: _CuratedBase, unit: Mapping[str, Any], counters: Counters) ->
     if year is None:
         made = {"data": curate_generic(parts)}
     else:
-        made = curate_inmet_hourly_year(parts, int(year))
+        made = curate_inmet_hourly_year(
+            parts, int(year), int(unit.get("min_hours", tables.MIN_HOURS_FOR_DAILY))
+        )
     del parts
     rows = 0
     for name, table in made.items():
@@ -569,7 +595,7 @@ class _Committer:
     def commit(self) -> dict[str, Any] | None:
         op, where = self.op, f"{self.prefix}/{self.dataset}"
         inputs = manifest.curated_inputs(op.audit.curated_inputs(self.pid, self.dataset))
-        fp = lineage.inputs_fingerprint(inputs)
+        fp = tables.run_fingerprint(inputs, str(self.target.get("logic") or ""))
         try:
             if fp != self.target["fingerprint"]:
                 raise _Superseded("its staged inputs changed since the plan")
@@ -619,7 +645,7 @@ class _Committer:
                 f"version {basis} was published since the plan "
                 f"(made on {self.target['basis'] or 'no version'})"
             )
-        published = _published(latest)
+        published = tables.published_inputs(latest, str(self.target.get("logic") or ""))
         read = {(k, s): years for k, s, years, _ in self.target["read"]}
         codes = {(k, s): stations for k, s, _, stations in self.target["read"]}
         with_years = tables.with_years(inputs, published, read, codes)
@@ -649,6 +675,7 @@ class _Committer:
             fingerprint=str(self.target["fingerprint"]),
             inputs_count=len(inputs),
             plan=plan,
+            run_logic=str(self.target.get("logic") or ""),
         )
         rewritten = None if plan.full else plan.rewritten
         made: dict[str, dict[str, Any]] = {}
@@ -767,6 +794,7 @@ class _Committer:
             "partitions_rewritten": tables.ALL_PARTITIONS if rewritten is None else list(rewritten),
             "files_added": commit.files_added,
             "files_removed": commit.files_removed,
+            "logic": str(self.target.get("logic") or ""),
         }
 
 
