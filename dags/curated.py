@@ -10,8 +10,9 @@ max gust, and the hours behind each figure; a figure from fewer than `min_hours_
 hours is empty), `daily_utc` (the same by UTC day), `station_years` and `stations` (one row per
 station and position, with `valid_from`/`valid_to`). The tables are partitioned by year: a run
 rewrites only the years its new or removed inputs touch (and every table when the curated logic or
-`min_hours_for_daily` changed). The catalog is in the audit PostgreSQL, the files under `curated-data/<project>/<dataset>/_iceberg/`,
-and each version's `manifest.json` lists its exact staged inputs (key + sha256) and snapshots.
+`min_hours_for_daily` changed). The catalog is in the audit PostgreSQL, the files under
+`curated-data/<project>/<dataset>/_iceberg/`, and each version's `manifest.json` lists its exact
+staged inputs (key + sha256) and snapshots.
 
 Tasks: `plan` finds the datasets whose inputs changed and cuts the years to rewrite into shards of
 at most `batch_size` staged parts (along station boundaries, so the result is the same whatever the
@@ -29,9 +30,9 @@ from airflow.sdk import dag
 
 from trilha import params
 from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, changes, on_asset_or_cron
-from trilha.domain.tables import MIN_HOURS_FOR_DAILY
 from trilha.operators.curated import (
     BATCH_SIZE,
+    MIN_HOURS_FOR_DAILY,
     CuratedCommitOperator,
     CuratedPlanOperator,
     CuratedWriteOperator,

@@ -19,7 +19,7 @@ from tests.helpers import run_operator
 from tests.unit import fakes
 from tests.unit.fakes import FakeAudit, FakeMinio, FakeRunLog, sha
 from tests.unit.test_process_domain import NAME, inmet_file
-from trilha.domain import lineage, staging
+from trilha.domain import lineage, staging, tables
 from trilha.domain.curate import curate
 from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
 from trilha.hooks.audit import AuditHook
@@ -276,7 +276,7 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
     summary = run_operator(op, run_id="r-cur")
 
     assert summary["versions"] == [
-        {"project": "Acme", "dataset": "inmet_hourly", "version": "v0003", "tables": 4}
+        {"project": "Acme", "dataset": "inmet_hourly", "version": "v0003", "tables": 5}
     ]
     [record] = audit.curated
     base = "acme/inmet_hourly/v0003"
@@ -290,7 +290,10 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
         "iceberg",
     )
     assert [i["key"] for i in record.inputs] == [early["output_key"], late["output_key"]]
-    assert record.fingerprint == lineage.inputs_fingerprint(record.inputs)
+    # The version's identity: its inputs and the curated logic (with the completeness rule).
+    logic = tables.logic("inmet_hourly", 18)
+    assert record.fingerprint == tables.run_fingerprint(record.inputs, logic)
+    assert record.fingerprint != lineage.inputs_fingerprint(record.inputs)
     assert record.tables is not None
     entry = record.tables["hourly"]
     assert entry["identifier"] == "acme.inmet_hourly__hourly"
@@ -309,9 +312,11 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
     assert record.manifest_sha256 == sha(minio.objects[CURATED_B, f"{base}/manifest.json"])
     assert (document["tables"], document["files"]) == (record.tables, {})
     assert (document["inputs"], document["inputs_fingerprint"]) == (record.inputs, record.fingerprint)
-    assert [i["years"] for i in record.inputs] == [[2019], [2019]]
+    # Hours from 00:00 UTC on 1 January 2019: 31 December 2018 in local time, the 2018 daily partition.
+    assert [i["years"] for i in record.inputs] == [[2018, 2019], [2018, 2019]]
     summary_props = op.iceberg.snapshot_summary(("acme", "inmet_hourly__hourly"), entry["snapshot_id"])
     assert summary_props["trilha.version"] == "v0003"
+    assert summary_props["trilha.curated-logic"] == logic == record.tables["daily"]["logic"]
     assert json.loads(summary_props["trilha.inputs-added"]) == [
         {"key": i["key"], "sha256": i["sha256"]} for i in record.inputs
     ]
@@ -320,7 +325,9 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
 
 def test_curated_rewrites_only_the_year_a_new_part_touches() -> None:
     """A second run with one more station-year (another year) commits new snapshots whose
-    partitions rewritten are that year only; the first year's data file stays the same file."""
+    partitions rewritten are that year's, and the year before (its first hours, 00:00-02:00 UTC on 1
+    January, are 31 December locally: the daily partition of the year before); the later year's
+    hourly data file stays the same file."""
     audit, minio = FakeAudit(), FakeMinio()
     audit.targets, audit.next_number = [TARGET], 1
     first = staged_part(minio, "y2024", inmet_file(good=4, hot=False, bad_hour=False), 9)
@@ -339,10 +346,28 @@ def test_curated_rewrites_only_the_year_a_new_part_touches() -> None:
     assert v2.version == "v0002"
     assert v2.tables is not None
     assert v1.tables is not None
-    for name in ("hourly", "daily", "station_years"):
-        assert (v2.tables[name]["partitions_rewritten"], v2.tables[name]["files_removed"]) == ([2018], 0), (
-            name
+    for name in ("hourly", "daily_utc", "station_years"):
+        assert (v2.tables[name]["partitions_rewritten"], v2.tables[name]["files_removed"]) == (
+            [2017, 2018],
+            0,
+        ), name
+    # daily 2018 held 31 December 2018 (the 2019 file's first hours): rewritten with 1 January 2018.
+    assert (v2.tables["daily"]["partitions_rewritten"], v2.tables["daily"]["files_removed"]) == (
+        [2017, 2018],
+        1,
+    )
+    daily = op.iceberg.read(("acme", "inmet_hourly__daily"), v2.tables["daily"]["snapshot_id"])
+    assert [
+        (d.isoformat(), h)
+        for d, h in zip(
+            daily.column("date").to_pylist(), daily.column("hours_total").to_pylist(), strict=True
         )
+    ] == [
+        ("2017-12-31", 3),
+        ("2018-01-01", 1),
+        ("2018-12-31", 3),
+        ("2019-01-01", 1),
+    ]
     assert v2.tables["stations"]["partitions_rewritten"] == "all"
     ident = ("acme", "inmet_hourly__hourly")
     before = {f["year"]: f["path"] for f in op.iceberg.data_files(ident, v1.tables["hourly"]["snapshot_id"])}

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 #: Staged parts per mapped write task (within one year), by default: ~64 station-years, ~560 k rows.
 BATCH_SIZE = 64
+#: The daily completeness rule by default (the DAG's ``min_hours_for_daily``).
+MIN_HOURS_FOR_DAILY = tables.MIN_HOURS_FOR_DAILY
 #: Years or stations per staged part (key, sha256), as the plan read them.
 _Read = dict[tuple[str, str], list[Any]]
 #: The tables a mapped write of ``inmet_hourly`` writes (``stations`` is built at the commit).
@@ -180,7 +182,7 @@ class CuratedPlanOperator(_CuratedBase):
         project: str = "",
         dataset: str = "",
         batch_size: int | str = BATCH_SIZE,
-        min_hours_for_daily: int | str = tables.MIN_HOURS_FOR_DAILY,
+        min_hours_for_daily: int | str = MIN_HOURS_FOR_DAILY,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -268,7 +270,7 @@ class _Planner:
         self.hourly = self.dataset == "inmet_hourly"
 
     def plan(
-        self, batch_size: int, min_hours: int = tables.MIN_HOURS_FOR_DAILY
+        self, batch_size: int, min_hours: int = MIN_HOURS_FOR_DAILY
     ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The target document (for the commit) and the unit documents; ``None``: the inputs (and
         the curated logic) are unchanged since a version (nothing to do)."""
@@ -472,9 +474,7 @@ def write_unit(op: _CuratedBase, unit: Mapping[str, Any], counters: Counters) ->
     if year is None:
         made = {"data": curate_generic(parts)}
     else:
-        made = curate_inmet_hourly_year(
-            parts, int(year), int(unit.get("min_hours", tables.MIN_HOURS_FOR_DAILY))
-        )
+        made = curate_inmet_hourly_year(parts, int(year), int(unit.get("min_hours", MIN_HOURS_FOR_DAILY)))
     del parts
     rows = 0
     for name, table in made.items():
