@@ -431,3 +431,16 @@ def test_generic_curate_sorts_dictionary_encoded_strings_and_publishes_plain_one
     assert data.column("station").type == pa.string()
     assert data.column("station").to_pylist() == ["a", "b"]
     assert data.column("value").to_pylist() == [1.0, 2.0]
+
+
+def test_a_station_without_uf_gets_its_zone_from_its_longitude() -> None:
+    from trilha.domain.localtime import utc_offset
+
+    assert [utc_offset(uf, -10.0, lon) for uf, lon in (("RS", -51.2), ("rs ", -51.2), ("MT", -56.1))] == [
+        -3,
+        -3,
+        -4,
+    ]
+    assert [utc_offset(None, -3.0, lon) for lon in (-60.0, -72.0, -47.9, None)] == [-4, -5, -3, -3]
+    # Trindade (ES's island, UTC-2) whatever its UF; Tabatinga (on the line's end: UTC-5 west of it).
+    assert (utc_offset("ES", -20.5, -29.3), utc_offset("AM", -4.25, -69.95)) == (-2, -5)

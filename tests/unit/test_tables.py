@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from tests.unit.test_curate import SAMPLES, YEARLY, at, part
-from trilha.domain import tables
+from trilha.domain import lineage, tables
 from trilha.domain.contracts import validate
 from trilha.domain.curate import (
     curate,
@@ -234,3 +234,33 @@ def test_leftovers_of_a_dead_run_are_history_or_orphans() -> None:
     )
     assert history == ["t/data/committed.parquet", "t/metadata/2.json"]
     assert orphans == ["t/data/never.parquet"]
+
+
+def test_a_version_made_under_another_logic_is_not_built_on() -> None:
+    """A lake whose tables an older Trilha made (no logic recorded: UTC-day daily, stations without
+    history) or that another completeness rule made: the next run reads every part again and
+    rewrites every table whole, as a new version even when the inputs are the same."""
+    logic = tables.logic("inmet_hourly", 18)
+    inputs = [inp("a", 2003), inp("b", 2018, 2019)]
+    ours = {"table_format": "iceberg", "inputs": inputs, "tables": {"hourly": {"logic": logic}}}
+    old = {"table_format": "iceberg", "inputs": inputs, "tables": {"hourly": {"snapshot_id": 1}}}
+    stricter = {**ours, "tables": {"hourly": {"logic": tables.logic("inmet_hourly", 24)}}}
+    assert tables.published_inputs(ours, logic) == inputs
+    assert tables.published_inputs(old, logic) is None
+    assert tables.published_inputs(stricter, logic) is None
+    assert tables.published_inputs({**ours, "table_format": "parquet"}, logic) is None
+    plan = tables.plan_run(inputs, tables.published_inputs(old, logic))
+    assert (plan.full, plan.rewritten) == (True, (2003, 2018, 2019))
+    assert tables.new_parts(inputs, tables.published_inputs(old, logic)) == inputs
+    # Same inputs, another logic: another identity (the inventory makes a new version).
+    assert tables.run_fingerprint(inputs, logic) != tables.run_fingerprint(
+        inputs, tables.logic("inmet_hourly", 24)
+    )
+    assert tables.run_fingerprint(inputs, logic) != lineage.inputs_fingerprint(inputs)
+    # Other datasets have no logic: their identity and builds are as before.
+    assert tables.logic("data_x", 18) == ""
+    assert tables.run_fingerprint(inputs, "") == lineage.inputs_fingerprint(inputs)
+    with pytest.raises(
+        tables.PlanError, match="min_hours_for_daily: expected 1 to 24 valid hours of 24, got 25"
+    ):
+        tables.logic("inmet_hourly", 25)
