@@ -438,7 +438,12 @@ def test_a_hash_cut_writes_three_files_then_the_manifest_and_records_the_cut() -
     audit, minio = FakeAudit(), FakeMinio()
     audit.curated_row = curated_version(minio)
     op = DatasetSplitOperator(
-        task_id="split", project="Acme", ratios="[0.5, 0.25, 0.25]", datasets_bucket=DATASETS
+        task_id="split",
+        project="Acme",
+        strategy="hash",
+        group_by="month",
+        ratios="[0.5, 0.25, 0.25]",
+        datasets_bucket=DATASETS,
     )
     wired(op, audit, minio)
     summary = run_operator(op, run_id="r-split")
@@ -448,9 +453,12 @@ def test_a_hash_cut_writes_three_files_then_the_manifest_and_records_the_cut() -
         "table": "hourly",
         "ratios": [0.5, 0.25, 0.25],
         "key_columns": ["wmo_code", "observed_at"],
+        "group_by": "month",
+        "time_column": "observed_at",
     }
     fp = lineage.fingerprint({**params, "curated_id": 21})
-    version = f"v0001-hash-{fp[:8]}"
+    # The name says how the rows were cut (the dataset's first cut, hash by station-month), no hash.
+    version = "v0001-hash-station-month"
     base = f"acme/inmet_hourly/{version}"
     [record] = audit.datasets
     assert (record.version, record.params, record.fingerprint, record.curated_id) == (version, params, fp, 21)
@@ -467,6 +475,10 @@ def test_a_hash_cut_writes_three_files_then_the_manifest_and_records_the_cut() -
     assert record.manifest_sha256 == sha(minio.objects[DATASETS, f"{base}/manifest.json"])
     assert document["lineage"]["curated_table"] == audit.curated_row["files"]["hourly"]
     assert (document["parameters"], document["rows"]) == (params, record.rows)
+    assert (document["strategy"], document["grouping"]) == ("hash", "hash-station-month")
+    assert document["content_sha256"] == lineage.fingerprint(
+        {n: record.files[n]["sha256"] for n in lineage.SPLITS}
+    )
     assert summary["version"] == version
     assert summary["created"] is True
     assert summary["rows"] == record.rows
@@ -575,14 +587,32 @@ def test_dataset_split_templates_render_params_into_the_operators_fields() -> No
         "",
     )
     assert (task.validation_start, task.test_start, task.datasets_bucket) == ("", "", "datasets")
+    # Time series by default: a temporal cut, its cut-offs from the ratios of the time span.
     assert task.split_params() == {
+        "strategy": "temporal",
+        "table": "hourly",
+        "time_column": "observed_at",
+        "ratios": [0.7, 0.15, 0.15],
+        "validation_start": None,
+        "test_start": None,
+    }
+    hashed = rendered({**defaults, "strategy": "hash"})
+    assert hashed.split_params() == {
         "strategy": "hash",
         "table": "hourly",
         "ratios": [0.7, 0.15, 0.15],
         "key_columns": ["wmo_code", "observed_at"],
+        "group_by": "month",
+        "time_column": "observed_at",
     }
 
-    user = {**defaults, "project": "acme", "ratios": [0.8, 0.1, 0.1], "key_columns": ["wmo_code"]}
+    user = {
+        **defaults,
+        "project": "acme",
+        "strategy": "hash",
+        "ratios": [0.8, 0.1, 0.1],
+        "key_columns": ["wmo_code"],
+    }
     task = rendered({**user, "curated_version": "v0002", "drive_folder_id": "F1"})
     assert (task.project, task.curated_version, task.drive_folder_id) == ("acme", "v0002", "F1")
     assert task.split_params()["ratios"] == [0.8, 0.1, 0.1]
