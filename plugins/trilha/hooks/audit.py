@@ -663,6 +663,10 @@ class AuditHook(PostgresHook):
         """The curated and dataset versions of ``project``, newest first."""
         return self.query("summary_versions", {"project": project})
 
+    def project_layouts(self, project: str) -> list[dict[str, Any]]:
+        """The layouts staging detected in ``project``'s files: dataset, layout, files, rows."""
+        return self.query("summary_layouts", {"project": project})
+
     def project_rejections(self, project: str) -> list[dict[str, Any]]:
         """The latest rejected files and quarantines of ``project`` (at most 10)."""
         return self.query("summary_rejections", {"project": project})
