@@ -486,6 +486,28 @@ def test_a_hash_cut_writes_three_files_then_the_manifest_and_records_the_cut() -
     assert (summary["counters"]["new"], summary["counters"]["seen"]) == (1, 1)
 
 
+def test_the_default_cut_is_temporal_with_its_cut_offs_from_the_rows() -> None:
+    """No strategy, no dates: a temporal cut whose cut-off days are taken from the ratios of the rows
+    per day (40 hours: 24 on 1 January 2019, 16 on the 2nd; 70% is reached on the 2nd), recorded in
+    the parameters; the name says how it was cut."""
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.curated_row = curated_version(minio)
+    op = DatasetSplitOperator(task_id="split", project="Acme", datasets_bucket=DATASETS)
+    wired(op, audit, minio)
+    summary = run_operator(op, run_id="r-temporal")
+    [record] = audit.datasets
+    assert summary["version"] == record.version == "v0001-temporal"
+    assert record.params == {
+        "strategy": "temporal",
+        "table": "hourly",
+        "time_column": "observed_at",
+        "ratios": [0.7, 0.15, 0.15],
+        "validation_start": "2019-01-03",
+        "test_start": "2019-01-03",
+    }
+    assert record.rows == {"train": 40, "validation": 0, "test": 0}
+
+
 def test_an_existing_cut_writes_nothing_and_exports_only_what_its_folder_lacks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

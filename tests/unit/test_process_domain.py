@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -447,15 +447,21 @@ def test_a_cut_the_table_cannot_take_says_so() -> None:
     assert sum(t.num_rows for t in whole.values()) == 1
 
 
-def test_temporal_cutoffs_from_ratios_of_the_time_span_and_version_names() -> None:
+def test_temporal_cutoffs_from_ratios_of_the_rows_and_version_names() -> None:
     auto = params(strategy="temporal")
     assert cuts.needs_cutoffs(auto)
-    resolved = cuts.resolve_cutoffs(auto, date(2003, 1, 28), date(2024, 12, 31))
-    # 8,009 days: validation from day 5,606 (70%), test from day 6,807 (85%).
-    assert (resolved["validation_start"], resolved["test_start"]) == ("2018-06-04", "2021-09-17")
+    # A station-year of 2019 (8,760 rows), a gap, then 2024 at 24 rows a day: 70% of 17,544 rows
+    # is 12,281, reached on 26 May 2024 (8,760 + 147 days x 24 = 12,288).
+    days = {date(2019, 1, 1) + timedelta(days=d): 24 for d in range(365)}
+    days.update({date(2024, 1, 1) + timedelta(days=d): 24 for d in range(366)})
+    resolved = cuts.resolve_cutoffs(auto, days)
+    assert (resolved["validation_start"], resolved["test_start"]) == ("2024-05-27", "2024-09-14")
     assert not cuts.needs_cutoffs(resolved)
+    # A single day: train takes it, validation and test are empty.
+    one = cuts.resolve_cutoffs(auto, {date(2024, 1, 1): 24})
+    assert (one["validation_start"], one["test_start"]) == ("2024-01-02", "2024-01-02")
     with pytest.raises(cuts.CutError, match="no 'observed_at' to take the cut-offs from"):
-        cuts.resolve_cutoffs(auto, None, None)
+        cuts.resolve_cutoffs(auto, {})
     assert cuts.dataset_version(1, resolved) == "v0001-temporal"
     assert cuts.dataset_version(2, params(group_by="month")) == "v0002-hash-station-month"
     assert (

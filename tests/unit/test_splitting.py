@@ -303,3 +303,19 @@ def test_period_index_of_times_and_dates() -> None:
     assert period_index(stamps, "t", "month").to_pylist() == [0, 0, None, 54 * 12 + 1]
     days = pa.chunked_array([pa.array([date(1971, 1, 1)], pa.date32())])
     assert period_index(days, "d", "year").to_pylist() == [1]
+
+
+def test_day_counts_are_the_rows_of_each_utc_day() -> None:
+    from trilha.domain.splitting import day_counts
+
+    stamps = pa.array(
+        [
+            datetime(2024, 1, 1, 23, tzinfo=UTC),
+            datetime(2024, 1, 2, tzinfo=UTC),
+            None,
+            datetime(2024, 1, 2, 5, tzinfo=UTC),
+        ],
+        TS,
+    )
+    assert day_counts(stamps, "t") == {date(2024, 1, 1): 1, date(2024, 1, 2): 2}
+    assert day_counts(pa.array([None], TS), "t") == {}

@@ -9,8 +9,8 @@ with a message for each mistake that says what was expected.
 from __future__ import annotations
 
 import json
-import math
 import re
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -79,8 +79,8 @@ def cut_params(
     *hash*: ``key_columns`` and ``group_by`` make each row's group (``row``: the key columns as
     they are; ``day``/``week``/``month``/``year``: the key columns with ``time_column`` replaced by
     its period, so all rows of a station-month land in one split). *temporal*: the two cut-off dates,
-    or, when both are empty, ``ratios`` of the table's time span (resolved by :func:`resolve_cutoffs`
-    once the span is known).
+    or, when both are empty, ``ratios`` of the rows at day boundaries (resolved by
+    :func:`resolve_cutoffs` once the rows per day are known).
 
     :raises CutError: an unknown strategy or grouping, ratios that are not three fractions summing
         to 1, or a temporal cut with one date of two.
@@ -99,7 +99,7 @@ def cut_params(
         if bool(validation_start) != bool(test_start):
             raise CutError(
                 "temporal split: expected both validation_start and test_start (ISO dates such as "
-                "2024-07-01), or neither (cut-offs from ratios of the time span)"
+                "2024-07-01), or neither (cut-offs from ratios of the rows)"
             )
         if not validation_start:
             return {
@@ -125,22 +125,33 @@ def needs_cutoffs(params: dict[str, Any]) -> bool:
     return params["strategy"] == "temporal" and not params.get("validation_start")
 
 
-def resolve_cutoffs(params: dict[str, Any], first: date | None, last: date | None) -> dict[str, Any]:
-    """A temporal cut from ``ratios`` of the time span, its cut-offs made dates: validation starts on
-    the day ``train`` of the span from ``first`` lies in, test on the day ``train + validation``
-    does (UTC days; the span is ``first`` to ``last`` inclusive). Deterministic for a given table.
+def resolve_cutoffs(params: dict[str, Any], day_counts: Mapping[date, int]) -> dict[str, Any]:
+    """A temporal cut whose cut-offs come from ``ratios`` of the rows, at day boundaries: validation
+    starts on the day after the one that brings train to ``train`` of the rows (train never gets
+    less), test likewise at ``train + validation``. ``day_counts``: the rows of each UTC day of the
+    time column. Deterministic for a given table; the days are in the parameters (and manifest).
 
     :raises CutError: the table has no time (empty, or only nulls).
     """
-    if first is None or last is None:
+    total = sum(int(n) for n in day_counts.values())
+    if total == 0:
         raise CutError(
             f"temporal split of table {params['table']!r}: no {params['time_column']!r} to take the "
             "cut-offs from (empty table); give validation_start and test_start"
         )
-    span = (last - first).days + 1
     train, validation, _ = params["ratios"]
-    validation_at = first + timedelta(days=math.floor(span * train))
-    test_at = first + timedelta(days=math.floor(span * (train + validation)))
+    days = sorted(day_counts)
+
+    def cutoff(share: float) -> date:
+        seen = 0
+        for day in days:
+            seen += int(day_counts[day])
+            if seen >= share * total - 1e-9:
+                return day + timedelta(days=1)
+        return days[-1] + timedelta(days=1)
+
+    validation_at = days[0] if train == 0 else cutoff(train)
+    test_at = max(validation_at, cutoff(train + validation))
     return {**params, "validation_start": validation_at.isoformat(), "test_start": test_at.isoformat()}
 
 

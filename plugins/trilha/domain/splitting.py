@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -250,6 +250,18 @@ def _column_micros(column: pa.ChunkedArray, name: str) -> np.ndarray:
         days = column.cast(pa.date32()).cast(pa.int32()).to_numpy().astype(np.int64)
         return days * np.int64(86_400_000_000)
     raise ValueError(f"time_column {name!r}: expected a timestamp or date column, got {type_}")
+
+
+def day_counts(column: pa.ChunkedArray | pa.Array, name: str) -> dict[date, int]:
+    """The rows of each UTC day of a time column (nulls left out): what a temporal cut's
+    cut-offs are taken from when it has no dates."""
+    chunked = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    valid = chunked.filter(pc.is_valid(chunked)) if chunked.null_count else chunked
+    if len(valid) == 0:
+        return {}
+    days, counts = np.unique(_column_micros(valid, name) // np.int64(86_400_000_000), return_counts=True)
+    epoch = date(1970, 1, 1)
+    return {epoch + timedelta(days=int(d)): int(n) for d, n in zip(days, counts, strict=True)}
 
 
 def temporal_split(

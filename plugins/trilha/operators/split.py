@@ -377,39 +377,36 @@ class DatasetSplitOperator(TrilhaBaseOperator):
     def _resolve_cutoffs(
         self, cur: dict[str, Any], source: dict[str, Any], params: dict[str, Any], table: pa.Table | None
     ) -> dict[str, Any]:
-        """A temporal cut without dates: its cut-offs from ``ratios`` of the time span of the table
-        (read once for its time column's first and last day)."""
-        import pyarrow.compute as pc
+        """A temporal cut without dates: its cut-offs from ``ratios`` of the rows (the table read
+        once, batch by batch, for its rows per UTC day of the time column)."""
+        from collections import Counter
 
+        from trilha.domain.splitting import day_counts
         from trilha.hooks.iceberg import IcebergError, IcebergHook
 
         column = str(params["time_column"])
-        first: Any = None
-        last: Any = None
+        counts: Counter[date] = Counter()
 
-        def widen(values: pa.Array | pa.ChunkedArray) -> None:
-            nonlocal first, last
-            low, high = pc.min_max(values).values()
-            if low.is_valid:
-                first = low.as_py() if first is None else min(first, low.as_py())
-                last = high.as_py() if last is None else max(last, high.as_py())
+        def add(batch: pa.Table | pa.RecordBatch) -> None:
+            if column not in batch.schema.names:
+                raise CutError(f"time_column: expected a column of the table, got {column!r}")
+            try:
+                counts.update(day_counts(batch.column(column), column))
+            except ValueError as err:
+                raise CutError(str(err)) from None
 
         try:
             if table is not None:
-                if column not in table.column_names:
-                    raise CutError(f"time_column: expected a column of the table, got {column!r}")
-                widen(table.column(column))
+                add(table)
             else:
-                ident = tuple(str(source["identifier"]).split(".", 1))
+                namespace, name = str(source["identifier"]).split(".", 1)
                 hook = IcebergHook(postgres_conn_id=self.postgres_conn_id, aws_conn_id=self.aws_conn_id)
                 try:
-                    for batch in hook.batches((ident[0], ident[1]), int(source["snapshot_id"])):
-                        if column not in batch.schema.names:
-                            raise CutError(f"time_column: expected a column of the table, got {column!r}")
-                        widen(batch.column(column))
+                    for batch in hook.batches((namespace, name), int(source["snapshot_id"])):
+                        add(batch)
                 finally:
                     hook.close()
-            return resolve_cutoffs(params, _day(first), _day(last))
+            return resolve_cutoffs(params, counts)
         except CutError as err:
             raise AirflowFailException(str(err)) from None
         except IcebergError as err:
@@ -462,16 +459,3 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         self.audit.mark_dataset_exported(cut.id, folder_id)
         counters.add("exported", len(paths))
         self.log.info("exported %s (%s files) to Drive folder %s", cut.version, len(paths), folder_id)
-
-
-def _day(value: Any) -> date | None:
-    """A time column's value as its UTC day (naive datetimes are UTC, as in the lake)."""
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return (value.astimezone(UTC) if value.tzinfo else value).date()
-    if isinstance(value, date):
-        return value
-    raise AirflowFailException(
-        f"time_column: expected timestamps or dates, got {type(value).__name__} {value!r}"
-    )
