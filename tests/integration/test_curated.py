@@ -27,9 +27,9 @@ from tests.integration.process_support import (
     STAGING,
     crlf,
     curated,
-    curated_identifier,
     curated_rows,
     curated_table,
+    data_files,
     data_lines,
     load,
     object_sha,
@@ -38,6 +38,7 @@ from tests.integration.process_support import (
     sha,
     staged_rows,
     staging,
+    summary,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,26 +59,6 @@ def table(stack: Any, row: dict[str, Any], name: str) -> pa.Table:
 def rows_of(t: pa.Table, *keys: str) -> list[dict[str, Any]]:
     """The rows of ``t`` in key order: a table's content, whatever order its files are read in."""
     return t.sort_by([(k, "ascending") for k in keys]).to_pylist()
-
-
-def summary(row: dict[str, Any], name: str) -> dict[str, str]:
-    from trilha.hooks.iceberg import IcebergHook
-
-    hook = IcebergHook()
-    try:
-        return hook.snapshot_summary(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
-    finally:
-        hook.close()
-
-
-def data_files(row: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    from trilha.hooks.iceberg import IcebergHook
-
-    hook = IcebergHook()
-    try:
-        return hook.data_files(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
-    finally:
-        hook.close()
 
 
 def assert_one_row_per_station_hour(hourly: pa.Table) -> None:

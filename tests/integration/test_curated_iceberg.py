@@ -23,10 +23,12 @@ from tests.integration.process_support import (
     curated_identifier,
     curated_rows,
     curated_table,
+    data_files,
     data_lines,
     load,
     sample,
     staging,
+    summary,
 )
 
 pytestmark = pytest.mark.integration
@@ -215,8 +217,8 @@ def test_a_lake_made_under_another_curated_logic_is_rewritten_whole(
         assert (t["partitions_rewritten"], t["logic"]) == ("all", logic), name
         # every data file of v0001 is gone from the table: none of its partitions survives
         assert t["files_removed"] == v1["tables"][name]["files_added"], name
-        assert not {f["path"] for f in data_files_of(v1, name)} & {f["path"] for f in data_files_of(v2, name)}
-    assert snapshot_summary(v2, "daily")["trilha.curated-logic"] == logic
+        assert not {f["path"] for f in data_files(v1, name)} & {f["path"] for f in data_files(v2, name)}
+    assert summary(v2, "daily")["trilha.curated-logic"] == logic
     assert run(curated(s, dataset="inmet_hourly"))["versions"] == []
 
     strict = run(curated(s, dataset="inmet_hourly", min_hours_for_daily=24))
@@ -226,23 +228,3 @@ def test_a_lake_made_under_another_curated_logic_is_rewritten_whole(
     daily = curated_table(v3, "daily").to_pylist()
     assert all(d["air_temp_mean_c"] is None for d in daily if d["hours_with_temp"] < 24)
     assert any(d["air_temp_mean_c"] is not None for d in daily)
-
-
-def data_files_of(row: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    from trilha.hooks.iceberg import IcebergHook
-
-    hook = IcebergHook()
-    try:
-        return hook.data_files(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
-    finally:
-        hook.close()
-
-
-def snapshot_summary(row: dict[str, Any], name: str) -> dict[str, str]:
-    from trilha.hooks.iceberg import IcebergHook
-
-    hook = IcebergHook()
-    try:
-        return hook.snapshot_summary(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
-    finally:
-        hook.close()
