@@ -315,13 +315,14 @@ def test_a_commit_after_an_outside_writer_builds_on_the_new_state(stack: Any) ->
         stale, outside = hook.load(ident), hook.load(ident)  # type: ignore[arg-type]
         rows = hook.read(ident, row["tables"]["daily"]["snapshot_id"])  # type: ignore[arg-type]
         added = hook.write_files(stale, rows.slice(0, 5))
-        first = hook.commit(outside, hook.write_files(outside, rows), None, {"trilha.run-id": "outside"})
+        theirs = hook.write_files(outside, rows)  # one file per local year of the daily rows
+        first = hook.commit(outside, theirs, None, {"trilha.run-id": "outside"})
         second = hook.commit(stale, added, None, {"trilha.run-id": "ours"})
         table = hook.load(ident)  # type: ignore[arg-type]
         ids = [snap.snapshot_id for snap in table.snapshots()]
         assert ids[-2:] == [first.snapshot_id, second.snapshot_id]
         assert second.rows == 5
-        assert second.files_removed == 1  # the outside writer's one file
+        assert second.files_removed == len(theirs) == 2  # the outside writer's files (2023, 2024)
         assert hook.read(ident, second.snapshot_id).num_rows == 5  # type: ignore[arg-type]
     finally:
         hook.close()
