@@ -189,17 +189,22 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 f"table: expected one of {sorted(available)} in curated version {cur['version']}, "
                 f"got {params['table']!r}"
             )
-        table: pa.Table | None = None
-        if not iceberg:
-            table = self._curated_table(cur, available[params["table"]])
+        source = available[params["table"]]
+        legacy: list[pa.Table] = []
+
+        def legacy_table() -> pa.Table:
+            """A v0001-style version's table, read (and checked) once, when it is needed."""
+            if not legacy:
+                legacy.append(self._curated_table(cur, source))
+            return legacy[0]
+
         if needs_cutoffs(params):
-            params = self._resolve_cutoffs(cur, available[params["table"]], params, table)
+            params = self._resolve_cutoffs(cur, source, params, None if iceberg else legacy_table())
         fp = lineage.fingerprint({**params, "curated_id": int(cur["id"])})
         drive_folder = (self.drive_folder_id or "").strip() or None
         existing = self.audit.dataset_by_fingerprint(cur["id"], fp)
         if existing is not None:
             return self._existing_cut(existing, drive_folder, counters)
-        source = available[params["table"]]
         write_files: Callable[[str], dict[str, dict[str, Any]]]
         if iceberg:
             # The table is read at the version's snapshot batch by batch, each batch cut and appended
@@ -208,9 +213,8 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 return self._stream_splits(cur, source, params, base, counters)
         else:
             # A v0001-style version (Parquet files and a manifest, made before the Iceberg tables).
-            assert table is not None
             try:
-                splits = cut_table(table, params)
+                splits = cut_table(legacy_table(), params)
             except CutError as err:
                 raise AirflowFailException(str(err)) from None
 
