@@ -264,3 +264,24 @@ def test_a_version_made_under_another_logic_is_not_built_on() -> None:
         tables.PlanError, match="min_hours_for_daily: expected 1 to 24 valid hours of 24, got 25"
     ):
         tables.logic("inmet_hourly", 25)
+
+
+def test_a_concurrent_runs_data_files_are_not_claimed() -> None:
+    """While this run commits, a run racing on the same inputs may still write data files under the
+    same prefixes (it deletes them when it finds this version): only this run's data files, and a
+    dead run's it took over, are claimed; metadata is this run's commits'."""
+    after = [
+        ("t/hourly/data/mine.parquet", 5, '"a"'),
+        ("t/hourly/data/racer.parquet", 6, '"b"'),
+        ("t/hourly/data/dead-committed.parquet", 7, '"c"'),
+        ("t/hourly/metadata/00001.metadata.json", 8, '"d"'),
+    ]
+    got = tables.written_objects(
+        set(), after, {"t/hourly/data/mine.parquet", "t/hourly/data/dead-committed.parquet"}
+    )
+    assert [o["key"] for o in got] == [
+        "t/hourly/data/dead-committed.parquet",
+        "t/hourly/data/mine.parquet",
+        "t/hourly/metadata/00001.metadata.json",
+    ]
+    assert len(tables.written_objects(set(), after)) == 4  # without `ours`: everything unclaimed

@@ -311,16 +311,25 @@ def new_parts(
     return [i for i in inputs if input_id(i) not in known]
 
 
-def written_objects(claimed: Iterable[str], after: Iterable[tuple[str, int, str]]) -> list[dict[str, Any]]:
+def written_objects(
+    claimed: Iterable[str], after: Iterable[tuple[str, int, str]], ours: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
     """The objects under a dataset's table prefixes that no earlier version claims, listed after the
     run (``(key, bytes, etag)`` each), sorted by key, as ``curated_inventory.objects`` records them:
     what this version's commits wrote, and what the commits of a run that died before publishing
-    wrote (part of the tables' history now; see :func:`leftovers`)."""
+    wrote (part of the tables' history now; see :func:`leftovers`).
+
+    :param ours: when given, the data files (keys with a ``/data/`` segment) this run wrote or took
+        over (a dead run's committed ones): any other data file is a concurrent run's, still writing
+        the same inputs; it is not claimed (that run deletes it when it finds this version, or a later
+        run's clean-up does).
+    """
     seen = set(claimed)
+    mine = None if ours is None else set(ours)
     return [
         {"key": key, "bytes": int(size), "etag": etag.strip('"')}
         for key, size, etag in sorted(after)
-        if key not in seen
+        if key not in seen and (mine is None or "/data/" not in key or key in mine)
     ]
 
 

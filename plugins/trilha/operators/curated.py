@@ -668,7 +668,7 @@ class _Committer:
         if plan.full != bool(self.target["full"]) or list(plan.rewritten) != list(self.target["rewritten"]):
             raise _Superseded("a run committed to its tables since the plan")
         claimed: set[str] = set((latest or {}).get("claimed") or ())
-        self._settle_leftovers(claimed)
+        history = self._settle_leftovers(claimed)
         props = tables.snapshot_properties(
             version=version,
             run_id=self.run_id,
@@ -687,8 +687,14 @@ class _Committer:
             added = (
                 [] if done else self.hook.write_files(opened["stations"], stations_from_years(station_years))
             )
+            self.paths |= {str(f.file_path) for f in added}
             made["stations"] = self._commit("stations", opened["stations"], added, None, props)
-        objects = tables.written_objects(claimed, self._listing())
+        # Only this run's data files (and a dead run's it took over): a run racing on the same inputs
+        # may still be writing its own under the same prefixes, and deletes them when it finds this
+        # version, so claiming them would record objects that vanish.
+        bucket = self.op.curated_bucket
+        ours = {p.split("/", 3)[3] for p in self.paths if p.startswith(f"s3://{bucket}/")} | set(history)
+        objects = tables.written_objects(claimed, self._listing(), ours)
         for obj in objects:
             self.counters.add("bytes", obj["bytes"])
         return _Made(tables=made, objects=objects)
@@ -738,17 +744,18 @@ class _Committer:
             found += [(o.key, o.size, o.etag) for o in self.op.minio.iter_objects(bucket, under)]
         return found
 
-    def _settle_leftovers(self, claimed: set[str]) -> None:
+    def _settle_leftovers(self, claimed: set[str]) -> list[str]:
         """Objects under the tables' prefixes that no version claims and this run did not write are
         what a run that died (or lost to this one) left: those the tables' metadata references (its
         commits, now history) are claimed by this version (:func:`trilha.domain.tables.written_objects`);
         data files it wrote and never committed are deleted, so no orphan remains. Under the version
-        lock; a run still writing files for an older plan is superseded by this version anyway."""
+        lock; a run still writing files for an older plan is superseded by this version anyway.
+        Returns the committed files taken over (history)."""
         bucket = self.op.curated_bucket
         mine = {p.split("/", 3)[3] for p in self.paths if p.startswith(f"s3://{bucket}/")}
         listed = [key for key, _, _ in self._listing() if key not in mine]
         if all(key in claimed for key in listed):
-            return
+            return []
         referenced: set[str] = set()
         for name in self.names:
             if self.hook.exists(self.ident(name)):
@@ -765,6 +772,7 @@ class _Committer:
             len(history),
             len(orphans),
         )
+        return history
 
     def _commit(
         self,
