@@ -1,6 +1,6 @@
 """Curated tables: conform the staged parts of a dataset into one deduplicated, sorted version.
 
-``inmet_hourly`` gives three tables:
+``inmet_hourly`` gives four tables:
 
 * ``hourly``: one row per ``(wmo_code, observed_at)``, sorted by ``wmo_code`` then ``observed_at``:
   ``observed_at``, ``wmo_code``, the 17 measurements, then any extra column. Station descriptions
@@ -9,23 +9,31 @@
   ``parts`` list wins, and within one part the *last* row wins. Callers must pass parts in a
   deterministic order (for example by staging time, then object key), so that a newer staging of
   a corrected file replaces the older one hour by hour and a re-run gives the same bytes.
-* ``daily``: per station and UTC date, sums/means/extremes plus the number of hours each one is
-  based on (``hours_total``, ``hours_with_temp``...), so a "daily mean" built from 3 of 24 hours is
-  visible as such. Daily minimum/maximum temperature and humidity take the lowest/highest of the
-  hourly reading and INMET's per-hour minimum/maximum columns, because the extremes within an hour
-  are what INMET records there; means use the hourly readings. Sums and means are rounded to 1e-6.
-* ``stations``: one row per WMO code with the metadata of its latest observation ("latest year
-  wins": coordinates move when a station is re-sited), plus first/last observation and hour count.
+* ``daily``: per station and **local day** (the station's standard time, a fixed UTC offset from
+  its UF and position: :mod:`trilha.domain.localtime`; ``date`` is the local date and
+  ``utc_offset_hours`` the offset), sums/means/extremes plus the number of hours each one is based
+  on (``hours_total``, ``hours_with_temp``...). The completeness rule (``min_hours``, the curated
+  DAG's ``min_hours_for_daily``): a figure from fewer valid hours is null, its count kept (the
+  radiation sum is exempt: INMET leaves night hours empty). Daily minimum/maximum temperature and
+  humidity take the lowest/highest of the hourly reading and INMET's per-hour minimum/maximum
+  columns, because the extremes within an hour are what INMET records there; means use the hourly
+  readings. Sums and means are rounded to 1e-6.
+* ``daily_utc``: the same by UTC day (``utc_offset_hours`` 0).
+* ``stations``: one row per station and position (SCD type 2): a new row when latitude, longitude or
+  altitude changes, with ``valid_from``/``valid_to`` (:func:`coordinates_at` gives each hour the
+  coordinates valid then), plus first/last observation and hour count.
 
 Every other dataset gives ``{"data": ...}``: exact duplicate rows removed, rows sorted by all
 columns (so the result does not depend on part order).
 
 Per partition (the curated Iceberg tables, see :mod:`trilha.domain.tables`): :func:`curate_inmet_hourly_year`
-gives one UTC year of ``hourly`` and ``daily`` and that year's ``station_years`` (the ``stations``
-rows of that year alone, with a ``year`` column), from the year's rows of every part that has some;
+gives one UTC year of ``hourly`` and ``daily_utc``, the local days of that year in ``daily`` (which
+take the first hours of the next UTC year: 31 December ends at 03:00 UTC on 1 January at UTC-3), and
+that year's ``station_years`` (the ``stations`` runs of that year alone, with a ``year`` column),
+from every part with rows in the year (:func:`part_years` counts the local days' years too);
 :func:`stations_from_years` folds ``station_years`` into ``stations``. Since the dedup key
-(station, hour) and a day lie in one year, the years concatenated are exactly :func:`curate`'s tables
-(tests/unit/test_curate.py checks it).
+(station, hour) lies in one UTC year and a local day in one local year, the years concatenated are
+exactly :func:`curate`'s tables (tests/unit/test_tables.py checks it).
 
 Columns whose name starts with ``_`` (``_line_number``) are bookkeeping of one staged file and
 are dropped. Memory: a station whose parts do not overlap and are already in time order (the normal
