@@ -67,6 +67,30 @@ def _floats(column: pa.Array | pa.ChunkedArray | None, n: int) -> np.ndarray:
     return np.asarray(pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
+def _by_uf(uf: pa.Array | pa.ChunkedArray | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's offset from its UF alone (:data:`_UNKNOWN` when not a known UF) and whether it is
+    in Amazonas; by distinct value, chunk by chunk (staged UFs are dictionary-encoded: 27 values,
+    not millions of strings)."""
+    offsets = np.full(n, _UNKNOWN, dtype=np.int8)
+    amazonas = np.zeros(n, dtype=bool)
+    if uf is None or n == 0:
+        return offsets, amazonas
+    chunks = uf.chunks if isinstance(uf, pa.ChunkedArray) else [uf]
+    start = 0
+    for chunk in chunks:
+        encoded = chunk if pa.types.is_dictionary(chunk.type) else pc.dictionary_encode(chunk)
+        names = [str(v).strip().upper() if v is not None else "" for v in encoded.dictionary.to_pylist()]
+        per_value = np.asarray([STANDARD_OFFSETS.get(v, _UNKNOWN) for v in names] + [_UNKNOWN], np.int8)
+        in_am = np.asarray([v == "AM" for v in names] + [False], dtype=bool)
+        # A null UF points at the extra last entry (unknown).
+        indices = pc.fill_null(encoded.indices, len(names)).to_numpy(zero_copy_only=False).astype(np.int64)
+        end = start + len(chunk)
+        offsets[start:end] = per_value[indices]
+        amazonas[start:end] = in_am[indices]
+        start = end
+    return offsets, amazonas
+
+
 def utc_offsets(
     uf: pa.Array | pa.ChunkedArray | None,
     latitude: pa.Array | pa.ChunkedArray | None,
@@ -75,36 +99,17 @@ def utc_offsets(
 ) -> np.ndarray:
     """The standard UTC offset (hours, ``int8``) of each of ``n`` rows, from its UF and position
     (see the module docstring); a missing column counts as nulls."""
-    offsets = np.full(n, _UNKNOWN, dtype=np.int8)
-    if uf is not None and n:
-        # By distinct value: 27 UFs, not millions of rows.
-        encoded = pc.dictionary_encode(pc.cast(uf, pa.string()))
-        if isinstance(encoded, pa.ChunkedArray):
-            encoded = encoded.combine_chunks()
-        per_value = np.asarray(
-            [STANDARD_OFFSETS.get(str(v).strip().upper(), _UNKNOWN) for v in encoded.dictionary.to_pylist()]
-            or [_UNKNOWN],
-            dtype=np.int8,
-        )
-        indices = encoded.indices.to_numpy(zero_copy_only=False)
-        known = ~np.asarray(encoded.indices.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-        offsets[known] = per_value[indices[known].astype(np.int64)]
+    offsets, amazonas = _by_uf(uf, n)
     lat, lon = _floats(latitude, n), _floats(longitude, n)
     unknown = offsets == _UNKNOWN
+    located = ~np.isnan(lon)
     with np.errstate(invalid="ignore"):
         nautical = np.clip(np.round(lon / 15.0), MIN_OFFSET, MAX_OFFSET)
-    offsets[unknown & ~np.isnan(lon)] = nautical[unknown & ~np.isnan(lon)].astype(np.int8)
-    offsets[unknown & np.isnan(lon)] = DEFAULT_OFFSET
-    amazonas = np.zeros(n, dtype=bool) if uf is None else _is(uf, "AM")
-    offsets[amazonas & _west_of_tabatinga_line(lat, lon)] = -5
-    with np.errstate(invalid="ignore"):
+        offsets[unknown & located] = nautical[unknown & located].astype(np.int8)
+        offsets[unknown & ~located] = DEFAULT_OFFSET
+        offsets[amazonas & _west_of_tabatinga_line(lat, lon)] = -5
         offsets[lon > ISLANDS_EAST_OF] = -2
     return offsets
-
-
-def _is(uf: pa.Array | pa.ChunkedArray, code: str) -> np.ndarray:
-    equal = pc.equal(pc.utf8_upper(pc.utf8_trim_whitespace(pc.cast(uf, pa.string()))), code)
-    return np.asarray(pc.fill_null(equal, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
 def utc_offset(uf: str | None, latitude: float | None = None, longitude: float | None = None) -> int:
