@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from trilha import config
 from trilha.ops.devstack import Stack, default_state_dir, free_port, port_open, spawn, tail
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -365,7 +366,10 @@ def print_ready(ui: UI, seconds: float) -> None:
     print(f"Airflow UI ready in {seconds:.0f}s: {ui.url()}")
     print(f"  login:  {user} / {password}")
     print(f"  logs:   {ui.log_dir}/<component>.log   task logs: {ui.airflow_home / 'logs'}")
-    print("  stop:   make down   (stops the UI and the stack)")
+    # Not the default stack: `make down` alone would stop .trilha's, not this one.
+    default = config.repo_root() / ".trilha"
+    named = "" if ui.stack.state_dir.resolve() == default.resolve() else f" STATE={ui.stack.state_dir}"
+    print(f"  stop:   make down{named}   (stops the UI and the stack)")
 
 
 # --------------------------------------------------------------------------------------------------
