@@ -26,7 +26,7 @@ from trilha.hooks.audit import AuditHook
 from trilha.hooks.iceberg import IcebergHook
 from trilha.hooks.include import load_contract
 from trilha.hooks.minio import MinioHook
-from trilha.operators.curated import CuratedOperator
+from trilha.operators.curated import CuratedOperator, CuratedPlanOperator
 from trilha.operators.split import DatasetSplitOperator
 from trilha.operators.staging import StagingOperator
 
@@ -652,3 +652,19 @@ def test_dataset_split_templates_render_params_into_the_operators_fields() -> No
         "validation_start": "2024-07-01",
         "test_start": "2024-10-01",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc", "min_hours_for_daily: expected a whole number of hours, got 'abc'"),
+        ("25", "min_hours_for_daily: expected 1 to 24 valid hours of 24, got 25"),
+        ("0", "min_hours_for_daily: expected 1 to 24 valid hours of 24, got 0"),
+    ],
+)
+def test_a_bad_completeness_rule_fails_the_plan_saying_what_was_expected(value: str, message: str) -> None:
+    op = CuratedPlanOperator(task_id="plan", min_hours_for_daily=value)
+    with pytest.raises(AirflowFailException) as err:
+        op.min_hours()
+    assert str(err.value) == message
+    assert CuratedPlanOperator(task_id="plan", min_hours_for_daily="12").min_hours() == 12

@@ -193,24 +193,14 @@ class CuratedPlanOperator(_CuratedBase):
         self.planned: dict[str, list[dict[str, Any]]] = {"targets": [], "units": []}
 
     def size(self) -> int:
-        try:
-            size = int(self.batch_size)
-        except (TypeError, ValueError):
-            raise AirflowFailException(
-                f"batch_size: expected a whole number of staged parts, got {self.batch_size!r}"
-            ) from None
+        size = _whole(self.batch_size, "batch_size: expected a whole number of staged parts")
         if size < 1:
             raise AirflowFailException(f"batch_size: expected 1 or more staged parts per task, got {size}")
         return size
 
     def min_hours(self) -> int:
         """``min_hours_for_daily`` as a whole number of hours from 1 to 24."""
-        try:
-            hours = int(self.min_hours_for_daily)
-        except (TypeError, ValueError):
-            raise AirflowFailException(
-                f"min_hours_for_daily: expected a whole number of hours, got {self.min_hours_for_daily!r}"
-            ) from None
+        hours = _whole(self.min_hours_for_daily, "min_hours_for_daily: expected a whole number of hours")
         try:
             tables.logic("inmet_hourly", hours)
         except tables.PlanError as err:
@@ -258,6 +248,14 @@ class CuratedPlanOperator(_CuratedBase):
 
     def returned(self, record: TaskRecord) -> list[dict[str, Any]]:
         return self.planned["units"]
+
+
+def _whole(value: Any, expected: str) -> int:
+    """A templated Param as an int; a task failure saying what was ``expected`` when it is not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise AirflowFailException(f"{expected}, got {value!r}") from None
 
 
 class _Planner:
