@@ -4,11 +4,15 @@
 Combines each dataset's staged parts into conformed, deduplicated Apache Iceberg tables and
 publishes a new curated version (`v0001`, `v0002`, ...) when, and only when, its staged inputs
 changed. For INMET: `hourly` (one row per station and UTC hour; the part stored later wins, hour by
-hour), `daily` (per station and UTC day: precipitation sum, temperature min/mean/max, mean
-humidity, max gust, and the hours behind each figure), `station_years` and `stations`. The tables
-are partitioned by year: a run rewrites only the years its new or removed inputs touch. The
-catalog is in the audit PostgreSQL, the files under `curated-data/<project>/<dataset>/_iceberg/`,
-and each version's `manifest.json` lists its exact staged inputs (key + sha256) and snapshots.
+hour), `daily` (per station and local standard day, the station's fixed UTC offset from its UF
+and longitude in `utc_offset_hours`: precipitation sum, temperature min/mean/max, mean humidity,
+max gust, and the hours behind each figure; a figure from fewer than `min_hours_for_daily` valid
+hours is empty), `daily_utc` (the same by UTC day), `station_years` and `stations` (one row per
+station and position, with `valid_from`/`valid_to`). The tables are partitioned by year: a run
+rewrites only the years its new or removed inputs touch (and every table when the curated logic or
+`min_hours_for_daily` changed). The catalog is in the audit PostgreSQL, the files under
+`curated-data/<project>/<dataset>/_iceberg/`, and each version's `manifest.json` lists its exact
+staged inputs (key + sha256) and snapshots.
 
 Tasks: `plan` finds the datasets whose inputs changed and cuts the years to rewrite into shards of
 at most `batch_size` staged parts (along station boundaries, so the result is the same whatever the
@@ -28,6 +32,7 @@ from trilha import params
 from trilha.assets import CURATED, DAG_DEFAULTS, STAGED, TAGS, bucket, changes, on_asset_or_cron
 from trilha.operators.curated import (
     BATCH_SIZE,
+    MIN_HOURS_FOR_DAILY,
     CuratedCommitOperator,
     CuratedPlanOperator,
     CuratedWriteOperator,
@@ -45,6 +50,7 @@ from trilha.operators.curated import (
         **params.project(required=False),
         **params.dataset(),
         **params.batch_size("Staged parts (of one year)", BATCH_SIZE),
+        **params.min_hours_for_daily(MIN_HOURS_FOR_DAILY),
     },
 )
 def curated() -> None:
@@ -53,6 +59,7 @@ def curated() -> None:
         project="{{ params.project or '' }}",
         dataset="{{ params.dataset or '' }}",
         batch_size="{{ params.batch_size }}",
+        min_hours_for_daily="{{ params.min_hours_for_daily }}",
         curated_bucket=bucket("curated"),
     )
     write = CuratedWriteOperator.partial(task_id="write", curated_bucket=bucket("curated")).expand_kwargs(

@@ -6,10 +6,17 @@ Cuts a curated version into train / validation / test under
 parameters, lineage back to the curated version) written **last**: a version is complete exactly
 when its manifest exists.
 
-* **hash** (default): deterministic by `key_columns`, so a row stays in its split when data is added.
-  `ratios` are the train/validation/test fractions. Key on `["wmo_code"]` to keep stations whole.
-* **temporal**: train before `validation_start`, validation until `test_start`, test after; nothing
-  leaks from the future.
+* **temporal** (default): train before `validation_start`, validation until `test_start`, test
+  after; nothing leaks from the future. Without the dates, the cut-offs are the `ratios` of the
+  table's time span (the days are in the manifest).
+* **hash**: deterministic by group, so a row stays in its split when data is added. `group_by`
+  makes the group: `month` (default) puts all rows of a `key_columns` value and a month (a station-
+  month) in one split; `row` hashes each row by `key_columns`, which on hourly weather puts a
+  station's neighbouring hours in train and test (a leak).
+
+Versions are named `v<NNNN>-<how>` (`v0001-temporal`, `v0002-hash-station-month`): the project's
+N-th cut of the dataset and how it was cut. The manifest holds the content digest
+(`content_sha256`), the strategy, the grouping and the lineage.
 
 The same cut of the same curated version is made once. With `drive_folder_id`, the version is also
 uploaded to that Google Drive folder (for Colab). Runs on `trilha_curated`; emits `trilha_datasets`
@@ -43,11 +50,13 @@ from trilha.operators.split import DatasetSplitOperator
             description="Required. The curated table to split (hourly, daily or stations for INMET).",
         ),
         "strategy": Param(
-            "hash",
+            "temporal",
             type="string",
-            enum=["hash", "temporal"],
+            enum=["temporal", "hash"],
             title="Strategy",
-            description="hash: stable by key_columns. temporal: by time, nothing leaks from the future.",
+            description="temporal (for time series): train before validation before test, so nothing "
+            "leaks from the future. hash: by a stable hash of each row's group (see group_by); a "
+            "group never changes split when data is added, but train and test cover the same period.",
         ),
         "ratios": Param(
             [0.7, 0.15, 0.15],
@@ -55,8 +64,9 @@ from trilha.operators.split import DatasetSplitOperator
             items={"type": "number", "minimum": 0, "maximum": 1},
             minItems=3,
             maxItems=3,
-            section="Hash split",
-            description="hash: train, validation and test fractions, summing to 1.",
+            title="Ratios",
+            description="Train, validation and test fractions, summing to 1: of the groups for hash; of "
+            "the time span for temporal without dates.",
         ),
         "key_columns": Param(
             ["wmo_code", "observed_at"],
@@ -64,22 +74,34 @@ from trilha.operators.split import DatasetSplitOperator
             items={"type": "string", "minLength": 1},
             minItems=1,
             section="Hash split",
-            description="hash: columns whose values pick a row's split; ['wmo_code'] keeps stations whole.",
+            description="hash: the columns that make a row's group, with time_column replaced by its "
+            "period when group_by is one; ['wmo_code'] keeps stations whole.",
+        ),
+        "group_by": Param(
+            "month",
+            type="string",
+            enum=["month", "week", "day", "year", "row"],
+            section="Hash split",
+            description="hash: month puts every row of a station-month (the key_columns and the month of "
+            "time_column) in one split, so neighbouring hours cannot be in train and test (a leak that "
+            "flatters a model); week, day and year likewise. row hashes each row alone: finer, but leaky "
+            "for time series.",
         ),
         "time_column": Param(
             "observed_at",
             type="string",
             minLength=1,
             section="Temporal split",
-            description="temporal: the time column.",
+            description="temporal: the time column (date for the daily tables); hash: the one grouped "
+            "by period.",
         ),
         "validation_start": params.optional(
-            "temporal (required for it): first day of validation, as YYYY-MM-DD.",
+            "temporal: first day of validation, as YYYY-MM-DD; empty (with test_start): from ratios.",
             section="Temporal split",
             format="date",
         ),
         "test_start": params.optional(
-            "temporal (required for it): first day of test, as YYYY-MM-DD.",
+            "temporal: first day of test, as YYYY-MM-DD; empty (with validation_start): from ratios.",
             section="Temporal split",
             format="date",
         ),
@@ -104,6 +126,7 @@ def dataset_split() -> None:
         strategy="{{ params.strategy }}",
         ratios="{{ params.ratios | tojson }}",
         key_columns="{{ params.key_columns | tojson }}",
+        group_by="{{ params.group_by }}",
         time_column="{{ params.time_column }}",
         validation_start="{{ params.validation_start or '' }}",
         test_start="{{ params.test_start or '' }}",

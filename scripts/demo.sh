@@ -22,11 +22,13 @@ echo "Trilha demo: project '$PROJECT' (prefix '$PREFIX') from $INPUT"
   --log "$STATE_DIR/demo-logs/run.log"
 echo
 "$BIN/python" -m trilha.ops.trace summary --project "$PROJECT"
-STOP="make down" DSN="$BIN/python -m trilha.ops.devstack dsn"
+STATE_ARG="" DSN="$BIN/python -m trilha.ops.devstack dsn"
 if [ "$STATE_DIR" != "$HERE/.trilha" ]; then
-  STOP="make down STATE=$STATE_DIR" DSN="$DSN --state-dir $STATE_DIR"
+  # Not the default stack: every command below must name it, or it would reach .trilha's.
+  STATE_ARG=" STATE=$STATE_DIR" DSN="$DSN --state-dir $STATE_DIR"
 fi
 echo
 echo "Objects are plain files under $STATE_DIR/s3/<bucket>/ (the s3:// paths above)."
-echo "Airflow console log: $STATE_DIR/demo-logs/run.log; task logs in the Airflow UI (make ui)."
-echo "Audit store: psql \"\$($DSN)\"   Stop: $STOP"
+echo "Airflow console log: $STATE_DIR/demo-logs/run.log; task logs in the Airflow UI (make ui$STATE_ARG)."
+echo "Trace a file: set -a; . $STATE_DIR/env; set +a; $BIN/python -m trilha.ops.trace '<file name, key or sha256>'"
+echo "Audit store: psql \"\$($DSN)\"   Stop: make down$STATE_ARG"

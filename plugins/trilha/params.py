@@ -112,3 +112,20 @@ def batch_size(what: str, default: int) -> dict[str, Param]:
             section=ADVANCED,
         )
     }
+
+
+def min_hours_for_daily(default: int) -> dict[str, Param]:
+    """``min_hours_for_daily``: the completeness rule of the curated daily tables."""
+    return {
+        "min_hours_for_daily": Param(
+            default,
+            type="integer",
+            minimum=1,
+            maximum=24,
+            title="Hours for a daily figure",
+            description="Daily tables: a day's sum, mean, minimum or maximum from fewer valid hours than "
+            "this is left empty (its hours_with_* count is kept; the radiation sum is exempt, INMET leaves "
+            "night hours blank). Changing it rewrites the curated tables whole as a new version.",
+            section=ADVANCED,
+        )
+    }

@@ -159,6 +159,28 @@ def curated_identifier(row: dict[str, Any], name: str) -> tuple[str, str]:
     return namespace, table
 
 
+def curated_snapshot(row: dict[str, Any], name: str, what: str) -> Any:
+    """``what`` (an :class:`~trilha.hooks.iceberg.IcebergHook` reader: ``snapshot_summary``,
+    ``data_files``) of table ``name`` of a curated version, at the version's snapshot."""
+    from trilha.hooks.iceberg import IcebergHook
+
+    hook = IcebergHook()
+    try:
+        return getattr(hook, what)(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
+    finally:
+        hook.close()
+
+
+def summary(row: dict[str, Any], name: str) -> dict[str, str]:
+    """The snapshot summary of table ``name`` of a curated version."""
+    return dict(curated_snapshot(row, name, "snapshot_summary"))
+
+
+def data_files(row: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """The data files of table ``name`` of a curated version, at its snapshot."""
+    return list(curated_snapshot(row, name, "data_files"))
+
+
 def curated_table(row: dict[str, Any], name: str, snapshot_id: int | None = None) -> Any:
     """Table ``name`` of a curated version, read through the Iceberg catalog at the version's
     snapshot (or ``snapshot_id``)."""

@@ -27,9 +27,9 @@ from tests.integration.process_support import (
     STAGING,
     crlf,
     curated,
-    curated_identifier,
     curated_rows,
     curated_table,
+    data_files,
     data_lines,
     load,
     object_sha,
@@ -38,6 +38,7 @@ from tests.integration.process_support import (
     sha,
     staged_rows,
     staging,
+    summary,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,26 +59,6 @@ def table(stack: Any, row: dict[str, Any], name: str) -> pa.Table:
 def rows_of(t: pa.Table, *keys: str) -> list[dict[str, Any]]:
     """The rows of ``t`` in key order: a table's content, whatever order its files are read in."""
     return t.sort_by([(k, "ascending") for k in keys]).to_pylist()
-
-
-def summary(row: dict[str, Any], name: str) -> dict[str, str]:
-    from trilha.hooks.iceberg import IcebergHook
-
-    hook = IcebergHook()
-    try:
-        return hook.snapshot_summary(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
-    finally:
-        hook.close()
-
-
-def data_files(row: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    from trilha.hooks.iceberg import IcebergHook
-
-    hook = IcebergHook()
-    try:
-        return hook.data_files(curated_identifier(row, name), int(row["tables"][name]["snapshot_id"]))
-    finally:
-        hook.close()
 
 
 def assert_one_row_per_station_hour(hourly: pa.Table) -> None:
@@ -129,21 +110,24 @@ def lake(stack: Any) -> dict[str, Any]:
 
 def test_one_version_per_dataset_with_its_tables(lake: dict[str, Any]) -> None:
     made = sorted((v["dataset"], v["version"], v["tables"]) for v in lake["summary"]["versions"])
-    assert made == [("inmet_bdmep_daily", "v0001", 1), ("inmet_hourly", "v0001", 4)]
+    assert made == [("inmet_bdmep_daily", "v0001", 1), ("inmet_hourly", "v0001", 5)]
     rows = lake["rows"]
     assert sorted((r["dataset"], r["version"]) for r in rows) == [
         ("inmet_bdmep_daily", "v0001"),
         ("inmet_hourly", "v0001"),
     ]
     hourly = version(rows, "inmet_hourly", "v0001")
-    assert sorted(hourly["tables"]) == ["daily", "hourly", "station_years", "stations"]
+    assert sorted(hourly["tables"]) == ["daily", "daily_utc", "hourly", "station_years", "stations"]
     assert sorted(version(rows, "inmet_bdmep_daily", "v0001")["tables"]) == ["data"]
     prefix = lake["scope"].prefix
     assert hourly["tables"]["hourly"]["identifier"] == f"{prefix}.inmet_hourly__hourly"
     assert hourly["files"] == {}
     # partitioned by UTC year: one data file per year of the three yearly files
     assert [f["year"] for f in data_files(hourly, "hourly")] == [2003, 2019, 2024]
-    assert [f["year"] for f in data_files(hourly, "daily")] == [2003, 2019, 2024]
+    assert [f["year"] for f in data_files(hourly, "daily_utc")] == [2003, 2019, 2024]
+    # daily by local year: the 2019 and 2024 files begin at 00:00 UTC on 1 January, 31 December of
+    # the year before in local time (2003's begins on 28 January)
+    assert [f["year"] for f in data_files(hourly, "daily")] == [2003, 2018, 2019, 2023, 2024]
     assert [f["year"] for f in data_files(hourly, "stations")] == [None]
     assert all(
         f["path"].startswith(f"s3://{CURATED}/{prefix}/inmet_hourly/_iceberg/hourly/data/")
@@ -165,18 +149,26 @@ def test_hourly_is_one_sorted_row_per_station_and_utc_hour(stack: Any, lake: dic
     for code in ("A701", "A807"):
         mask = np.array([c == code for c in codes])
         assert np.all(np.diff(times[mask]) > 0)
-    stations = {r["wmo_code"]: r for r in table(stack, row, "stations").to_pylist()}
-    assert sorted(stations) == ["A701", "A807"]
-    # the station's metadata is its latest year's (A807 moved between 2003 and 2019)
-    assert stations["A807"]["latitude"] == pytest.approx(-25.448688)
-    assert stations["A807"]["hours"] == data_lines(sample(NAME_2003)) + data_lines(sample(NAME_2019))
-    assert stations["A807"]["first_observed_at"] == datetime(2003, 1, 28, tzinfo=UTC)
+    stations = rows_of(table(stack, row, "stations"), "wmo_code", "valid_from")
+    assert [r["wmo_code"] for r in stations] == ["A701", "A807", "A807"]
+    # A807 moved between 2003 and 2019: one row per position, the first closed by the second
+    old, new = stations[1], stations[2]
+    assert (old["latitude"], new["latitude"]) == (pytest.approx(-25.43333333), pytest.approx(-25.448688))
+    assert (old["hours"], new["hours"]) == (data_lines(sample(NAME_2003)), data_lines(sample(NAME_2019)))
+    assert old["valid_from"] == old["first_observed_at"] == datetime(2003, 1, 28, tzinfo=UTC)
+    assert old["valid_to"] == new["valid_from"] == datetime(2019, 1, 1, tzinfo=UTC)
+    assert (new["valid_to"], stations[0]["valid_to"]) == (None, None)
+    assert {r["utc_offset_hours"] for r in stations} == {-3}
 
 
-def test_daily_aggregates_count_their_hours(stack: Any, lake: dict[str, Any]) -> None:
+@pytest.mark.parametrize(("name", "offset"), [("daily_utc", 0), ("daily", -3)])
+def test_daily_aggregates_count_their_hours(stack: Any, lake: dict[str, Any], name: str, offset: int) -> None:
+    """Both daily tables against the hours regrouped here: by UTC day, and by local day (Sao Paulo
+    and Curitiba are UTC-3), each hour in exactly one day; a sum from fewer than 18 hours is null."""
     row = version(lake["rows"], "inmet_hourly", "v0001")
-    hourly, daily = table(stack, row, "hourly"), table(stack, row, "daily")
-    day = pa.array(hourly.column("observed_at").cast(pa.int64()).to_numpy() // MICROS_PER_DAY)
+    hourly, daily = table(stack, row, "hourly"), table(stack, row, name)
+    micros = hourly.column("observed_at").cast(pa.int64()).to_numpy() + offset * 3_600_000_000
+    day = pa.array(micros // MICROS_PER_DAY)
     per_day = (
         pa.table({"wmo_code": hourly.column("wmo_code"), "day": day, "p": hourly.column("precipitation_mm")})
         .group_by(["wmo_code", "day"])
@@ -188,13 +180,19 @@ def test_daily_aggregates_count_their_hours(stack: Any, lake: dict[str, Any]) ->
     got = {(r["wmo_code"], (r["date"] - date(1970, 1, 1)).days): r for r in daily.to_pylist()}
     assert sorted(got) == sorted(expected)
     assert sum(r["hours_total"] for r in got.values()) == HOURS
+    assert {r["utc_offset_hours"] for r in got.values()} == {offset}
     for key, (hours, precip_hours, precip_sum) in expected.items():
         r = got[key]
         assert (r["hours_total"], r["hours_with_precip"]) == (hours, precip_hours), key
-        if precip_hours:
+        if precip_hours >= 18:
             assert r["precipitation_sum_mm"] == pytest.approx(precip_sum), key
         else:
             assert r["precipitation_sum_mm"] is None, key
+    if name == "daily":
+        # 00:00-02:00 UTC on 1 January 2019 are 31 December 2018 in Curitiba: a day of 3 hours
+        eve = got[("A807", (date(2018, 12, 31) - date(1970, 1, 1)).days)]
+        assert (eve["hours_total"], eve["air_temp_mean_c"]) == (3, None)
+        return
     first_day = got[("A807", (date(2003, 1, 28) - date(1970, 1, 1)).days)]
     # the station's first day is all -9999: 24 hours, none with a temperature, no invented mean
     assert (first_day["hours_total"], first_day["hours_with_temp"], first_day["air_temp_mean_c"]) == (
@@ -243,20 +241,23 @@ def test_overlapping_input_rewrites_only_its_year_and_earlier_versions_stay_read
     stack: Any, lake: dict[str, Any]
 ) -> None:
     """A CRLF copy of the 2019 file in the same project: other sha256, a second staged part with the
-    same 8760 hours. v0002 rewrites the 2019 partitions only (the 2003 and 2024 data files are
-    the very same files), has the same one row per hour, and v0001 is still read at its snapshot."""
+    same 8760 hours. v0002 rewrites the 2019 partitions and daily's 2018 (the file's first hours are
+    31 December 2018 locally) only (the 2003 and 2024 data files are the very same files), has the
+    same one row per hour, and v0001 is still read at its snapshot."""
     s = lake["scope"]
     v1 = version(lake["rows"], "inmet_hourly", "v0001")
-    v1_rows = {n: table(stack, v1, n) for n in ("hourly", "daily", "stations")}
+    v1_rows = {n: table(stack, v1, n) for n in ("hourly", "daily", "daily_utc", "stations")}
     load(stack, s, {"again/" + NAME_2019: crlf(sample(NAME_2019))})
     assert run(staging(s))["files"] == 1
     made = run(curated(s, dataset="inmet_hourly"))
     assert [v["version"] for v in made["versions"]] == ["v0002"]
     v2 = version(curated_rows(stack, s), "inmet_hourly", "v0002")
     assert v2["inputs_count"] == v1["inputs_count"] + 1
-    for name in ("hourly", "daily", "station_years"):
+    # hourly, daily_utc and station_years have no 2018 rows (nothing to add or remove there)
+    files = {"hourly": 1, "daily": 2, "daily_utc": 1, "station_years": 1}
+    for name, n in files.items():
         t = v2["tables"][name]
-        assert (t["partitions_rewritten"], t["files_added"], t["files_removed"]) == ([2019], 1, 1), name
+        assert (t["partitions_rewritten"], t["files_added"], t["files_removed"]) == ([2018, 2019], n, n), name
     before = {f["year"]: f["path"] for f in data_files(v1, "hourly")}
     after = {f["year"]: f["path"] for f in data_files(v2, "hourly")}
     assert (after[2003], after[2024]) == (before[2003], before[2024])
@@ -264,7 +265,12 @@ def test_overlapping_input_rewrites_only_its_year_and_earlier_versions_stay_read
     hourly = table(stack, v2, "hourly")
     assert hourly.num_rows == HOURS
     assert_one_row_per_station_hour(hourly)
-    keys = {"hourly": ("wmo_code", "observed_at"), "daily": ("wmo_code", "date"), "stations": ("wmo_code",)}
+    keys = {
+        "hourly": ("wmo_code", "observed_at"),
+        "daily": ("wmo_code", "date"),
+        "daily_utc": ("wmo_code", "date"),
+        "stations": ("wmo_code", "valid_from"),
+    }
     for name, key in keys.items():
         assert rows_of(table(stack, v2, name), *key) == rows_of(v1_rows[name], *key), name
         # time travel: v0001 read at its own snapshot is what it was
@@ -285,7 +291,12 @@ def test_the_tables_hold_what_curate_makes_of_the_parts(stack: Any, lake: dict[s
     row = version(lake["rows"], "inmet_hourly", "v0001")
     parts = [parquet_bytes_to_table(read(stack, i["bucket"], i["key"])) for i in row["inputs"]]
     whole = curate("inmet_hourly", parts)
-    keys = {"hourly": ("wmo_code", "observed_at"), "daily": ("wmo_code", "date"), "stations": ("wmo_code",)}
+    keys = {
+        "hourly": ("wmo_code", "observed_at"),
+        "daily": ("wmo_code", "date"),
+        "daily_utc": ("wmo_code", "date"),
+        "stations": ("wmo_code", "valid_from"),
+    }
     for name, key in keys.items():
         got = table(stack, row, name)
         assert got.schema == whole[name].schema, name

@@ -23,10 +23,12 @@ from tests.integration.process_support import (
     curated_identifier,
     curated_rows,
     curated_table,
+    data_files,
     data_lines,
     load,
     sample,
     staging,
+    summary,
 )
 
 pytestmark = pytest.mark.integration
@@ -49,7 +51,8 @@ def two_versions(stack: Any) -> dict[str, Any]:
 def test_time_travel_through_the_catalog(two_versions: dict[str, Any]) -> None:
     v1, v2 = two_versions["v1"], two_versions["v2"]
     assert v1["tables"]["hourly"]["identifier"] == v2["tables"]["hourly"]["identifier"]
-    assert v2["tables"]["hourly"]["partitions_rewritten"] == [2024]
+    # 2024's partition, and 2023's: the 2024 file's first hours are 31 December 2023 in local time
+    assert v2["tables"]["hourly"]["partitions_rewritten"] == [2023, 2024]
     old, new = curated_table(v1, "hourly"), curated_table(v2, "hourly")
     assert old.num_rows == data_lines(sample(NAME_2019)) == v1["rows"]
     assert new.num_rows == data_lines(sample(NAME_2019)) + data_lines(sample(NAME_2024)) == v2["rows"]
@@ -165,7 +168,9 @@ def test_a_run_that_dies_after_its_commits_leaves_no_version_and_the_rerun_conve
         o["Key"] for o in s3(stack).list_objects_v2(Bucket="curated-data", Prefix=f"{s.prefix}/")["Contents"]
     ]
     daily_data = [k for k in keys if "/_iceberg/daily/data/" in k]
-    assert len(daily_data) == 2  # the committed one and the never-committed one
+    # the committed ones (local years 2018 and 2019: the file begins on 31 December 2018 locally)
+    # and as many never-committed ones
+    assert len(daily_data) == 4
 
     made = run(curated(s, dataset="inmet_hourly"))
     assert [v["version"] for v in made["versions"]] == ["v0001"]
@@ -174,10 +179,52 @@ def test_a_run_that_dies_after_its_commits_leaves_no_version_and_the_rerun_conve
     after = {
         o["Key"] for o in s3(stack).list_objects_v2(Bucket="curated-data", Prefix=f"{s.prefix}/")["Contents"]
     }
-    # of the dead run's two daily data files the committed one stays (history), the orphan is gone
-    assert len(set(daily_data) & after) == 1
-    assert len([k for k in after if "/_iceberg/daily/data/" in k]) == 2  # and the re-run's own
+    # of the dead run's four daily data files the committed ones stay (history), the orphans are gone
+    assert len(set(daily_data) & after) == 2
+    assert len([k for k in after if "/_iceberg/daily/data/" in k]) == 4  # and the re-run's own
     # every object is claimed by the version: the dead run's commits and the re-run's
     assert after == {o["key"] for o in row["objects"]} | {row["manifest_key"]}
     code = cli.main(["--project", s.name, "--grace-minutes", "0", "--bucket", "curated"])
     assert code == 0
+
+
+def test_a_lake_made_under_another_curated_logic_is_rewritten_whole(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """v0001 made as the previous code made it: no curated logic in its tables' entries or snapshot
+    summaries, its fingerprint its inputs' alone (here: the logic blanked while it runs). The next run,
+    with no new input, publishes v0002 rewriting every table whole (every partition, every old data
+    file replaced), so no table mixes rows of two meanings by partition; after that, runs build on it
+    partition by partition again. A change of the completeness rule is a new logic too."""
+    from trilha.domain import lineage
+    from trilha.domain import tables as plan
+
+    s = new_scope("icelogic")
+    load(stack, s, {NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
+    run(staging(s))
+    monkeypatch.setattr(plan, "logic", lambda dataset, min_hours: "")
+    assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0001"]
+    monkeypatch.undo()
+    (v1,) = curated_rows(stack, s)
+    assert v1["inputs_fingerprint"] == lineage.inputs_fingerprint(v1["inputs"])
+    assert {t.get("logic") for t in v1["tables"].values()} == {""}
+
+    assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0002"]
+    v2 = {r["version"]: r for r in curated_rows(stack, s)}["v0002"]
+    logic = plan.logic("inmet_hourly", 18)
+    assert v2["inputs_fingerprint"] == plan.run_fingerprint(v2["inputs"], logic) != v1["inputs_fingerprint"]
+    for name, t in v2["tables"].items():
+        assert (t["partitions_rewritten"], t["logic"]) == ("all", logic), name
+        # every data file of v0001 is gone from the table: none of its partitions survives
+        assert t["files_removed"] == v1["tables"][name]["files_added"], name
+        assert not {f["path"] for f in data_files(v1, name)} & {f["path"] for f in data_files(v2, name)}
+    assert summary(v2, "daily")["trilha.curated-logic"] == logic
+    assert run(curated(s, dataset="inmet_hourly"))["versions"] == []
+
+    strict = run(curated(s, dataset="inmet_hourly", min_hours_for_daily=24))
+    assert [v["version"] for v in strict["versions"]] == ["v0003"]
+    v3 = {r["version"]: r for r in curated_rows(stack, s)}["v0003"]
+    assert {t["partitions_rewritten"] for t in v3["tables"].values()} == {"all"}
+    daily = curated_table(v3, "daily").to_pylist()
+    assert all(d["air_temp_mean_c"] is None for d in daily if d["hours_with_temp"] < 24)
+    assert any(d["air_temp_mean_c"] is not None for d in daily)

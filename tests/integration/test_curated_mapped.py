@@ -134,18 +134,23 @@ def normalised(row: dict[str, Any], s: Scope) -> dict[str, Any]:
 
 
 def test_1_3_and_7_write_tasks_make_the_same_tables_and_inventory_rows(stack: Any) -> None:
-    """Seven station-years cut into shards of 7, 3 and 1 parts: 1, 3 and 7 mapped write tasks. The
-    four tables read back byte for byte the same (rows, order, schema), the inventory rows say the
-    same, and each run wrote one hourly data file per shard, in shard (station) order."""
+    """Seven station-years cut into shards of 7, 3 and 1 parts: 1, 3 and 7 mapped write tasks per year
+    (2024, and 2023: the files begin at 00:00 UTC on 1 January, 31 December 2023 in local time, which
+    2023's daily partition holds). The tables read back byte for byte the same (rows, order, schema),
+    the inventory rows say the same, and each run wrote one hourly data file per 2024 shard, in shard
+    (station) order."""
     results = []
-    for batch_size, expected_units in ((7, 1), (3, 3), (1, 7)):
+    for batch_size, per_year in ((7, 1), (3, 3), (1, 7)):
+        expected_units = 2 * per_year
         s = staged_scope(stack, f"map{batch_size}")
         units, made = mapped_run(s, batch_size)
         assert units == expected_units
         assert [v["version"] for v in made["versions"]] == ["v0001"]
         (row,) = curated_rows(stack, s)
-        assert row["tables"]["hourly"]["files_added"] == expected_units
-        tables = {name: curated_table(row, name) for name in ("hourly", "daily", "station_years", "stations")}
+        assert row["tables"]["hourly"]["files_added"] == per_year
+        assert row["tables"]["daily"]["files_added"] == 2 * per_year
+        names = ("hourly", "daily", "daily_utc", "station_years", "stations")
+        tables = {name: curated_table(row, name) for name in names}
         assert tables["hourly"].num_rows == rows_ok(stack, s) == row["rows"]
         codes = tables["hourly"].column("wmo_code").to_pylist()
         assert codes == sorted(codes)  # shards read back in station order
@@ -156,34 +161,42 @@ def test_1_3_and_7_write_tasks_make_the_same_tables_and_inventory_rows(stack: An
 
 
 def test_a_failed_write_task_is_retried_alone_and_nothing_is_published_before(stack: Any) -> None:
-    """One shard's staged part is overwritten behind the audit's back: that mapped task fails naming
-    the part, the other two keep their data files, nothing is published. Restored, a retry of that
-    map index alone writes its shard, and the commit publishes v0001 with every row."""
+    """One shard's staged part is overwritten behind the audit's back: the mapped tasks that read it
+    (its 2024 shard, and the 2023 shard its first hours go to) fail naming the part, the others keep
+    their data files, nothing is published. Restored, a retry of those map indexes alone writes their
+    shards, and the commit publishes v0001 with every row."""
     s = staged_scope(stack, "mapfail")
     run_id = f"mapfail__{uuid.uuid4().hex[:8]}"
     units, targets = plan(s, 3, run_id)
-    assert len(units) == 3
-    victim = units[1]["unit"]["parts"][0]
+    assert [u["unit"]["year"] for u in units] == [2023] * 3 + [2024] * 3
+    victim = units[4]["unit"]["parts"][0]
+    # the part is in its 2024 shard and in the 2023 shard of the same stations (its first hours)
+    hit = [i for i, u in enumerate(units) if victim["key"] in {p["key"] for p in u["unit"]["parts"]}]
+    assert hit == [1, 4]
     original = read(stack, STAGING, victim["key"])
     put(stack, victim["key"], original + b"\0", bucket=STAGING)
     written: dict[int, dict[str, Any]] = {}
-    for i in (0, 2):
-        written[i] = write(units[i], run_id, i)
+    for i in range(6):
+        if i not in hit:
+            written[i] = write(units[i], run_id, i)
     kept = data_keys(stack, s)
-    with pytest.raises(
-        AirflowException, match=r"1 item\(s\) failed \(first: .*does not match its inventory sha256"
-    ):
-        write(units[1], run_id, 1)
-    assert data_keys(stack, s) == kept  # the failed task wrote nothing, the others' files stay
-    assert len(kept) == 2 * 3  # two shards x hourly, daily, station_years
+    for i in hit:
+        with pytest.raises(
+            AirflowException, match=r"1 item\(s\) failed \(first: .*does not match its inventory sha256"
+        ):
+            write(units[i], run_id, i)
+    assert data_keys(stack, s) == kept  # the failed tasks wrote nothing, the others' files stay
+    # two 2024 shards x hourly, daily, daily_utc, station_years; two 2023 shards x daily
+    assert len(kept) == 2 * 4 + 2
     assert curated_rows(stack, s) == []
     put(stack, victim["key"], original, bucket=STAGING)
-    written[1] = write(units[1], run_id, 1, try_number=2)
-    made = commit(targets, [written[i] for i in range(3)], run_id)
+    for i in hit:
+        written[i] = write(units[i], run_id, i, try_number=2)
+    made = commit(targets, [written[i] for i in range(6)], run_id)
     assert [v["version"] for v in made["versions"]] == ["v0001"]
     (row,) = curated_rows(stack, s)
     assert curated_table(row, "hourly").num_rows == rows_ok(stack, s)
-    assert kept <= data_keys(stack, s)  # the first two shards were not rewritten
+    assert kept <= data_keys(stack, s)  # the shards that succeeded were not rewritten
     assert lake_keys(stack, s) == claimed(row)
 
 
@@ -194,7 +207,7 @@ def test_a_commit_without_all_its_shards_is_refused(stack: Any) -> None:
     run_id = f"mapmiss__{uuid.uuid4().hex[:8]}"
     units, targets = plan(s, 3, run_id)
     written = [write(u, run_id, i) for i, u in enumerate(units)]
-    with pytest.raises(AirflowException, match=r"expected 3 written unit\(s\) from the write tasks, got 2"):
+    with pytest.raises(AirflowException, match=r"expected 6 written unit\(s\) from the write tasks, got 2"):
         commit(targets, written[:2], run_id)
     assert curated_rows(stack, s) == []
 
@@ -209,7 +222,8 @@ def test_a_run_that_loses_the_commit_race_exits_cleanly_and_leaves_no_orphan(sta
         run_id = f"race_{name}__{uuid.uuid4().hex[:8]}"
         units, targets = plan(s, 3, run_id)
         runs[name] = (run_id, targets, [write(u, run_id, i) for i, u in enumerate(units)])
-    assert len(data_keys(stack, s)) == 2 * 3 * 3  # two runs x three shards x three tables
+    # two runs x (three 2024 shards x four tables + three 2023 shards x daily)
+    assert len(data_keys(stack, s)) == 2 * (3 * 4 + 3)
     won = commit(runs["b"][1], runs["b"][2], runs["b"][0])
     lost = commit(runs["a"][1], runs["a"][2], runs["a"][0])
     assert [v["version"] for v in won["versions"]] == ["v0001"]
@@ -231,7 +245,7 @@ def test_a_run_killed_between_its_writes_and_its_commit_leaves_nothing_behind(st
     for i, u in enumerate(units):
         write(u, run_id, i)
     dead = data_keys(stack, s)
-    assert len(dead) == 3 * 3
+    assert len(dead) == 3 * 4 + 3
     assert curated_rows(stack, s) == []
     made = run(curated(s, dataset="inmet_hourly"))
     assert [v["version"] for v in made["versions"]] == ["v0001"]
@@ -301,13 +315,14 @@ def test_a_commit_after_an_outside_writer_builds_on_the_new_state(stack: Any) ->
         stale, outside = hook.load(ident), hook.load(ident)  # type: ignore[arg-type]
         rows = hook.read(ident, row["tables"]["daily"]["snapshot_id"])  # type: ignore[arg-type]
         added = hook.write_files(stale, rows.slice(0, 5))
-        first = hook.commit(outside, hook.write_files(outside, rows), None, {"trilha.run-id": "outside"})
+        theirs = hook.write_files(outside, rows)  # one file per local year of the daily rows
+        first = hook.commit(outside, theirs, None, {"trilha.run-id": "outside"})
         second = hook.commit(stale, added, None, {"trilha.run-id": "ours"})
         table = hook.load(ident)  # type: ignore[arg-type]
         ids = [snap.snapshot_id for snap in table.snapshots()]
         assert ids[-2:] == [first.snapshot_id, second.snapshot_id]
         assert second.rows == 5
-        assert second.files_removed == 1  # the outside writer's one file
+        assert second.files_removed == len(theirs) == 2  # the outside writer's files (2023, 2024)
         assert hook.read(ident, second.snapshot_id).num_rows == 5  # type: ignore[arg-type]
     finally:
         hook.close()

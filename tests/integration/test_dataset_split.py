@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -55,10 +56,12 @@ from tests.integration.process_support import (
     split,
     staging,
 )
+from trilha.domain import lineage
 
 pytestmark = pytest.mark.integration
 
 SPLITS = ("train", "validation", "test")
+ROW_HASH = {"strategy": "hash", "group_by": "row"}
 
 
 def key_set(table: pa.Table) -> set[tuple[str, int]]:
@@ -77,12 +80,13 @@ def only(rows: list[dict[str, Any]], version: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def lake(stack: Any) -> dict[str, Any]:
-    """Two INMET yearly files (A807 2019, A701 2024) staged and curated, then cut with the defaults."""
+    """Two INMET yearly files (A807 2019, A701 2024) staged and curated, then cut by a row hash (the
+    strategy every hash check below relies on; the default cut is tested on its own)."""
     s = new_scope("split")
     load(stack, s, {NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
     run(staging(s))
     run(curated(s, dataset="inmet_hourly"))
-    op = split(s)
+    op = split(s, **ROW_HASH)
     written = record_writes(op)
     summary = run(op)
     return {"scope": s, "summary": summary, "written": written}
@@ -93,7 +97,8 @@ def test_hash_cut_covers_every_curated_row_once(stack: Any, lake: dict[str, Any]
     assert summary["created"] is True
     (cur,) = curated_rows(stack, s)
     row = only(dataset_rows(stack, s), summary["version"])
-    assert row["version"].startswith("v0001-hash-")
+    # the dataset's first cut, and how: a hash of each row's station and hour
+    assert row["version"] == "v0001-hash-station-observed_at"
     assert row["curated_id"] == cur["id"]
     hourly = curated_table(cur, "hourly")
     parts = tables(stack, row)
@@ -128,6 +133,8 @@ def test_manifest_is_written_last_and_names_the_real_bytes(stack: Any, lake: dic
         "ratios": [0.7, 0.15, 0.15],
         "key_columns": ["wmo_code", "observed_at"],
     }
+    assert (manifest["strategy"], manifest["grouping"]) == ("hash", "hash-station-observed_at")
+    assert manifest["content_sha256"] == lineage.fingerprint({n: row["files"][n]["sha256"] for n in SPLITS})
     assert manifest["lineage"]["curated_version"] == cur["version"]
     assert manifest["lineage"]["curated_manifest_sha256"] == cur["manifest_sha256"]
     # the lineage names the curated version and the very snapshot that was cut
@@ -143,7 +150,7 @@ def test_manifest_is_written_last_and_names_the_real_bytes(stack: Any, lake: dic
 
 def test_the_same_cut_is_made_once(stack: Any, lake: dict[str, Any]) -> None:
     before = snapshot(stack)
-    again = run(split(lake["scope"]))
+    again = run(split(lake["scope"], **ROW_HASH))
     assert again["created"] is False
     assert again["version"] == lake["summary"]["version"]
     assert again["counters"]["skipped"] == 1
@@ -156,9 +163,10 @@ def test_a_row_keeps_its_split_when_data_is_added(stack: Any, lake: dict[str, An
     load(stack, s, {NAME_2003: sample(NAME_2003)})
     run(staging(s))
     assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0002"]
-    summary = run(split(s))
+    summary = run(split(s, **ROW_HASH))
     assert summary["created"] is True
-    assert summary["version"].startswith("v0002-hash-")
+    assert re.fullmatch(r"v\d{4}-hash-station-observed_at", summary["version"])
+    assert summary["version"] != first["version"]
     second = only(dataset_rows(stack, s), summary["version"])
     old, new = tables(stack, first), tables(stack, second)
     for name in SPLITS:
@@ -179,7 +187,7 @@ def test_temporal_cut_has_nothing_from_the_future(stack: Any, lake: dict[str, An
         )
     )
     row = only(dataset_rows(stack, s), summary["version"])
-    assert row["version"].startswith("v0001-temporal-")
+    assert re.fullmatch(r"v\d{4}-temporal", row["version"])
     assert row["strategy"] == "temporal"
     parts = tables(stack, row)
     times = {n: parts[n].column("observed_at") for n in SPLITS}
@@ -194,6 +202,48 @@ def test_temporal_cut_has_nothing_from_the_future(stack: Any, lake: dict[str, An
     assert set(parts["test"].column("wmo_code").to_pylist()) == {"A701"}
 
 
+def test_the_default_cut_is_temporal_and_a_grouped_hash_keeps_station_months_whole(stack: Any) -> None:
+    """With the DAG's defaults a time series is cut by time, its cut-off days from the ratios of
+    the rows; a hash cut grouped by month puts each station-month in one split, and keeps it there
+    when another year arrives."""
+    s = new_scope("splitdefault")
+    load(stack, s, {NAME_2019: sample(NAME_2019), NAME_2024: sample(NAME_2024)})
+    run(staging(s))
+    run(curated(s, dataset="inmet_hourly"))
+    summary = run(split(s))
+    row = only(dataset_rows(stack, s), summary["version"])
+    assert (row["version"], row["strategy"]) == ("v0001-temporal", "temporal")
+    # 70% of 17,544 rows is reached on 26 May 2024 (8,760 + 147 days), 85% on 13 September
+    assert (row["params"]["validation_start"], row["params"]["test_start"]) == ("2024-05-27", "2024-09-14")
+    assert row["rows"] == {"train": 8760 + 147 * 24, "validation": 110 * 24, "test": 109 * 24}
+    parts = tables(stack, row)
+    assert pc.max(parts["train"].column("observed_at")).as_py() < datetime(2024, 5, 27, tzinfo=UTC)
+    assert pc.min(parts["test"].column("observed_at")).as_py() == datetime(2024, 9, 14, tzinfo=UTC)
+
+    def months(r: dict[str, Any]) -> dict[tuple[str, str], str]:
+        owner: dict[tuple[str, str], str] = {}
+        for name, t in tables(stack, r).items():
+            for code, at in zip(
+                t.column("wmo_code").to_pylist(), t.column("observed_at").to_pylist(), strict=True
+            ):
+                assert owner.setdefault((code, at.strftime("%Y-%m")), name) == name, (code, at)
+        return owner
+
+    grouped = run(split(s, strategy="hash"))
+    assert grouped["version"] == "v0002-hash-station-month"
+    before = months(only(dataset_rows(stack, s), grouped["version"]))
+    assert len(before) == 24
+    assert set(before.values()) == set(SPLITS)
+    load(stack, s, {NAME_2003: sample(NAME_2003)})
+    run(staging(s))
+    run(curated(s, dataset="inmet_hourly"))
+    again = run(split(s, strategy="hash"))
+    assert again["version"] == "v0003-hash-station-month"
+    after = months(only(dataset_rows(stack, s), again["version"]))
+    assert {k: after[k] for k in before} == before
+    assert len(after) == 24 + 12
+
+
 @pytest.mark.parametrize(
     ("kwargs", "words"),
     [
@@ -201,9 +251,11 @@ def test_temporal_cut_has_nothing_from_the_future(stack: Any, lake: dict[str, An
         ({"ratios": "[0.5, 0.5]"}, ["ratios", "three"]),
         ({"ratios": "[0.7, abc, 0.1]"}, ["ratios", "three numbers"]),
         ({"strategy": "random"}, ["strategy", "'hash' or 'temporal'", "'random'"]),
-        ({"strategy": "temporal"}, ["validation_start", "test_start"]),
+        ({"strategy": "temporal", "test_start": "2024-05-01"}, ["both validation_start and test_start"]),
+        ({"strategy": "hash", "group_by": "fortnight"}, ["group_by", "'month'", "'fortnight'"]),
         ({"table": "weekly"}, ["table", "'daily'", "'hourly'", "'weekly'"]),
-        ({"key_columns": ["wmo_code", "no_such"]}, ["key_columns", "no_such"]),
+        ({"strategy": "hash", "key_columns": ["wmo_code", "no_such"]}, ["key_columns", "no_such"]),
+        ({"time_column": "no_such"}, ["time_column", "'no_such'"]),
         ({"curated_version": "v0099"}, ["no curated version", "'v0099'", "run the curated DAG"]),
         (
             {"strategy": "temporal", "validation_start": "2024-09-01", "test_start": "2024-05-01"},
@@ -339,7 +391,7 @@ def test_drive_export_sends_every_file_and_the_manifest_last(
     http = fake_drive(export_to_empty_folder("colab"))
     s = lake["scope"]
 
-    summary = run(split(s, key_columns=["wmo_code"], drive_folder_id="colab"))
+    summary = run(split(s, key_columns=["wmo_code"], drive_folder_id="colab", **ROW_HASH))
 
     row = only(dataset_rows(stack, s), summary["version"])
     assert row["drive_folder_id"] == "colab"
@@ -491,24 +543,29 @@ def test_a_v0001_style_version_made_before_iceberg_keeps_working(stack: Any) -> 
             sha(doc),
         ),
     )
-    legacy = run(split(s))
-    assert legacy["version"].startswith("v0001-hash-")
+    legacy = run(split(s, **ROW_HASH))
+    assert legacy["version"] == "v0001-hash-station-observed_at"
     (old_cut,) = dataset_rows(stack, s)
     total = data_lines(sample(NAME_2019)) + data_lines(sample(NAME_2024))
     assert sum(old_cut["rows"].values()) == total
     manifest_doc = json.loads(read(stack, DATASETS, old_cut["manifest_key"]))
     assert manifest_doc["lineage"]["curated_table"] == files["hourly"]
 
-    # unchanged inputs: the v0001-style version stays the latest, nothing is made
+    # unchanged inputs, but the v0001-style tables were made under an older curated logic (UTC-day
+    # daily, stations without history): the next run makes v0002 as Iceberg tables, whole
+    assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0002"]
+    v2 = only(curated_rows(stack, s), "v0002")
+    assert (v2["table_format"], v2["tables"]["daily"]["partitions_rewritten"]) == ("iceberg", "all")
+    assert v2["tables"]["hourly"]["rows"] == total
     assert run(curated(s, dataset="inmet_hourly"))["versions"] == []
     load(stack, s, {NAME_2003: sample(NAME_2003)})
     run(staging(s))
-    assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0002"]
-    v2 = only(curated_rows(stack, s), "v0002")
-    assert (v2["table_format"], v2["tables"]["hourly"]["partitions_rewritten"]) == ("iceberg", "all")
-    assert v2["tables"]["hourly"]["rows"] == total + data_lines(sample(NAME_2003))
-    new_cut = run(split(s))
-    assert new_cut["version"].startswith("v0002-hash-")
+    assert [v["version"] for v in run(curated(s, dataset="inmet_hourly"))["versions"]] == ["v0003"]
+    v3 = only(curated_rows(stack, s), "v0003")
+    assert (v3["table_format"], v3["tables"]["hourly"]["partitions_rewritten"]) == ("iceberg", [2003])
+    assert v3["tables"]["hourly"]["rows"] == total + data_lines(sample(NAME_2003))
+    new_cut = run(split(s, **ROW_HASH))
+    assert new_cut["version"] == "v0002-hash-station-observed_at"
     old_parts = tables(stack, old_cut)
     new_parts = tables(stack, only(dataset_rows(stack, s), new_cut["version"]))
     for name in SPLITS:

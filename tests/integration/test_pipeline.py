@@ -122,6 +122,16 @@ def test_every_dag_ran_and_the_summary_says_where_to_look(demo: dict[str, Any]) 
     assert f"project '{PROJECT}' (prefix '{PREFIX}')" in out
     assert f"s3://datasets/{PREFIX}/inmet_hourly/" in out
     assert NOT_A_TABLE in out  # the rejection is reported with its file
+    # The layouts staging detected, by the names the formats give them.
+    for layout in ("inmet_automatic_pre2019", "inmet_automatic_2019only", "inmet_automatic_2020plus"):
+        assert f"{layout} (inmet_hourly): 1 file(s)" in out, out
+    assert "inmet_bdmep (inmet_bdmep_daily): 1 file(s)" in out
+    # Not the default state directory: every closing hint names it.
+    state = demo["state"]
+    assert f"Stop: make down STATE={state}" in out
+    assert f"(make ui STATE={state})" in out
+    assert f"devstack dsn --state-dir {state})" in out
+    assert f"set -a; . {state}/env; set +a;" in out
 
 
 def test_each_layer_holds_every_file_once(demo: dict[str, Any]) -> None:
@@ -202,6 +212,7 @@ def test_trace_follows_a_file_from_the_folder_to_the_dataset(demo: dict[str, Any
     assert f"recepcao-raw/{PREFIX}/{NAME_2019}" in res.stdout
     assert f"local:{demo['inbox'] / NAME_2019}" in res.stdout
     assert f"storage-unique/{PREFIX}/{NAME_2019}" in res.stdout
+    assert "staged inmet_hourly layout inmet_automatic_2019only rows ok" in res.stdout
 
 
 def test_a_second_demo_changes_nothing(demo: dict[str, Any]) -> None:

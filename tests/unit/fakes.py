@@ -477,9 +477,14 @@ class FakeAudit:
         return self.cuts.get(fingerprint)
 
     def record_dataset(
-        self, project_id: int, curated_id: int, fingerprint: str, write: Callable[[], DatasetRecord]
+        self,
+        project_id: int,
+        curated_id: int,
+        fingerprint: str,
+        write: Callable[[int], DatasetRecord],
+        dataset: str,
     ) -> tuple[RecordedCut, bool]:
-        record = write()
+        record = write(len(self.datasets) + 1)
         self.datasets.append(record)
         cut = RecordedCut(
             len(self.datasets),

@@ -19,14 +19,14 @@ from tests.helpers import run_operator
 from tests.unit import fakes
 from tests.unit.fakes import FakeAudit, FakeMinio, FakeRunLog, sha
 from tests.unit.test_process_domain import NAME, inmet_file
-from trilha.domain import lineage, staging
+from trilha.domain import lineage, staging, tables
 from trilha.domain.curate import curate
 from trilha.domain.parquet import parquet_bytes_to_table, table_to_parquet_bytes
 from trilha.hooks.audit import AuditHook
 from trilha.hooks.iceberg import IcebergHook
 from trilha.hooks.include import load_contract
 from trilha.hooks.minio import MinioHook
-from trilha.operators.curated import CuratedOperator
+from trilha.operators.curated import CuratedOperator, CuratedPlanOperator
 from trilha.operators.split import DatasetSplitOperator
 from trilha.operators.staging import StagingOperator
 
@@ -276,7 +276,7 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
     summary = run_operator(op, run_id="r-cur")
 
     assert summary["versions"] == [
-        {"project": "Acme", "dataset": "inmet_hourly", "version": "v0003", "tables": 4}
+        {"project": "Acme", "dataset": "inmet_hourly", "version": "v0003", "tables": 5}
     ]
     [record] = audit.curated
     base = "acme/inmet_hourly/v0003"
@@ -290,7 +290,10 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
         "iceberg",
     )
     assert [i["key"] for i in record.inputs] == [early["output_key"], late["output_key"]]
-    assert record.fingerprint == lineage.inputs_fingerprint(record.inputs)
+    # The version's identity: its inputs and the curated logic (with the completeness rule).
+    logic = tables.logic("inmet_hourly", 18)
+    assert record.fingerprint == tables.run_fingerprint(record.inputs, logic)
+    assert record.fingerprint != lineage.inputs_fingerprint(record.inputs)
     assert record.tables is not None
     entry = record.tables["hourly"]
     assert entry["identifier"] == "acme.inmet_hourly__hourly"
@@ -309,9 +312,11 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
     assert record.manifest_sha256 == sha(minio.objects[CURATED_B, f"{base}/manifest.json"])
     assert (document["tables"], document["files"]) == (record.tables, {})
     assert (document["inputs"], document["inputs_fingerprint"]) == (record.inputs, record.fingerprint)
-    assert [i["years"] for i in record.inputs] == [[2019], [2019]]
+    # Hours from 00:00 UTC on 1 January 2019: 31 December 2018 in local time, the 2018 daily partition.
+    assert [i["years"] for i in record.inputs] == [[2018, 2019], [2018, 2019]]
     summary_props = op.iceberg.snapshot_summary(("acme", "inmet_hourly__hourly"), entry["snapshot_id"])
     assert summary_props["trilha.version"] == "v0003"
+    assert summary_props["trilha.curated-logic"] == logic == record.tables["daily"]["logic"]
     assert json.loads(summary_props["trilha.inputs-added"]) == [
         {"key": i["key"], "sha256": i["sha256"]} for i in record.inputs
     ]
@@ -320,7 +325,9 @@ def test_curated_makes_a_version_where_the_part_stored_later_wins_and_the_manife
 
 def test_curated_rewrites_only_the_year_a_new_part_touches() -> None:
     """A second run with one more station-year (another year) commits new snapshots whose
-    partitions rewritten are that year only; the first year's data file stays the same file."""
+    partitions rewritten are that year's, and the year before (its first hours, 00:00-02:00 UTC on 1
+    January, are 31 December locally: the daily partition of the year before); the later year's
+    hourly data file stays the same file."""
     audit, minio = FakeAudit(), FakeMinio()
     audit.targets, audit.next_number = [TARGET], 1
     first = staged_part(minio, "y2024", inmet_file(good=4, hot=False, bad_hour=False), 9)
@@ -339,10 +346,28 @@ def test_curated_rewrites_only_the_year_a_new_part_touches() -> None:
     assert v2.version == "v0002"
     assert v2.tables is not None
     assert v1.tables is not None
-    for name in ("hourly", "daily", "station_years"):
-        assert (v2.tables[name]["partitions_rewritten"], v2.tables[name]["files_removed"]) == ([2018], 0), (
-            name
+    for name in ("hourly", "daily_utc", "station_years"):
+        assert (v2.tables[name]["partitions_rewritten"], v2.tables[name]["files_removed"]) == (
+            [2017, 2018],
+            0,
+        ), name
+    # daily 2018 held 31 December 2018 (the 2019 file's first hours): rewritten with 1 January 2018.
+    assert (v2.tables["daily"]["partitions_rewritten"], v2.tables["daily"]["files_removed"]) == (
+        [2017, 2018],
+        1,
+    )
+    daily = op.iceberg.read(("acme", "inmet_hourly__daily"), v2.tables["daily"]["snapshot_id"])
+    assert [
+        (d.isoformat(), h)
+        for d, h in zip(
+            daily.column("date").to_pylist(), daily.column("hours_total").to_pylist(), strict=True
         )
+    ] == [
+        ("2017-12-31", 3),
+        ("2018-01-01", 1),
+        ("2018-12-31", 3),
+        ("2019-01-01", 1),
+    ]
     assert v2.tables["stations"]["partitions_rewritten"] == "all"
     ident = ("acme", "inmet_hourly__hourly")
     before = {f["year"]: f["path"] for f in op.iceberg.data_files(ident, v1.tables["hourly"]["snapshot_id"])}
@@ -448,7 +473,12 @@ def test_a_hash_cut_writes_three_files_then_the_manifest_and_records_the_cut() -
     audit, minio = FakeAudit(), FakeMinio()
     audit.curated_row = curated_version(minio)
     op = DatasetSplitOperator(
-        task_id="split", project="Acme", ratios="[0.5, 0.25, 0.25]", datasets_bucket=DATASETS
+        task_id="split",
+        project="Acme",
+        strategy="hash",
+        group_by="month",
+        ratios="[0.5, 0.25, 0.25]",
+        datasets_bucket=DATASETS,
     )
     wired(op, audit, minio)
     summary = run_operator(op, run_id="r-split")
@@ -458,9 +488,12 @@ def test_a_hash_cut_writes_three_files_then_the_manifest_and_records_the_cut() -
         "table": "hourly",
         "ratios": [0.5, 0.25, 0.25],
         "key_columns": ["wmo_code", "observed_at"],
+        "group_by": "month",
+        "time_column": "observed_at",
     }
     fp = lineage.fingerprint({**params, "curated_id": 21})
-    version = f"v0001-hash-{fp[:8]}"
+    # The name says how the rows were cut (the dataset's first cut, hash by station-month), no hash.
+    version = "v0001-hash-station-month"
     base = f"acme/inmet_hourly/{version}"
     [record] = audit.datasets
     assert (record.version, record.params, record.fingerprint, record.curated_id) == (version, params, fp, 21)
@@ -477,11 +510,37 @@ def test_a_hash_cut_writes_three_files_then_the_manifest_and_records_the_cut() -
     assert record.manifest_sha256 == sha(minio.objects[DATASETS, f"{base}/manifest.json"])
     assert document["lineage"]["curated_table"] == audit.curated_row["files"]["hourly"]
     assert (document["parameters"], document["rows"]) == (params, record.rows)
+    assert (document["strategy"], document["grouping"]) == ("hash", "hash-station-month")
+    assert document["content_sha256"] == lineage.fingerprint(
+        {n: record.files[n]["sha256"] for n in lineage.SPLITS}
+    )
     assert summary["version"] == version
     assert summary["created"] is True
     assert summary["rows"] == record.rows
     assert summary["manifest"] == f"{base}/manifest.json"
     assert (summary["counters"]["new"], summary["counters"]["seen"]) == (1, 1)
+
+
+def test_the_default_cut_is_temporal_with_its_cut_offs_from_the_rows() -> None:
+    """No strategy, no dates: a temporal cut whose cut-off days are taken from the ratios of the rows
+    per day (40 hours: 24 on 1 January 2019, 16 on the 2nd; 70% is reached on the 2nd), recorded in
+    the parameters; the name says how it was cut."""
+    audit, minio = FakeAudit(), FakeMinio()
+    audit.curated_row = curated_version(minio)
+    op = DatasetSplitOperator(task_id="split", project="Acme", datasets_bucket=DATASETS)
+    wired(op, audit, minio)
+    summary = run_operator(op, run_id="r-temporal")
+    [record] = audit.datasets
+    assert summary["version"] == record.version == "v0001-temporal"
+    assert record.params == {
+        "strategy": "temporal",
+        "table": "hourly",
+        "time_column": "observed_at",
+        "ratios": [0.7, 0.15, 0.15],
+        "validation_start": "2019-01-03",
+        "test_start": "2019-01-03",
+    }
+    assert record.rows == {"train": 40, "validation": 0, "test": 0}
 
 
 def test_an_existing_cut_writes_nothing_and_exports_only_what_its_folder_lacks(
@@ -585,14 +644,32 @@ def test_dataset_split_templates_render_params_into_the_operators_fields() -> No
         "",
     )
     assert (task.validation_start, task.test_start, task.datasets_bucket) == ("", "", "datasets")
+    # Time series by default: a temporal cut, its cut-offs from the ratios of the time span.
     assert task.split_params() == {
+        "strategy": "temporal",
+        "table": "hourly",
+        "time_column": "observed_at",
+        "ratios": [0.7, 0.15, 0.15],
+        "validation_start": None,
+        "test_start": None,
+    }
+    hashed = rendered({**defaults, "strategy": "hash"})
+    assert hashed.split_params() == {
         "strategy": "hash",
         "table": "hourly",
         "ratios": [0.7, 0.15, 0.15],
         "key_columns": ["wmo_code", "observed_at"],
+        "group_by": "month",
+        "time_column": "observed_at",
     }
 
-    user = {**defaults, "project": "acme", "ratios": [0.8, 0.1, 0.1], "key_columns": ["wmo_code"]}
+    user = {
+        **defaults,
+        "project": "acme",
+        "strategy": "hash",
+        "ratios": [0.8, 0.1, 0.1],
+        "key_columns": ["wmo_code"],
+    }
     task = rendered({**user, "curated_version": "v0002", "drive_folder_id": "F1"})
     assert (task.project, task.curated_version, task.drive_folder_id) == ("acme", "v0002", "F1")
     assert task.split_params()["ratios"] == [0.8, 0.1, 0.1]
@@ -610,3 +687,19 @@ def test_dataset_split_templates_render_params_into_the_operators_fields() -> No
         "validation_start": "2024-07-01",
         "test_start": "2024-10-01",
     }
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("abc", "min_hours_for_daily: expected a whole number of hours, got 'abc'"),
+        ("25", "min_hours_for_daily: expected 1 to 24 valid hours of 24, got 25"),
+        ("0", "min_hours_for_daily: expected 1 to 24 valid hours of 24, got 0"),
+    ],
+)
+def test_a_bad_completeness_rule_fails_the_plan_saying_what_was_expected(value: str, message: str) -> None:
+    op = CuratedPlanOperator(task_id="plan", min_hours_for_daily=value)
+    with pytest.raises(AirflowFailException) as err:
+        op.min_hours()
+    assert str(err.value) == message
+    assert CuratedPlanOperator(task_id="plan", min_hours_for_daily="12").min_hours() == 12

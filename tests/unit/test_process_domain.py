@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -306,7 +307,9 @@ def test_the_curated_manifest_and_record_describe_the_same_version() -> None:
 
 def test_the_dataset_manifest_carries_rows_files_and_lineage_to_the_curated_version() -> None:
     files = {
-        n: manifest.file_entry(f"acme/inmet_hourly/v0001-hash-abcd1234/{n}.parquet", n[0] * 64, r, r * 10)
+        n: manifest.file_entry(
+            f"acme/inmet_hourly/v0001-hash-station-month/{n}.parquet", n[0] * 64, r, r * 10
+        )
         for n, r in zip(lineage.SPLITS, (70, 15, 15), strict=True)
     }
     curated = {
@@ -314,13 +317,19 @@ def test_the_dataset_manifest_carries_rows_files_and_lineage_to_the_curated_vers
         "manifest_key": "acme/inmet_hourly/v0001/manifest.json",
         "manifest_sha256": "9" * 64,
     }
-    doc = manifest.dataset_manifest(
+    args: dict[str, Any] = dict(
         project="Acme",
         dataset="inmet_hourly",
-        version="v0001-hash-abcd1234",
+        version="v0001-hash-station-month",
         created_at="2025-01-02T03:04:05+00:00",
         run_id="r2",
-        parameters={"strategy": "hash", "ratios": [0.7, 0.15, 0.15]},
+        parameters={
+            "strategy": "hash",
+            "ratios": [0.7, 0.15, 0.15],
+            "key_columns": ["wmo_code", "observed_at"],
+            "group_by": "month",
+            "time_column": "observed_at",
+        },
         files=files,
         curated=curated,
         curated_table={
@@ -330,7 +339,13 @@ def test_the_dataset_manifest_carries_rows_files_and_lineage_to_the_curated_vers
             "bytes": 5,
         },
     )
+    doc = manifest.dataset_manifest(**args)
     assert doc["rows"] == {"train": 70, "validation": 15, "test": 15}
+    assert (doc["strategy"], doc["grouping"]) == ("hash", "hash-station-month")
+    # The content digest: the split files' sha256s, so other files give another digest.
+    assert doc["content_sha256"] == lineage.fingerprint({n: f["sha256"] for n, f in files.items()})
+    other = {**files, "test": {**files["test"], "sha256": "x" * 64}}
+    assert manifest.dataset_manifest(**{**args, "files": other})["content_sha256"] != doc["content_sha256"]
     assert doc["lineage"] == {
         "curated_version": "v0001",
         "curated_manifest": "acme/inmet_hourly/v0001/manifest.json",
@@ -345,10 +360,10 @@ def test_the_dataset_manifest_carries_rows_files_and_lineage_to_the_curated_vers
 
 
 def test_a_drive_export_sends_the_splits_in_order_and_the_manifest_last() -> None:
-    base = "acme/inmet_hourly/v0001-hash-abcd1234"
+    base = "acme/inmet_hourly/v0001-hash-station-month"
     cut = manifest.RecordedCut(
         id=5,
-        version="v0001-hash-abcd1234",
+        version="v0001-hash-station-month",
         bucket="trilha-datasets",
         files={
             n: {"key": f"{base}/{n}.parquet", "sha256": n[:2] * 32, "rows": 1}
@@ -358,10 +373,10 @@ def test_a_drive_export_sends_the_splits_in_order_and_the_manifest_last() -> Non
         manifest_sha256="ee" * 32,
     )
     assert manifest.drive_export_plan(cut, "inmet_hourly") == [
-        (f"{base}/train.parquet", "tr" * 32, "inmet_hourly/v0001-hash-abcd1234/train.parquet"),
-        (f"{base}/validation.parquet", "va" * 32, "inmet_hourly/v0001-hash-abcd1234/validation.parquet"),
-        (f"{base}/test.parquet", "te" * 32, "inmet_hourly/v0001-hash-abcd1234/test.parquet"),
-        (f"{base}/manifest.json", "ee" * 32, "inmet_hourly/v0001-hash-abcd1234/manifest.json"),
+        (f"{base}/train.parquet", "tr" * 32, "inmet_hourly/v0001-hash-station-month/train.parquet"),
+        (f"{base}/validation.parquet", "va" * 32, "inmet_hourly/v0001-hash-station-month/validation.parquet"),
+        (f"{base}/test.parquet", "te" * 32, "inmet_hourly/v0001-hash-station-month/test.parquet"),
+        (f"{base}/manifest.json", "ee" * 32, "inmet_hourly/v0001-hash-station-month/manifest.json"),
     ]
 
 
@@ -410,7 +425,11 @@ def test_temporal_params_keep_their_dates_and_drop_the_hash_ones() -> None:
         ({"ratios": "[a, b, c]"}, "ratios: expected three numbers, got '[a, b, c]'"),
         ({"ratios": '{"train": 1}'}, "ratios: expected a list"),
         ({"strategy": "random"}, "strategy: expected 'hash' or 'temporal', got 'random'"),
-        ({"strategy": "temporal", "test_start": "2024-10-01"}, "expected validation_start and test_start"),
+        (
+            {"strategy": "temporal", "test_start": "2024-10-01"},
+            "expected both validation_start and test_start",
+        ),
+        ({"strategy": "hash", "group_by": "fortnight"}, "group_by: expected one of ['row', 'day', 'week', "),
     ],
 )
 def test_bad_params_say_what_was_expected(over: dict[str, Any], message: str) -> None:
@@ -426,3 +445,29 @@ def test_a_cut_the_table_cannot_take_says_so() -> None:
     whole = cuts.cut_table(table, params(key_columns=["wmo_code"]))
     assert sorted(whole) == ["test", "train", "validation"]
     assert sum(t.num_rows for t in whole.values()) == 1
+
+
+def test_temporal_cutoffs_from_ratios_of_the_rows_and_version_names() -> None:
+    auto = params(strategy="temporal")
+    assert cuts.needs_cutoffs(auto)
+    # A station-year of 2019 (8,760 rows), a gap, then 2024 at 24 rows a day: 70% of 17,544 rows
+    # is 12,281, reached on 26 May 2024 (8,760 + 147 days x 24 = 12,288).
+    days = {date(2019, 1, 1) + timedelta(days=d): 24 for d in range(365)}
+    days.update({date(2024, 1, 1) + timedelta(days=d): 24 for d in range(366)})
+    resolved = cuts.resolve_cutoffs(auto, days)
+    assert (resolved["validation_start"], resolved["test_start"]) == ("2024-05-27", "2024-09-14")
+    assert not cuts.needs_cutoffs(resolved)
+    # A single day: train takes it, validation and test are empty.
+    one = cuts.resolve_cutoffs(auto, {date(2024, 1, 1): 24})
+    assert (one["validation_start"], one["test_start"]) == ("2024-01-02", "2024-01-02")
+    with pytest.raises(cuts.CutError, match="no 'observed_at' to take the cut-offs from"):
+        cuts.resolve_cutoffs(auto, {})
+    assert cuts.dataset_version(1, resolved) == "v0001-temporal"
+    assert cuts.dataset_version(2, params(group_by="month")) == "v0002-hash-station-month"
+    assert (
+        cuts.dataset_version(3, params(key_columns=["wmo_code"], group_by="week"))
+        == "v0003-hash-station-week"
+    )
+    assert cuts.dataset_version(12, params()) == "v0012-hash-station-observed_at"
+    # A row-keyed hash cut keeps the parameters it always had (and so its fingerprint).
+    assert "group_by" not in params()

@@ -129,6 +129,9 @@ def stations_table() -> pa.Table:
             "first_observed_at": pa.array([1704067200_000000] * 2, pa.int64()).cast(UTC_US),
             "last_observed_at": pa.array([1704074400_000000] * 2, pa.int64()).cast(UTC_US),
             "hours": pa.array([3, 3], pa.int64()),
+            "valid_from": pa.array([1704067200_000000] * 2, pa.int64()).cast(UTC_US),
+            "valid_to": pa.nulls(2, UTC_US),
+            "utc_offset_hours": pa.array([-3, -3], pa.int32()),
         }
     )
 
@@ -611,6 +614,7 @@ def test_key_columns_are_the_curated_tables_keys() -> None:
 
     assert set(sfd.KEY_COLUMNS["hourly"]) <= set(curate.CURATED_HOURLY_COLUMNS)
     assert set(sfd.KEY_COLUMNS["daily"]) <= set(curate.DAILY_COLUMNS)
+    assert set(sfd.KEY_COLUMNS["daily_utc"]) <= set(curate.DAILY_COLUMNS)
     assert set(sfd.KEY_COLUMNS["stations"]) <= set(curate.STATIONS_COLUMNS)
     assert "data" not in sfd.KEY_COLUMNS
 

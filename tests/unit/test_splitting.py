@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from trilha.domain.splitting import hash_split, key_hash, temporal_split
+from trilha.domain.splitting import hash_split, key_hash, period_index, temporal_split
 
 TS = pa.timestamp("us", tz="UTC")
 MASK = (1 << 64) - 1
@@ -230,3 +230,92 @@ def test_bad_cutoffs_and_columns() -> None:
     with_null = table.set_column(1, "observed_at", pa.array([None] * 48, TS))
     with pytest.raises(ValueError, match="got 48 nulls"):
         temporal_split(with_null, "observed_at", "2024-01-01", "2024-01-02")
+
+
+def _group_of(split: dict[str, pa.Table], period: str) -> dict[tuple[str, int], str]:
+    seen: dict[tuple[str, int], str] = {}
+    for name, table in split.items():
+        periods = period_index(table.column("observed_at"), "observed_at", period).to_pylist()
+        for code, p in zip(table.column("wmo_code").to_pylist(), periods, strict=True):
+            assert seen.setdefault((code, p), name) == name, (code, p)
+    return seen
+
+
+@pytest.mark.parametrize("period", ["day", "week", "month", "year"])
+def test_grouped_hash_puts_every_row_of_a_station_period_in_one_split(period: str) -> None:
+    # 20 stations over about 14 months of hours.
+    table = hourly(200_000, stations=20)
+    split = hash_split(
+        table, ["wmo_code", "observed_at"], (0.6, 0.2, 0.2), group_by=period, time_column="observed_at"
+    )
+    assert sum(t.num_rows for t in split.values()) == table.num_rows
+    groups = _group_of(split, period)
+    # Every split got groups, and no group is split: fewer groups than rows.
+    assert set(groups.values()) == {"train", "validation", "test"}
+    assert len(groups) < table.num_rows // 20
+
+
+def test_grouped_hash_is_stable_when_data_is_added() -> None:
+    """A station-month keeps its split when more months (and more rows of the same months) arrive."""
+    args = {"group_by": "month", "time_column": "observed_at"}
+    before = _group_of(
+        hash_split(hourly(40_000, stations=10), ["wmo_code", "observed_at"], (0.7, 0.15, 0.15), **args),
+        "month",
+    )
+    more = hourly(120_000, stations=10)
+    shuffled = more.take(pa.array(np.random.default_rng(5).permutation(more.num_rows)))
+    after = _group_of(hash_split(shuffled, ["wmo_code", "observed_at"], (0.7, 0.15, 0.15), **args), "month")
+    assert {key: after[key] for key in before} == before
+    assert len(after) > len(before)
+
+
+def test_grouped_hash_differs_from_row_hash_and_needs_its_time_column() -> None:
+    table = hourly(5_000, stations=5)
+    rows = keys_by_split(hash_split(table, ["wmo_code", "observed_at"], (0.5, 0.25, 0.25)))
+    months = keys_by_split(
+        hash_split(
+            table, ["wmo_code", "observed_at"], (0.5, 0.25, 0.25), group_by="month", time_column="observed_at"
+        )
+    )
+    assert rows != months
+    with pytest.raises(
+        ValueError, match="time_column: expected a column of the table to group by, got 'when'"
+    ):
+        hash_split(table, ["wmo_code"], (0.5, 0.25, 0.25), group_by="week", time_column="when")
+
+
+def test_period_index_of_times_and_dates() -> None:
+    stamps = pa.chunked_array(
+        [
+            pa.array(
+                [
+                    datetime(1970, 1, 4, 23, tzinfo=UTC),
+                    datetime(1970, 1, 5, tzinfo=UTC),
+                    None,
+                    datetime(2024, 2, 29, tzinfo=UTC),
+                ],
+                TS,
+            )
+        ]
+    )
+    # 1970-01-05 was a Monday: a new ISO week; nulls stay null.
+    assert period_index(stamps, "t", "week").to_pylist() == [0, 1, None, (19782 + 3) // 7]
+    assert period_index(stamps, "t", "month").to_pylist() == [0, 0, None, 54 * 12 + 1]
+    days = pa.chunked_array([pa.array([date(1971, 1, 1)], pa.date32())])
+    assert period_index(days, "d", "year").to_pylist() == [1]
+
+
+def test_day_counts_are_the_rows_of_each_utc_day() -> None:
+    from trilha.domain.splitting import day_counts
+
+    stamps = pa.array(
+        [
+            datetime(2024, 1, 1, 23, tzinfo=UTC),
+            datetime(2024, 1, 2, tzinfo=UTC),
+            None,
+            datetime(2024, 1, 2, 5, tzinfo=UTC),
+        ],
+        TS,
+    )
+    assert day_counts(stamps, "t") == {date(2024, 1, 1): 1, date(2024, 1, 2): 2}
+    assert day_counts(pa.array([None], TS), "t") == {}

@@ -5,14 +5,14 @@ rewrites, from which parts, and what its snapshots' summaries record."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from tests.unit.test_curate import SAMPLES, YEARLY, at, part
-from trilha.domain import tables
+from trilha.domain import lineage, tables
 from trilha.domain.contracts import validate
 from trilha.domain.curate import (
     curate,
@@ -29,7 +29,7 @@ def _by_years(parts: list[pa.Table]) -> dict[str, pa.Table]:
     """Curate year by year, each year from the parts with rows in it (in their order), and put
     the years back together in the whole table's order (station, then time)."""
     years = sorted({y for p in parts for y in part_years(p)})
-    out: dict[str, list[pa.Table]] = {"hourly": [], "daily": [], "station_years": []}
+    out: dict[str, list[pa.Table]] = {"hourly": [], "daily": [], "daily_utc": [], "station_years": []}
     for year in years:
         contributors = [p for p in parts if year in part_years(p)]
         for name, table in curate_inmet_hourly_year(contributors, year).items():
@@ -37,10 +37,14 @@ def _by_years(parts: list[pa.Table]) -> dict[str, pa.Table]:
     hourly = pa.concat_tables(out["hourly"]).sort_by(
         [("wmo_code", "ascending"), ("observed_at", "ascending")]
     )
-    daily = pa.concat_tables(out["daily"]).sort_by([("wmo_code", "ascending"), ("date", "ascending")])
+    days = {
+        name: pa.concat_tables(out[name]).sort_by([("wmo_code", "ascending"), ("date", "ascending")])
+        for name in ("daily", "daily_utc")
+    }
     return {
         "hourly": hourly.combine_chunks(),
-        "daily": daily.combine_chunks(),
+        "daily": days["daily"].combine_chunks(),
+        "daily_utc": days["daily_utc"].combine_chunks(),
         "stations": stations_from_years(pa.concat_tables(out["station_years"])),
     }
 
@@ -57,10 +61,11 @@ def test_real_files_curated_year_by_year_equal_the_whole_table() -> None:
         parsed = parse_file((SAMPLES / name).read_bytes(), name)
         ok, _ = validate(parsed.table, contract, name)
         parts.append(parquet_bytes_to_table(table_to_parquet_bytes(ok)))
-    assert [part_years(p) for p in parts] == [[2003], [2019], [2024]]
+    # The 2019 and 2024 files start at 00:00 UTC on 1 January: 31 December of the year before locally.
+    assert [part_years(p) for p in parts] == [[2003], [2018, 2019], [2023, 2024]]
     whole = curate("inmet_hourly", parts)
     by_year = _by_years(parts)
-    for name in ("hourly", "daily", "stations"):
+    for name in ("hourly", "daily", "daily_utc", "stations"):
         _same(by_year[name], whole[name].combine_chunks())
 
 
@@ -76,15 +81,42 @@ def test_dedup_across_a_new_year_is_exact_per_partition() -> None:
     assert [part_years(p) for p in parts] == [[2023, 2024], [2023, 2024], [2024]]
     whole = curate("inmet_hourly", parts)
     by_year = _by_years(parts)
-    for name in ("hourly", "daily", "stations"):
+    for name in ("hourly", "daily", "daily_utc", "stations"):
         _same(by_year[name], whole[name].combine_chunks())
     assert by_year["hourly"].column("air_temp_c").to_pylist() == [1, 20, 30, 40, 9]
+    # The correction moved the station from 23:00 on: a second stations row from then on.
     stations = by_year["stations"].to_pylist()
     assert [(s["wmo_code"], s["hours"], s["latitude"]) for s in stations] == [
-        ("A701", 4, -20.0),
+        ("A701", 1, -23.5),
+        ("A701", 3, -20.0),
         ("A807", 1, -23.5),
     ]
     assert stations[0]["first_observed_at"] == datetime(2023, 12, 31, 22, tzinfo=UTC)
+    assert stations[0]["valid_to"] == stations[1]["valid_from"] == datetime(2023, 12, 31, 23, tzinfo=UTC)
+
+
+def test_the_local_new_years_eve_is_in_one_partition_with_every_hour_once() -> None:
+    """31 December 2023 in Sao Paulo (UTC-3) runs to 03:00 UTC on 1 January 2024: its last three
+    hours are in the 2024 file, and the 2024 file's first three hours belong to the 2023 daily
+    partition; 1 January 2024 starts at 03:00 UTC. No hour is lost or counted twice."""
+    hours_2023 = [datetime(2023, 12, 31, h, tzinfo=UTC) for h in range(24)]
+    hours_2024 = [datetime(2024, 1, 1, h, tzinfo=UTC) for h in range(24)]
+    y2023 = part("A701", hours_2023, air_temp_c=[1.0] * 24)
+    y2024 = part("A701", hours_2024, air_temp_c=[2.0] * 24)
+    assert (part_years(y2023), part_years(y2024)) == ([2023], [2023, 2024])
+    first = curate_inmet_hourly_year([y2023, y2024], 2023)
+    second = curate_inmet_hourly_year([y2024], 2024)
+    assert [(r["date"], r["hours_total"], r["air_temp_mean_c"]) for r in first["daily"].to_pylist()] == [
+        (date(2023, 12, 30), 3, None),  # 00:00-02:00 UTC on the 31st: below the completeness rule
+        (date(2023, 12, 31), 24, (21 * 1.0 + 3 * 2.0) / 24),
+    ]
+    assert [(r["date"], r["hours_total"]) for r in second["daily"].to_pylist()] == [(date(2024, 1, 1), 21)]
+    # The hourly and UTC-day partitions stay by UTC year.
+    assert (first["hourly"].num_rows, second["hourly"].num_rows) == (24, 24)
+    assert first["daily_utc"].column("date").to_pylist() == [date(2023, 12, 31)]
+    assert second["daily_utc"].column("date").to_pylist() == [date(2024, 1, 1)]
+    total = sum(sum(t["daily"].column("hours_total").to_pylist()) for t in (first, second))
+    assert total == 48
 
 
 def test_part_years_refuses_null_times_with_the_part_named() -> None:
@@ -95,7 +127,9 @@ def test_part_years_refuses_null_times_with_the_part_named() -> None:
 
 def test_station_years_carry_the_year_and_are_empty_for_an_empty_year() -> None:
     got = curate_inmet_hourly_year([part("A701", [at(1, 0)])], 2023)
-    assert got["hourly"].num_rows == got["daily"].num_rows == got["station_years"].num_rows == 0
+    assert got["hourly"].num_rows == got["daily_utc"].num_rows == got["station_years"].num_rows == 0
+    # 00:00 UTC on 1 January 2024 is 21:00 on 31 December 2023 in Sao Paulo: 2023's daily partition.
+    assert got["daily"].to_pylist()[0]["date"] == date(2023, 12, 31)
     got = curate_inmet_hourly_year([part("A701", [at(1, 0)])], 2024)
     assert got["station_years"].column("year").to_pylist() == [2024]
     assert pc.sum(got["station_years"].column("hours")).as_py() == 1
@@ -303,3 +337,54 @@ def test_new_shards_of_a_narrowed_year_never_span_a_kept_file() -> None:
         ["A003-2024", "A004-2024", "A003-2024"],
         ["A009-2024"],
     ]
+
+
+def test_a_version_made_under_another_logic_is_not_built_on() -> None:
+    """A lake whose tables an older Trilha made (no logic recorded: UTC-day daily, stations without
+    history) or that another completeness rule made: the next run reads every part again and
+    rewrites every table whole, as a new version even when the inputs are the same."""
+    logic = tables.logic("inmet_hourly", 18)
+    inputs = [inp("a", 2003), inp("b", 2018, 2019)]
+    ours = {"table_format": "iceberg", "inputs": inputs, "tables": {"hourly": {"logic": logic}}}
+    old = {"table_format": "iceberg", "inputs": inputs, "tables": {"hourly": {"snapshot_id": 1}}}
+    stricter = {**ours, "tables": {"hourly": {"logic": tables.logic("inmet_hourly", 24)}}}
+    assert tables.published_inputs(ours, logic) == inputs
+    assert tables.published_inputs(old, logic) is None
+    assert tables.published_inputs(stricter, logic) is None
+    assert tables.published_inputs({**ours, "table_format": "parquet"}, logic) is None
+    plan = tables.plan_run(inputs, tables.published_inputs(old, logic))
+    assert (plan.full, plan.rewritten) == (True, (2003, 2018, 2019))
+    assert tables.new_parts(inputs, tables.published_inputs(old, logic)) == inputs
+    # Same inputs, another logic: another identity (the inventory makes a new version).
+    assert tables.run_fingerprint(inputs, logic) != tables.run_fingerprint(
+        inputs, tables.logic("inmet_hourly", 24)
+    )
+    assert tables.run_fingerprint(inputs, logic) != lineage.inputs_fingerprint(inputs)
+    # Other datasets have no logic: their identity and builds are as before.
+    assert tables.logic("data_x", 18) == ""
+    assert tables.run_fingerprint(inputs, "") == lineage.inputs_fingerprint(inputs)
+    with pytest.raises(
+        tables.PlanError, match="min_hours_for_daily: expected 1 to 24 valid hours of 24, got 25"
+    ):
+        tables.logic("inmet_hourly", 25)
+
+
+def test_a_concurrent_runs_data_files_are_not_claimed() -> None:
+    """While this run commits, a run racing on the same inputs may still write data files under the
+    same prefixes (it deletes them when it finds this version): only this run's data files, and a
+    dead run's it took over, are claimed; metadata is this run's commits'."""
+    after = [
+        ("t/hourly/data/mine.parquet", 5, '"a"'),
+        ("t/hourly/data/racer.parquet", 6, '"b"'),
+        ("t/hourly/data/dead-committed.parquet", 7, '"c"'),
+        ("t/hourly/metadata/00001.metadata.json", 8, '"d"'),
+    ]
+    got = tables.written_objects(
+        set(), after, {"t/hourly/data/mine.parquet", "t/hourly/data/dead-committed.parquet"}
+    )
+    assert [o["key"] for o in got] == [
+        "t/hourly/data/dead-committed.parquet",
+        "t/hourly/data/mine.parquet",
+        "t/hourly/metadata/00001.metadata.json",
+    ]
+    assert len(tables.written_objects(set(), after)) == 4  # without `ours`: everything unclaimed

@@ -13,7 +13,8 @@ SELECT 'stored', s.sha256, s.dest_bucket, s.dest_key, 'project ' || s.project_na
 FROM storage_audit s WHERE s.sha256 = ANY(%(sha256)s::text[])
 UNION ALL
 SELECT 'staged', i.source_sha256, coalesce(i.output_bucket, ''), coalesce(i.output_key, ''),
-       i.status || ' ' || coalesce(i.dataset, '') || ' rows ok ' || i.rows_ok || ', quarantined ' || i.rows_rejected
+       i.status || ' ' || coalesce(i.dataset, '') || coalesce(' layout ' || i.layout, '')
+       || ' rows ok ' || i.rows_ok || ', quarantined ' || i.rows_rejected
        || coalesce(' (' || i.reason || ')', ''), i.source_key, i.run_id, i.staged_at
 FROM staging_inventory i WHERE i.source_sha256 = ANY(%(sha256)s::text[])
 UNION ALL

@@ -9,6 +9,9 @@ with a message for each mistake that says what was expected.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 from trilha.exceptions import TrilhaError
@@ -51,6 +54,15 @@ def _ratios(ratios: Any) -> list[float]:
     return values
 
 
+def _group_by(value: Any) -> str:
+    from trilha.domain.splitting import GROUPINGS
+
+    name = str(value or "row").strip().lower()
+    if name not in GROUPINGS:
+        raise CutError(f"group_by: expected one of {list(GROUPINGS)}, got {value!r}")
+    return name
+
+
 def cut_params(
     *,
     strategy: Any,
@@ -60,22 +72,44 @@ def cut_params(
     time_column: str,
     validation_start: Any,
     test_start: Any,
+    group_by: Any = "row",
 ) -> dict[str, Any]:
     """The parameters that define the cut, validated.
 
-    :raises CutError: an unknown strategy, ratios that are not three fractions summing to 1, or a
-        temporal cut without its two dates.
+    *hash*: ``key_columns`` and ``group_by`` make each row's group (``row``: the key columns as
+    they are; ``day``/``week``/``month``/``year``: the key columns with ``time_column`` replaced by
+    its period, so all rows of a station-month land in one split). *temporal*: the two cut-off dates,
+    or, when both are empty, ``ratios`` of the rows at day boundaries (resolved by
+    :func:`resolve_cutoffs` once the rows per day are known).
+
+    :raises CutError: an unknown strategy or grouping, ratios that are not three fractions summing
+        to 1, or a temporal cut with one date of two.
     """
     name = str(strategy).strip().lower()
     if name == "hash":
         values = _ratios(ratios)
         keys = [str(k) for k in as_list(key_columns, "key_columns")]
-        return {"strategy": "hash", "table": table, "ratios": values, "key_columns": keys}
+        out: dict[str, Any] = {"strategy": "hash", "table": table, "ratios": values, "key_columns": keys}
+        grouping = _group_by(group_by)
+        if grouping != "row":
+            # Only when set: a row-keyed hash cut keeps the parameters (and fingerprint) it had.
+            out.update(group_by=grouping, time_column=time_column)
+        return out
     if name == "temporal":
-        if not validation_start or not test_start:
+        if bool(validation_start) != bool(test_start):
             raise CutError(
-                "temporal split: expected validation_start and test_start (ISO dates such as 2024-07-01)"
+                "temporal split: expected both validation_start and test_start (ISO dates such as "
+                "2024-07-01), or neither (cut-offs from ratios of the rows)"
             )
+        if not validation_start:
+            return {
+                "strategy": "temporal",
+                "table": table,
+                "time_column": time_column,
+                "ratios": _ratios(ratios),
+                "validation_start": None,
+                "test_start": None,
+            }
         return {
             "strategy": "temporal",
             "table": table,
@@ -86,8 +120,64 @@ def cut_params(
     raise CutError(f"strategy: expected 'hash' or 'temporal', got {strategy!r}")
 
 
+def needs_cutoffs(params: dict[str, Any]) -> bool:
+    """A temporal cut whose cut-offs come from the table's time span (see :func:`resolve_cutoffs`)."""
+    return params["strategy"] == "temporal" and not params.get("validation_start")
+
+
+def resolve_cutoffs(params: dict[str, Any], day_counts: Mapping[date, int]) -> dict[str, Any]:
+    """A temporal cut whose cut-offs come from ``ratios`` of the rows, at day boundaries: validation
+    starts on the day after the one that brings train to ``train`` of the rows (train never gets
+    less), test likewise at ``train + validation``. ``day_counts``: the rows of each UTC day of the
+    time column. Deterministic for a given table; the days are in the parameters (and manifest).
+
+    :raises CutError: the table has no time (empty, or only nulls).
+    """
+    total = sum(int(n) for n in day_counts.values())
+    if total == 0:
+        raise CutError(
+            f"temporal split of table {params['table']!r}: no {params['time_column']!r} to take the "
+            "cut-offs from (empty table); give validation_start and test_start"
+        )
+    train, validation, _ = params["ratios"]
+    days = sorted(day_counts)
+
+    def cutoff(share: float) -> date:
+        seen = 0
+        for day in days:
+            seen += int(day_counts[day])
+            if seen >= share * total - 1e-9:
+                return day + timedelta(days=1)
+        return days[-1] + timedelta(days=1)
+
+    validation_at = days[0] if train == 0 else cutoff(train)
+    test_at = max(validation_at, cutoff(train + validation))
+    return {**params, "validation_start": validation_at.isoformat(), "test_start": test_at.isoformat()}
+
+
+def grouping(params: dict[str, Any]) -> str:
+    """How the cut puts rows together, as a version name says it: ``temporal``, or ``hash-`` and the
+    group (``station-month``: the WMO code and the month; ``station-observed_at``: each row)."""
+    if params["strategy"] != "hash":
+        return str(params["strategy"])
+    period = params.get("group_by", "row")
+    time = params.get("time_column") if period != "row" else None
+    words = ["station" if k == "wmo_code" else k for k in params["key_columns"] if k != time]
+    if period != "row":
+        words.append(period)
+    text = re.sub(r"[^a-z0-9_]+", "-", "-".join(["hash", *words]).lower()).strip("-_")
+    return text[:80].rstrip("-_")
+
+
+def dataset_version(number: int, params: dict[str, Any]) -> str:
+    """``v0002-hash-station-month``: the project's ``number``-th cut of the dataset and how it was
+    cut. Not a content hash (the manifest's ``content_sha256`` is)."""
+    return f"v{int(number):04d}-{grouping(params)}"
+
+
 def cut_table(table: pa.Table, params: dict[str, Any]) -> dict[str, pa.Table]:
-    """``{train, validation, test}`` of ``table`` by ``params`` (see :func:`cut_params`).
+    """``{train, validation, test}`` of ``table`` by ``params`` (see :func:`cut_params`; a temporal
+    cut's cut-offs resolved).
 
     :raises CutError: the table does not fit the parameters (a key or time column it lacks...).
     """
@@ -95,7 +185,13 @@ def cut_table(table: pa.Table, params: dict[str, Any]) -> dict[str, pa.Table]:
 
     try:
         if params["strategy"] == "hash":
-            return hash_split(table, params["key_columns"], tuple(params["ratios"]))
+            return hash_split(
+                table,
+                params["key_columns"],
+                tuple(params["ratios"]),
+                group_by=params.get("group_by", "row"),
+                time_column=params.get("time_column"),
+            )
         return temporal_split(table, params["time_column"], params["validation_start"], params["test_start"])
     except (ValueError, KeyError) as err:
         raise CutError(f"split parameters: {err}") from None

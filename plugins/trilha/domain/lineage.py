@@ -81,11 +81,6 @@ def curated_prefix(project_prefix: str, dataset: str, version: str) -> str:
     return join_key(project_prefix, dataset, version)
 
 
-def dataset_version(curated_version: str, strategy: str, params_fp: str) -> str:
-    """``<curated version>-<strategy>-<params fp8>``: the same cut of the same data has one name."""
-    return f"{curated_version}-{strategy}-{params_fp[:8]}"
-
-
 def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     """Stable, readable JSON (sorted keys), so identical manifests are identical bytes."""
     return (json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n").encode()

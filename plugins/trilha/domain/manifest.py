@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trilha.domain import lineage
+from trilha.domain.cuts import grouping
 
 
 def curated_inputs(staged: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -161,7 +162,10 @@ def dataset_manifest(
     curated: Mapping[str, Any],
     curated_table: Mapping[str, Any],
 ) -> dict[str, Any]:
-    """A dataset version's ``manifest.json``: rows, sha256 per file, parameters, and its lineage.
+    """A dataset version's ``manifest.json``: rows, sha256 per file, parameters, how rows were put
+    together (``strategy``, ``grouping``), the content digest (``content_sha256``: sha256 of the
+    split files' sha256s, by split: the same rows in the same splits give the same digest, whatever
+    the version is called), and its lineage.
 
     :param curated: the curated version that was cut (``version``, ``manifest_key``,
         ``manifest_sha256``).
@@ -174,6 +178,9 @@ def dataset_manifest(
         "created_at": created_at,
         "run_id": run_id,
         "parameters": parameters,
+        "strategy": parameters["strategy"],
+        "grouping": grouping(parameters),
+        "content_sha256": lineage.fingerprint({n: files[n]["sha256"] for n in lineage.SPLITS if n in files}),
         "rows": rows_per_file(files),
         "files": files,
         "lineage": {

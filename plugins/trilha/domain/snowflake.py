@@ -27,12 +27,14 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 #: Natural key of each curated table, as :mod:`trilha.domain.curate` builds them: ``hourly`` is one row per
-#: station and UTC hour, ``daily`` one per station and UTC date (column ``date``), ``stations`` one
-#: per WMO code. Any other table (the generic ``data``) has no natural key: it is replaced as a whole.
+#: station and UTC hour, ``daily`` one per station and local date and ``daily_utc`` one per station
+#: and UTC date (column ``date``), ``stations`` one per WMO code and position (``valid_from``). Any
+#: other table (the generic ``data``) has no natural key: it is replaced as a whole.
 KEY_COLUMNS: dict[str, tuple[str, ...]] = {
     "hourly": ("wmo_code", "observed_at"),
     "daily": ("wmo_code", "date"),
-    "stations": ("wmo_code",),
+    "daily_utc": ("wmo_code", "date"),
+    "stations": ("wmo_code", "valid_from"),
 }
 
 #: Lineage columns that the loader adds to every target table (written by the templates).

@@ -6,6 +6,11 @@ same split, on any machine and any Python version. Python's ``hash()`` is salted
 would break this; the hash here is FNV-1a over the key's bytes, finished with the splitmix64
 mixer, computed with numpy over whole columns (no per-row Python).
 
+A hash split may group rows (``group_by``): the time column in the key is replaced by its day, ISO
+week, month or year, so every row of a station-month lands in the same split. Row-level hashing of
+hourly weather puts neighbouring hours of one station in train and test, and a model then scores
+well by interpolating (a leak); whole groups keep such neighbours together.
+
 *Temporal split*: by cut-off instants, so no validation or test row is earlier than a train row.
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +30,10 @@ _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
 _NULL_HASH = np.uint64(0x9E3779B97F4A7C15)  # the hash of a null key part
 _MICROS_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+#: The hash split's groupings: each row by its key (``row``), or by its key with the time column
+#: replaced by its period.
+GROUPINGS: tuple[str, ...] = ("row", "day", "week", "month", "year")
+_PERIOD_COLUMN = "__period"
 
 
 def _splitmix64(values: np.ndarray) -> np.ndarray:
@@ -132,11 +141,32 @@ def _check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, flo
     return (float(ratios[0]), float(ratios[1]), float(ratios[2]))
 
 
+def period_index(column: pa.ChunkedArray, name: str, period: str) -> pa.Array:
+    """Each time's period as an integer (UTC): days, ISO weeks (Monday first), months or years
+    since 1970. Nulls stay null (a key part of their own)."""
+    if period not in GROUPINGS[1:]:
+        raise ValueError(f"group_by: expected one of {list(GROUPINGS)}, got {period!r}")
+    nulls = np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    micros = _column_micros(column.fill_null(0) if column.null_count else column, name)
+    days = micros // np.int64(86_400_000_000)
+    if period == "day":
+        index = days
+    elif period == "week":
+        index = (days + 3) // 7  # 1970-01-01 was a Thursday: weeks start on Mondays
+    else:
+        unit = "M" if period == "month" else "Y"
+        index = days.astype("datetime64[D]").astype(f"datetime64[{unit}]").astype(np.int64)
+    return pa.array(index.astype(np.int64), pa.int64(), mask=nulls)
+
+
 def hash_split(
     table: pa.Table,
     key_columns: list[str],
     ratios: tuple[float, float, float],
     salt: str = "",
+    *,
+    group_by: str = "row",
+    time_column: str | None = None,
 ) -> dict[str, pa.Table]:
     """Split rows by a stable hash of their key.
 
@@ -144,13 +174,27 @@ def hash_split(
         coarser key (``["wmo_code"]``) to keep all rows of a station in one split.
     :param ratios: ``(train, validation, test)`` fractions, non-negative, summing to 1.
     :param salt: changes the assignment as a whole (a different but equally stable split).
+    :param group_by: ``row``, or a period (``day``, ``week``, ``month``, ``year``) of
+        ``time_column``: the group is the key columns without ``time_column``, and the period.
     :returns: ``{"train": ..., "validation": ..., "test": ...}``, rows in their original order.
 
-    A row's split depends only on its key, the salt and the ratios: adding rows never moves
-    existing ones, and the same key always lands in the same split.
+    A row's split depends only on its group, the salt and the ratios: adding rows never moves
+    existing ones, and the same group always lands in the same split.
     """
     train, validation, _ = _check_ratios(ratios)
-    hashes = key_hash(table, key_columns, salt)
+    if group_by == "row":
+        hashes = key_hash(table, key_columns, salt)
+    else:
+        if not time_column or time_column not in table.column_names:
+            raise ValueError(f"time_column: expected a column of the table to group by, got {time_column!r}")
+        keys = [k for k in key_columns if k != time_column]
+        missing = [c for c in keys if c not in table.column_names]
+        if missing:
+            raise ValueError(f"key_columns: expected columns of the table, got unknown {missing}")
+        grouped = table.select(keys).append_column(
+            _PERIOD_COLUMN, period_index(table.column(time_column), time_column, group_by)
+        )
+        hashes = key_hash(grouped, [*keys, _PERIOD_COLUMN], salt)
     # Top 53 bits as a uniform number in [0, 1).
     # A row's position in [0, 1) is (hash >> 11) / 2**53; "position < ratio" is the same as
     # "(hash >> 11) < ceil(ratio * 2**53)" (scaling by a power of two is exact), which compares
@@ -206,6 +250,18 @@ def _column_micros(column: pa.ChunkedArray, name: str) -> np.ndarray:
         days = column.cast(pa.date32()).cast(pa.int32()).to_numpy().astype(np.int64)
         return days * np.int64(86_400_000_000)
     raise ValueError(f"time_column {name!r}: expected a timestamp or date column, got {type_}")
+
+
+def day_counts(column: pa.ChunkedArray | pa.Array, name: str) -> dict[date, int]:
+    """The rows of each UTC day of a time column (nulls left out): what a temporal cut's
+    cut-offs are taken from when it has no dates."""
+    chunked = column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    valid = chunked.filter(pc.is_valid(chunked)) if chunked.null_count else chunked
+    if len(valid) == 0:
+        return {}
+    days, counts = np.unique(_column_micros(valid, name) // np.int64(86_400_000_000), return_counts=True)
+    epoch = date(1970, 1, 1)
+    return {epoch + timedelta(days=int(d)): int(n) for d, n in zip(days, counts, strict=True)}
 
 
 def temporal_split(

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from trilha.domain import lineage
 from trilha.domain.keys import join_key
 
 FORMAT_ICEBERG = "iceberg"
@@ -36,13 +37,26 @@ FORMAT_PARQUET = "parquet"
 CATALOG_NAME = "trilha"
 #: Every table of an ``inmet_hourly`` version, in commit order (``stations`` is built from
 #: ``station_years``, so it goes after it).
-INMET_TABLES: tuple[str, ...] = ("hourly", "daily", "station_years", "stations")
-#: The partition source column of each partitioned table, and its transform.
+INMET_TABLES: tuple[str, ...] = ("hourly", "daily", "daily_utc", "station_years", "stations")
+#: The partition source column of each partitioned table, and its transform. ``daily``'s ``date``
+#: is the station's local date: its year's partition is computed with the year's UTC partition of
+#: ``hourly`` plus the first hours of the next (see :func:`trilha.domain.curate.part_years`).
 PARTITIONS: dict[str, tuple[str, str]] = {
     "hourly": ("observed_at", "year"),
     "daily": ("date", "year"),
+    "daily_utc": ("date", "year"),
     "station_years": ("year", "identity"),
 }
+#: What the rows of ``inmet_hourly``'s curated tables mean. Change it with any change of that
+#: meaning: a lake whose tables were made under another one (or before it was recorded: UTC-day
+#: ``daily``, ``stations`` without history) is rewritten whole by its next run (the run's
+#: fingerprint includes it, and the published version is not built on; :func:`published_inputs`),
+#: so no table mixes old and new rows by partition.
+CURATED_LOGIC = "inmet_hourly/2"
+#: The daily completeness rule (the curated DAG's ``min_hours_for_daily``): a day's sum, mean or
+#: extreme from fewer valid hours is null; and its bounds (hours of 24).
+MIN_HOURS_FOR_DAILY = 18
+MIN_HOURS_RANGE = (1, 24)
 #: Snapshot summary properties Trilha sets (Iceberg keeps its own next to them).
 PROP_VERSION = "trilha.version"
 PROP_RUN_ID = "trilha.run-id"
@@ -51,6 +65,7 @@ PROP_INPUTS_COUNT = "trilha.inputs-count"
 PROP_ADDED = "trilha.inputs-added"
 PROP_REMOVED = "trilha.inputs-removed"
 PROP_PARTITIONS = "trilha.partitions-rewritten"
+PROP_LOGIC = "trilha.curated-logic"
 #: ``PROP_PARTITIONS`` of a snapshot that rewrote the whole table.
 ALL_PARTITIONS = "all"
 
@@ -59,6 +74,46 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,127}$")
 
 class PlanError(ValueError):
     """A curated run cannot be planned; the message names what was expected."""
+
+
+def logic(dataset: str, min_hours: int) -> str:
+    """The curated logic of a run of ``dataset`` (empty for datasets other than ``inmet_hourly``,
+    whose ``data`` table does not depend on it): :data:`CURATED_LOGIC` and the completeness rule.
+
+    :raises PlanError: ``min_hours`` outside 1..24.
+    """
+    low, high = MIN_HOURS_RANGE
+    if not low <= int(min_hours) <= high:
+        raise PlanError(f"min_hours_for_daily: expected {low} to {high} valid hours of 24, got {min_hours!r}")
+    if dataset != "inmet_hourly":
+        return ""
+    return f"{CURATED_LOGIC};min_hours_for_daily={int(min_hours)}"
+
+
+def run_fingerprint(inputs: Sequence[Mapping[str, Any]], run_logic: str) -> str:
+    """A curated version's identity: its inputs (:func:`trilha.domain.lineage.inputs_fingerprint`)
+    and, when not empty, the logic that made it: the same inputs under a new logic are a new version."""
+    base = lineage.inputs_fingerprint([dict(i) for i in inputs])
+    return base if not run_logic else lineage.fingerprint([base, run_logic])
+
+
+def logic_of(latest: Mapping[str, Any] | None) -> str:
+    """The logic a published version was made with, from its tables' entries (empty: none
+    recorded, as before :data:`CURATED_LOGIC` existed)."""
+    entries = ((latest or {}).get("tables") or {}).values()
+    found = {str(t.get("logic") or "") for t in entries}
+    return found.pop() if len(found) == 1 else ""
+
+
+def published_inputs(latest: Mapping[str, Any] | None, run_logic: str) -> list[dict[str, Any]] | None:
+    """The inputs (with years) of the latest version that a run under ``run_logic`` builds on:
+    ``None`` (every part read again and every table rewritten whole) when there is none, when it
+    is not an Iceberg version, or when it was made under another logic."""
+    if latest is None or latest.get("table_format") != FORMAT_ICEBERG:
+        return None
+    if logic_of(latest) != run_logic:
+        return None
+    return [dict(i) for i in latest["inputs"]]
 
 
 def table_names(dataset: str) -> tuple[str, ...]:
@@ -200,6 +255,7 @@ def snapshot_properties(
     fingerprint: str,
     inputs_count: int,
     plan: Plan,
+    run_logic: str = "",
 ) -> dict[str, str]:
     """The summary properties of a run's snapshots: the version, the run, the fingerprint of all its
     inputs, the staged inputs (key + sha256) the run added and removed, and the partitions it rewrote.
@@ -216,6 +272,7 @@ def snapshot_properties(
         PROP_ADDED: json.dumps([{"key": k, "sha256": s} for k, s in plan.added], separators=(",", ":")),
         PROP_REMOVED: json.dumps([{"key": k, "sha256": s} for k, s in plan.removed], separators=(",", ":")),
         PROP_PARTITIONS: ALL_PARTITIONS if plan.full else json.dumps(list(plan.touched)),
+        PROP_LOGIC: run_logic,
     }
 
 
@@ -255,16 +312,25 @@ def new_parts(
     return [i for i in inputs if input_id(i) not in known]
 
 
-def written_objects(claimed: Iterable[str], after: Iterable[tuple[str, int, str]]) -> list[dict[str, Any]]:
+def written_objects(
+    claimed: Iterable[str], after: Iterable[tuple[str, int, str]], ours: Iterable[str] | None = None
+) -> list[dict[str, Any]]:
     """The objects under a dataset's table prefixes that no earlier version claims, listed after the
     run (``(key, bytes, etag)`` each), sorted by key, as ``curated_inventory.objects`` records them:
     what this version's commits wrote, and what the commits of a run that died before publishing
-    wrote (part of the tables' history now; see :func:`leftovers`)."""
+    wrote (part of the tables' history now; see :func:`leftovers`).
+
+    :param ours: when given, the data files (keys with a ``/data/`` segment) this run wrote or took
+        over (a dead run's committed ones): any other data file is a concurrent run's, still writing
+        the same inputs; it is not claimed (that run deletes it when it finds this version, or a later
+        run's clean-up does).
+    """
     seen = set(claimed)
+    mine = None if ours is None else set(ours)
     return [
         {"key": key, "bytes": int(size), "etag": etag.strip('"')}
         for key, size, etag in sorted(after)
-        if key not in seen
+        if key not in seen and (mine is None or "/data/" not in key or key in mine)
     ]
 
 

@@ -464,11 +464,17 @@ class AuditHook(PostgresHook):
         return self._recorded_cut(rows[0]) if rows else None
 
     def record_dataset(
-        self, project_id: int, curated_id: int, fingerprint: str, write: Callable[[], DatasetRecord]
+        self,
+        project_id: int,
+        curated_id: int,
+        fingerprint: str,
+        write: Callable[[int], DatasetRecord],
+        dataset: str,
     ) -> tuple[RecordedCut, bool]:
-        """Make a cut once: one transaction that takes the cut's lock, looks for the cut again, and
-        only if it is still missing calls ``write()`` (which writes its objects and returns its
-        record) and inserts the record.
+        """Make a cut once: one transaction that takes the dataset's cut lock, looks for the cut
+        again, and only if it is still missing numbers it (the project's next cut of ``dataset``)
+        and calls ``write(number)`` (which writes its objects and returns its record) and inserts
+        the record.
 
         Two runs making the same cut at once: the second waits on the lock, then finds the first's
         row and writes nothing, so the manifest object is always the one the inventory describes.
@@ -477,11 +483,14 @@ class AuditHook(PostgresHook):
         :raises TrilhaError: the version's name is taken by another cut (see below); nothing recorded.
         """
         with self.transaction() as tx:
-            tx.run("dataset_lock", {"project_id": project_id, "fingerprint": fingerprint})
+            tx.run("dataset_lock", {"project_id": project_id, "dataset": dataset})
             raced = tx.run("dataset_by_fingerprint", {"curated_id": curated_id, "fingerprint": fingerprint})
             if raced:
                 return self._recorded_cut(raced[0]), False
-            record = write()
+            number = int(
+                tx.run("dataset_next_number", {"project_id": project_id, "dataset": dataset})[0]["next"]
+            )
+            record = write(number)
             inserted = tx.run(
                 "dataset_insert",
                 {
@@ -502,8 +511,8 @@ class AuditHook(PostgresHook):
                 },
             )
             if not inserted:
-                # Under the lock only another cut whose fingerprint starts with the same 8 hex digits
-                # can hold this name: refuse rather than describe its objects with this cut's record.
+                # Under the lock, numbered after every cut of the dataset: only a row made outside
+                # Trilha can hold this name. Refuse rather than describe its objects with this record.
                 raise TrilhaError(
                     f"dataset version {record.version!r} exists with other parameters; "
                     f"objects at {record.prefix}/"
@@ -653,6 +662,10 @@ class AuditHook(PostgresHook):
     def project_versions(self, project: str) -> list[dict[str, Any]]:
         """The curated and dataset versions of ``project``, newest first."""
         return self.query("summary_versions", {"project": project})
+
+    def project_layouts(self, project: str) -> list[dict[str, Any]]:
+        """The layouts staging detected in ``project``'s files: dataset, layout, files, rows."""
+        return self.query("summary_layouts", {"project": project})
 
     def project_rejections(self, project: str) -> list[dict[str, Any]]:
         """The latest rejected files and quarantines of ``project`` (at most 10)."""

@@ -53,10 +53,12 @@ if TYPE_CHECKING:
 
 #: Staged parts per mapped write task (within one year), by default: ~64 station-years, ~560 k rows.
 BATCH_SIZE = 64
+#: The daily completeness rule by default (the DAG's ``min_hours_for_daily``).
+MIN_HOURS_FOR_DAILY = tables.MIN_HOURS_FOR_DAILY
 #: Years or stations per staged part (key, sha256), as the plan read them.
 _Read = dict[tuple[str, str], list[Any]]
 #: The tables a mapped write of ``inmet_hourly`` writes (``stations`` is built at the commit).
-WRITTEN_INMET_TABLES: tuple[str, ...] = ("hourly", "daily", "station_years")
+WRITTEN_INMET_TABLES: tuple[str, ...] = ("hourly", "daily", "daily_utc", "station_years")
 
 
 class _Unusable(Exception):
@@ -162,9 +164,17 @@ class CuratedPlanOperator(_CuratedBase):
     :param project: only this project (templated; empty = all).
     :param dataset: only this dataset (templated; empty = all).
     :param batch_size: staged parts per mapped write task, within one year (templated).
+    :param min_hours_for_daily: the daily tables' completeness rule: a day's sum, mean or extreme
+        from fewer valid hours is null (templated). A change of it rewrites the tables whole.
     """
 
-    template_fields: Sequence[str] = (*_CuratedBase.template_fields, "project", "dataset", "batch_size")
+    template_fields: Sequence[str] = (
+        *_CuratedBase.template_fields,
+        "project",
+        "dataset",
+        "batch_size",
+        "min_hours_for_daily",
+    )
 
     def __init__(
         self,
@@ -172,27 +182,34 @@ class CuratedPlanOperator(_CuratedBase):
         project: str = "",
         dataset: str = "",
         batch_size: int | str = BATCH_SIZE,
+        min_hours_for_daily: int | str = MIN_HOURS_FOR_DAILY,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.project = project
         self.dataset = dataset
         self.batch_size = batch_size
+        self.min_hours_for_daily = min_hours_for_daily
         self.planned: dict[str, list[dict[str, Any]]] = {"targets": [], "units": []}
 
     def size(self) -> int:
-        try:
-            size = int(self.batch_size)
-        except (TypeError, ValueError):
-            raise AirflowFailException(
-                f"batch_size: expected a whole number of staged parts, got {self.batch_size!r}"
-            ) from None
+        size = _whole(self.batch_size, "batch_size: expected a whole number of staged parts")
         if size < 1:
             raise AirflowFailException(f"batch_size: expected 1 or more staged parts per task, got {size}")
         return size
 
+    def min_hours(self) -> int:
+        """``min_hours_for_daily`` as a whole number of hours from 1 to 24."""
+        hours = _whole(self.min_hours_for_daily, "min_hours_for_daily: expected a whole number of hours")
+        try:
+            tables.logic("inmet_hourly", hours)
+        except tables.PlanError as err:
+            raise AirflowFailException(str(err)) from None
+        return hours
+
     def curate(self, context: Context, counters: Counters) -> dict[str, Any]:
         size = self.size()
+        min_hours = self.min_hours()
         explicit = "project" if self.project else "dataset" if self.dataset else ""
         scope = self.event_scope(context, explicit=explicit, items="datasets")
         targets = [
@@ -204,7 +221,7 @@ class CuratedPlanOperator(_CuratedBase):
         for target in targets:
             counters.add("seen")
             try:
-                planned = _Planner(self, target, counters).plan(size)
+                planned = _Planner(self, target, counters).plan(size, min_hours)
             except _Unusable:
                 continue  # each unusable part is a failed item; the dataset gets no version
             if planned is None:
@@ -233,6 +250,14 @@ class CuratedPlanOperator(_CuratedBase):
         return self.planned["units"]
 
 
+def _whole(value: Any, expected: str) -> int:
+    """A templated Param as an int; a task failure saying what was ``expected`` when it is not one."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise AirflowFailException(f"{expected}, got {value!r}") from None
+
+
 class _Planner:
     """One dataset's plan (see :class:`CuratedPlanOperator`)."""
 
@@ -242,18 +267,21 @@ class _Planner:
         self.prefix = str(target["project_prefix"])
         self.hourly = self.dataset == "inmet_hourly"
 
-    def plan(self, batch_size: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """The target document (for the commit) and the unit documents; ``None``: the inputs are
-        unchanged since a version (nothing to do)."""
+    def plan(
+        self, batch_size: int, min_hours: int = MIN_HOURS_FOR_DAILY
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The target document (for the commit) and the unit documents; ``None``: the inputs (and
+        the curated logic) are unchanged since a version (nothing to do)."""
         op = self.op
         inputs = manifest.curated_inputs(op.audit.curated_inputs(self.pid, self.dataset))
-        fp = lineage.inputs_fingerprint(inputs)
+        logic = tables.logic(self.dataset, min_hours)
+        fp = tables.run_fingerprint(inputs, logic)
         made = op.audit.curated_made_from(self.pid, self.dataset, fp)
         if made is not None:
             op.log.info("%s/%s: inputs unchanged since %s; no new version", self.prefix, self.dataset, made)
             return None
         latest = op.audit.curated_latest(self.pid, self.dataset)
-        published = _published(latest)
+        published = tables.published_inputs(latest, logic)
         read, stations, schemas = self._read_new(inputs, published)
         with_years = tables.with_years(inputs, published, read, stations)
         opened = self._open(schemas)
@@ -270,6 +298,8 @@ class _Planner:
             **key,
             "project_name": self.target["project_name"],
             "basis": None if latest is None else latest["version"],
+            "logic": logic,
+            "min_hours": min_hours,
             "full": plan.full,
             "rewritten": list(plan.rewritten),
             "replace": replace,
@@ -279,6 +309,7 @@ class _Planner:
         unit_docs = [
             {
                 "target": key,
+                "min_hours": min_hours,
                 "year": u.year,
                 "shard": u.shard,
                 "parts": [
@@ -393,13 +424,6 @@ class _Planner:
         return tables.identifier(self.prefix, self.dataset, name)
 
 
-def _published(latest: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
-    """The inputs (with years) of the latest version when it is an Iceberg one: what a run builds on."""
-    if latest is None or latest["table_format"] != tables.FORMAT_ICEBERG:
-        return None
-    return list(latest["inputs"])
-
-
 def _target_key(target: Mapping[str, Any], fingerprint: str) -> dict[str, Any]:
     return {
         "project_id": int(target["project_id"]),
@@ -483,7 +507,7 @@ def write_unit(op: _CuratedBase, unit: Mapping[str, Any], counters: Counters) ->
     if year is None:
         made = {"data": curate_generic(parts)}
     else:
-        made = curate_inmet_hourly_year(parts, int(year))
+        made = curate_inmet_hourly_year(parts, int(year), int(unit.get("min_hours", MIN_HOURS_FOR_DAILY)))
     del parts
     rows = 0
     for name, table in made.items():
@@ -604,7 +628,7 @@ class _Committer:
     def commit(self) -> dict[str, Any] | None:
         op, where = self.op, f"{self.prefix}/{self.dataset}"
         inputs = manifest.curated_inputs(op.audit.curated_inputs(self.pid, self.dataset))
-        fp = lineage.inputs_fingerprint(inputs)
+        fp = tables.run_fingerprint(inputs, str(self.target.get("logic") or ""))
         try:
             if fp != self.target["fingerprint"]:
                 raise _Superseded("its staged inputs changed since the plan")
@@ -654,7 +678,7 @@ class _Committer:
                 f"version {basis} was published since the plan "
                 f"(made on {self.target['basis'] or 'no version'})"
             )
-        published = _published(latest)
+        published = tables.published_inputs(latest, str(self.target.get("logic") or ""))
         read = {(k, s): years for k, s, years, _ in self.target["read"]}
         codes = {(k, s): stations for k, s, _, stations in self.target["read"]}
         with_years = tables.with_years(inputs, published, read, codes)
@@ -677,13 +701,14 @@ class _Committer:
         if plan.full != bool(self.target["full"]) or list(plan.rewritten) != list(self.target["rewritten"]):
             raise _Superseded("a run committed to its tables since the plan")
         claimed: set[str] = set((latest or {}).get("claimed") or ())
-        self._settle_leftovers(claimed)
+        history = self._settle_leftovers(claimed)
         props = tables.snapshot_properties(
             version=version,
             run_id=self.run_id,
             fingerprint=str(self.target["fingerprint"]),
             inputs_count=len(inputs),
             plan=plan,
+            run_logic=str(self.target.get("logic") or ""),
         )
         rewritten = None if plan.full else plan.rewritten
         made: dict[str, dict[str, Any]] = {}
@@ -697,8 +722,14 @@ class _Committer:
             added = (
                 [] if done else self.hook.write_files(opened["stations"], stations_from_years(station_years))
             )
+            self.paths |= {str(f.file_path) for f in added}
             made["stations"] = self._commit("stations", opened["stations"], added, None, props)
-        objects = tables.written_objects(claimed, self._listing())
+        # Only this run's data files (and a dead run's it took over): a run racing on the same inputs
+        # may still be writing its own under the same prefixes, and deletes them when it finds this
+        # version, so claiming them would record objects that vanish.
+        bucket = self.op.curated_bucket
+        ours = {p.split("/", 3)[3] for p in self.paths if p.startswith(f"s3://{bucket}/")} | set(history)
+        objects = tables.written_objects(claimed, self._listing(), ours)
         for obj in objects:
             self.counters.add("bytes", obj["bytes"])
         return _Made(tables=made, objects=objects)
@@ -748,17 +779,18 @@ class _Committer:
             found += [(o.key, o.size, o.etag) for o in self.op.minio.iter_objects(bucket, under)]
         return found
 
-    def _settle_leftovers(self, claimed: set[str]) -> None:
+    def _settle_leftovers(self, claimed: set[str]) -> list[str]:
         """Objects under the tables' prefixes that no version claims and this run did not write are
         what a run that died (or lost to this one) left: those the tables' metadata references (its
         commits, now history) are claimed by this version (:func:`trilha.domain.tables.written_objects`);
         data files it wrote and never committed are deleted, so no orphan remains. Under the version
-        lock; a run still writing files for an older plan is superseded by this version anyway."""
+        lock; a run still writing files for an older plan is superseded by this version anyway.
+        Returns the committed files taken over (history)."""
         bucket = self.op.curated_bucket
         mine = {p.split("/", 3)[3] for p in self.paths if p.startswith(f"s3://{bucket}/")}
         listed = [key for key, _, _ in self._listing() if key not in mine]
         if all(key in claimed for key in listed):
-            return
+            return []
         referenced: set[str] = set()
         for name in self.names:
             if self.hook.exists(self.ident(name)):
@@ -775,6 +807,7 @@ class _Committer:
             len(history),
             len(orphans),
         )
+        return history
 
     def _commit(
         self,
@@ -805,6 +838,7 @@ class _Committer:
             "partitions_rewritten": tables.ALL_PARTITIONS if rewritten is None else list(rewritten),
             "files_added": commit.files_added,
             "files_removed": commit.files_removed,
+            "logic": str(self.target.get("logic") or ""),
         }
 
 

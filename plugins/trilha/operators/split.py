@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from trilha import config
 from trilha.assets import CURATED, DATASETS
 from trilha.domain import lineage, manifest, tables
-from trilha.domain.cuts import CutError, cut_params, cut_table
+from trilha.domain.cuts import (
+    CutError,
+    cut_params,
+    cut_table,
+    dataset_version,
+    needs_cutoffs,
+    resolve_cutoffs,
+)
 from trilha.domain.keys import join_key
 from trilha.exceptions import IntegrityError, ObjectMissingError
 from trilha.operators.base import Counters, TrilhaBaseOperator, all_or_raise, parallel
@@ -43,12 +50,17 @@ class DatasetSplitOperator(TrilhaBaseOperator):
     :param project: project name (templated).
     :param dataset: curated dataset (templated).
     :param table: which curated table to split (templated).
-    :param strategy: ``hash`` or ``temporal`` (templated).
-    :param ratios: train, validation, test fractions for ``hash`` (templated).
+    :param strategy: ``temporal`` (by time: nothing leaks from the future) or ``hash`` (templated).
+    :param ratios: train, validation, test fractions: of the rows' groups for ``hash``, of the time
+        span for ``temporal`` without cut-off dates (templated).
     :param key_columns: hash key columns (templated).
-    :param time_column: time column for ``temporal`` (templated).
-    :param validation_start: first instant of validation for ``temporal`` (templated).
-    :param test_start: first instant of test for ``temporal`` (templated).
+    :param group_by: ``hash``: ``row`` (each row by its key) or ``day``/``week``/``month``/``year``
+        (the key with ``time_column`` replaced by its period: whole station-months in one split)
+        (templated).
+    :param time_column: time column for ``temporal``, and of a ``hash`` grouping (templated).
+    :param validation_start: first day of validation for ``temporal``; empty (with ``test_start``):
+        from ``ratios`` of the table's time span (templated).
+    :param test_start: first day of test for ``temporal`` (templated).
     :param curated_version: which curated version; empty = the latest (templated).
     :param drive_folder_id: also upload the version to this Drive folder (templated; empty = no).
     :param workers: split files serialized and uploaded at once (the manifest always goes last).
@@ -67,6 +79,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         "strategy",
         "ratios",
         "key_columns",
+        "group_by",
         "time_column",
         "validation_start",
         "test_start",
@@ -82,9 +95,10 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         project: str,
         dataset: str = "inmet_hourly",
         table: str = "hourly",
-        strategy: str = "hash",
+        strategy: str = "temporal",
         ratios: Any = (0.7, 0.15, 0.15),
         key_columns: Any = ("wmo_code", "observed_at"),
+        group_by: str = "month",
         time_column: str = "observed_at",
         validation_start: str = "",
         test_start: str = "",
@@ -102,6 +116,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         self.strategy = strategy
         self.ratios = ratios
         self.key_columns = key_columns
+        self.group_by = group_by
         self.time_column = time_column
         self.validation_start = validation_start
         self.test_start = test_start
@@ -119,6 +134,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 table=self.table,
                 ratios=self.ratios,
                 key_columns=self.key_columns,
+                group_by=self.group_by,
                 time_column=self.time_column,
                 validation_start=self.validation_start,
                 test_start=self.test_start,
@@ -173,12 +189,22 @@ class DatasetSplitOperator(TrilhaBaseOperator):
                 f"table: expected one of {sorted(available)} in curated version {cur['version']}, "
                 f"got {params['table']!r}"
             )
+        source = available[params["table"]]
+        legacy: list[pa.Table] = []
+
+        def legacy_table() -> pa.Table:
+            """A v0001-style version's table, read (and checked) once, when it is needed."""
+            if not legacy:
+                legacy.append(self._curated_table(cur, source))
+            return legacy[0]
+
+        if needs_cutoffs(params):
+            params = self._resolve_cutoffs(cur, source, params, None if iceberg else legacy_table())
         fp = lineage.fingerprint({**params, "curated_id": int(cur["id"])})
         drive_folder = (self.drive_folder_id or "").strip() or None
         existing = self.audit.dataset_by_fingerprint(cur["id"], fp)
         if existing is not None:
             return self._existing_cut(existing, drive_folder, counters)
-        source = available[params["table"]]
         write_files: Callable[[str], dict[str, dict[str, Any]]]
         if iceberg:
             # The table is read at the version's snapshot batch by batch, each batch cut and appended
@@ -188,24 +214,27 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         else:
             # A v0001-style version (Parquet files and a manifest, made before the Iceberg tables).
             try:
-                splits = cut_table(self._curated_table(cur, source), params)
+                splits = cut_table(legacy_table(), params)
             except CutError as err:
                 raise AirflowFailException(str(err)) from None
 
             def write_files(base: str) -> dict[str, dict[str, Any]]:
                 return self._write_splits(base, splits, counters)
 
-        version = lineage.dataset_version(cur["version"], params["strategy"], fp)
         cut, created = self.audit.record_dataset(
             cur["project_id"],
             cur["id"],
             fp,
-            lambda: self._write_cut(cur, source, params, fp, version, write_files, run_id, counters),
+            lambda number: self._write_cut(
+                cur, source, params, fp, dataset_version(number, params), write_files, run_id, counters
+            ),
+            self.dataset,
         )
         if not created:
             return self._existing_cut(cut, drive_folder, counters)
         counters.add("new")
         counters.touched(f"{self.datasets_bucket}/{cut.manifest_key}")
+        version = cut.version
         self.log.info("dataset version %s: %s", version, cut.rows)
         if drive_folder:
             # After the inventory row: a failed export leaves a complete, recorded version in the lake,
@@ -348,6 +377,46 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         for entry in files.values():
             counters.add("bytes", entry["bytes"])
         return files
+
+    def _resolve_cutoffs(
+        self, cur: dict[str, Any], source: dict[str, Any], params: dict[str, Any], table: pa.Table | None
+    ) -> dict[str, Any]:
+        """A temporal cut without dates: its cut-offs from ``ratios`` of the rows (the table read
+        once, batch by batch, for its rows per UTC day of the time column)."""
+        from collections import Counter
+
+        from trilha.domain.splitting import day_counts
+        from trilha.hooks.iceberg import IcebergError, IcebergHook
+
+        column = str(params["time_column"])
+        counts: Counter[date] = Counter()
+
+        def add(batch: pa.Table | pa.RecordBatch) -> None:
+            if column not in batch.schema.names:
+                raise CutError(f"time_column: expected a column of the table, got {column!r}")
+            try:
+                counts.update(day_counts(batch.column(column), column))
+            except ValueError as err:
+                raise CutError(str(err)) from None
+
+        try:
+            if table is not None:
+                add(table)
+            else:
+                namespace, name = str(source["identifier"]).split(".", 1)
+                hook = IcebergHook(postgres_conn_id=self.postgres_conn_id, aws_conn_id=self.aws_conn_id)
+                try:
+                    for batch in hook.batches((namespace, name), int(source["snapshot_id"])):
+                        add(batch)
+                finally:
+                    hook.close()
+            return resolve_cutoffs(params, counts)
+        except CutError as err:
+            raise AirflowFailException(str(err)) from None
+        except IcebergError as err:
+            raise AirflowFailException(
+                f"curated version {cur['version']}: {err}; no dataset is cut from it"
+            ) from None
 
     def _curated_table(self, cur: dict[str, Any], source: dict[str, Any]) -> pa.Table:
         """The curated table, its Parquet checked against the sha256 its version recorded."""

@@ -39,9 +39,11 @@ def trace(audit: AuditHook, query: str) -> list[dict[str, Any]]:
 
 
 def summary(audit: AuditHook, project: str) -> dict[str, Any]:
-    """Files and rows per layer of ``project``, its latest versions, and its rejections."""
+    """Files and rows per layer of ``project``, the layouts detected, its latest versions, and its
+    rejections."""
     return {
         "counts": audit.project_summary(project),
+        "layouts": audit.project_layouts(project),
         "versions": audit.project_versions(project),
         "rejections": audit.project_rejections(project),
     }
@@ -151,6 +153,11 @@ def format_summary(project: str, data: dict[str, Any]) -> str:
         f"  rows in / staged    {c['rows_in']:>10} / {c['rows_staged']}",
         f"  rows quarantined    {c['rows_quarantined']:>10}",
     ]
+    for n, lay in enumerate(data.get("layouts") or ()):
+        label = "layouts detected" if n == 0 else ""
+        out.append(
+            f"  {label:<19} {lay['layout']} ({lay['dataset']}): {lay['files']} file(s), {lay['rows']} rows"
+        )
     if data["versions"]:
         out.append("  versions (newest first):")
         for v in data["versions"][:6]:

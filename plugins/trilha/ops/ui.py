@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from trilha import config
 from trilha.ops.devstack import Stack, default_state_dir, free_port, port_open, spawn, tail
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -367,7 +368,10 @@ def print_ready(ui: UI, seconds: float) -> None:
     print(f"  login:  {user} / {password}")
     print(f"  Trilha: {ui.url()}/plugin/trilha   (the lake, trace, upload; alone: {ui.url()}/trilha/)")
     print(f"  logs:   {ui.log_dir}/<component>.log   task logs: {ui.airflow_home / 'logs'}")
-    print("  stop:   make down   (stops the UI and the stack)")
+    # Not the default stack: `make down` alone would stop .trilha's, not this one.
+    default = config.repo_root() / ".trilha"
+    named = "" if ui.stack.state_dir.resolve() == default.resolve() else f" STATE={ui.stack.state_dir}"
+    print(f"  stop:   make down{named}   (stops the UI and the stack)")
 
 
 # --------------------------------------------------------------------------------------------------
