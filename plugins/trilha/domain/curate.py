@@ -3,7 +3,8 @@
 ``inmet_hourly`` gives three tables:
 
 * ``hourly``: one row per ``(wmo_code, observed_at)``, sorted by ``wmo_code`` then ``observed_at``:
-  ``observed_at``, ``wmo_code``, the 17 measurements, then any extra column. Station descriptions
+  ``observed_at``, ``wmo_code``, the 17 measurements, their quality flags (``<col>_qc``,
+  ``<col>_qc_rule``, see :mod:`trilha.domain.qc`), then any extra column. Station descriptions
   (name, UF, region, coordinates) are not repeated on every hour; they are in ``stations``.
   **Dedup rule**: when several rows share a key, the row from the part that comes *last* in the
   ``parts`` list wins, and within one part the *last* row wins. Callers must pass parts in a
@@ -42,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trilha.domain import qc as quality
 from trilha.domain.formats.cells import constant
 from trilha.domain.formats.measurements import (
     HOURLY_MEASUREMENTS,
@@ -53,17 +55,22 @@ from trilha.domain.formats.measurements import (
 INTERNAL_PREFIX = "_"
 _MICROS_PER_DAY = 86_400_000_000
 
+#: The quality flag and deciding rule of each measurement (:mod:`trilha.domain.qc`), after them.
+QC_COLUMNS: tuple[str, ...] = tuple(
+    name for c in HOURLY_MEASUREMENTS for name in (quality.flag_column(c), quality.rule_column(c))
+)
 _HOURLY_TYPES: dict[str, pa.DataType] = {
     "observed_at": TIMESTAMP_TYPE,
     "wmo_code": pa.string(),
     **{c: pa.float64() for c in HOURLY_MEASUREMENTS},
+    **{c: quality.FLAG_TYPE if c.endswith(quality.FLAG_SUFFIX) else quality.RULE_TYPE for c in QC_COLUMNS},
 }
 _DESCRIPTIVE_TYPES: dict[str, pa.DataType] = {k: v for k, v in STATION_TYPES.items() if k != "wmo_code"}
 
 #: Station descriptions: in the staged rows (one file = one station-year), in curated "stations" only.
 _DESCRIPTIVE = frozenset(STATION_COLUMNS) - {"wmo_code"}
 #: Columns of the curated ``hourly`` table before any extra column.
-CURATED_HOURLY_COLUMNS: tuple[str, ...] = ("observed_at", "wmo_code", *HOURLY_MEASUREMENTS)
+CURATED_HOURLY_COLUMNS: tuple[str, ...] = ("observed_at", "wmo_code", *HOURLY_MEASUREMENTS, *QC_COLUMNS)
 
 #: Columns of the ``daily`` table, in order.
 DAILY_COLUMNS: tuple[str, ...] = (
@@ -171,6 +178,8 @@ def _conform(parts: list[pa.Table]) -> tuple[list[tuple[pa.Table, str | None]], 
                 column = part.column(name)
                 if column.type == type_:
                     columns.append(column)
+                elif name in QC_COLUMNS:  # flags read back as plain strings, or other index widths
+                    columns.append(pc.cast(column, type_))
                 elif pa.types.is_dictionary(type_) and column.type == type_.value_type:
                     columns.append(pc.dictionary_encode(column))
                 else:
@@ -338,8 +347,13 @@ def _daily_types() -> dict[str, pa.DataType]:
     return types
 
 
-def curate_inmet_hourly(parts: list[pa.Table]) -> dict[str, pa.Table]:
-    """``hourly``, ``daily`` and ``stations`` tables (see the module docstring for the rules)."""
+def curate_inmet_hourly(parts: list[pa.Table], qc: quality.QcSpec | None = None) -> dict[str, pa.Table]:
+    """``hourly``, ``daily`` and ``stations`` tables (see the module docstring for the rules).
+
+    :param qc: the dataset contract's quality control: its temporal rules (step, persistence) run
+        over each station's deduplicated hours, across the staged parts, before the daily
+        aggregates (which therefore leave out the values they find bad). ``None``: the parts'
+        staging flags are kept as they are."""
     conformed, schema = _conform(parts)
     stations = _by_station(conformed)
     codes = sorted(stations)
@@ -350,6 +364,8 @@ def curate_inmet_hourly(parts: list[pa.Table]) -> dict[str, pa.Table]:
     # hourly rows carry only the key and the measurements (and memory holds 30% less per row).
     hourly = combined.select([n for n in schema.names if n not in _DESCRIPTIVE])
     station_starts = np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64)
+    if qc is not None and hourly.num_rows:
+        hourly, _ = quality.apply(hourly, qc, quality.CURATED, station_starts)
     daily = _daily(hourly, station_starts, codes)
     return {"hourly": hourly, "daily": daily, "stations": _stations(tables, sizes)}
 
@@ -445,10 +461,13 @@ def year_rows(part: pa.Table, year: int, index: int | str = 0) -> pa.Table:
     return part.filter(pa.array(inside))
 
 
-def curate_inmet_hourly_year(parts: list[pa.Table], year: int) -> dict[str, pa.Table]:
+def curate_inmet_hourly_year(
+    parts: list[pa.Table], year: int, qc: quality.QcSpec | None = None
+) -> dict[str, pa.Table]:
     """``hourly``, ``daily`` and ``station_years`` of UTC ``year``: :func:`curate_inmet_hourly` of
-    the year's rows of ``parts`` (in their order: later parts win), with the year's stations rows."""
-    tables = curate_inmet_hourly([year_rows(p, year, i) for i, p in enumerate(parts)])
+    the year's rows of ``parts`` (in their order: later parts win), with the year's stations rows.
+    ``qc``'s temporal rules see the year of a station (its first hour has no previous hour)."""
+    tables = curate_inmet_hourly([year_rows(p, year, i) for i, p in enumerate(parts)], qc)
     stations = tables["stations"]
     station_years = stations.add_column(0, "year", pa.array([year] * stations.num_rows, pa.int32()))
     return {"hourly": tables["hourly"], "daily": tables["daily"], "station_years": station_years}

@@ -448,7 +448,9 @@ def write_unit(op: _CuratedBase, unit: Mapping[str, Any], counters: Counters) ->
     if year is None:
         made = {"data": curate_generic(parts)}
     else:
-        made = curate_inmet_hourly_year(parts, int(year))
+        # The contract's temporal QC rules (step, persistence) need a station's hours together.
+        qc = include.load_contract(str(target["dataset"])).qc
+        made = curate_inmet_hourly_year(parts, int(year), qc)
     del parts
     rows = 0
     for name, table in made.items():
