@@ -49,10 +49,12 @@ def test_staging_counts_flags_per_rule_and_the_sample_files_are_clean_hour_by_ho
 
 
 def test_curated_flags_per_rule_are_stable(lake: dict[str, Any]) -> None:
-    """Pinned after looking at each: São Paulo 2024 has real summer storms and dry-air fronts whose
-    temperature (2) or dew point (3) changed by more than 10 °C in an hour (8 Jan 18->19 h: 33.6 ->
-    23.2 °C; 1 Aug 17->18->19->20 h: dew point 11.0 -> 1.3 -> 2.0 -> 11.9 °C), both hours of each
-    jump flagged suspect by the step rule. Nothing is bad; Curitiba (2003, 2019) has no flag."""
+    """Pinned after looking at each: São Paulo 2024 has two summer storms whose temperature fell by
+    more than 10 °C in an hour (8 Jan 18->19 UTC: 33.6 -> 23.2 °C; 9 Jan 19->20 UTC: 33.2 -> 22.5)
+    and three dry-air spells ending with the dew point up by more than 10 °C in an hour (1 Apr,
+    24 Sep, 2 Oct: 5.0 -> 17.0, 4.0 -> 14.1, 4.7 -> 15.4 °C). Real weather, and exactly what the step
+    rule is for: both hours of each jump are suspect, kept for a look. Nothing is bad; Curitiba
+    (2003, 2019) has no flag."""
     hourly = lake["hourly"]
     counts: Counter[tuple[str, str, str, str]] = Counter()
     for column in HOURLY_MEASUREMENTS:
