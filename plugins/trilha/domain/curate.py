@@ -101,15 +101,16 @@ DAILY_COLUMNS: tuple[str, ...] = (
 STATIONS_COLUMNS: tuple[str, ...] = (*STATION_COLUMNS, "first_observed_at", "last_observed_at", "hours")
 
 
-def curate(dataset: str, parts: list[pa.Table]) -> dict[str, pa.Table]:
+def curate(dataset: str, parts: list[pa.Table], qc: quality.QcSpec | None = None) -> dict[str, pa.Table]:
     """Combine the staged parts of ``dataset`` into its curated tables.
 
     :param dataset: ``inmet_hourly`` gives ``hourly``, ``daily`` and ``stations``; any other
         dataset gives ``data``.
     :param parts: staged tables in a deterministic order; later parts win on duplicate keys.
+    :param qc: ``inmet_hourly``: the contract's quality control, whose temporal rules run here.
     """
     if dataset == "inmet_hourly":
-        return curate_inmet_hourly(parts)
+        return curate_inmet_hourly(parts, qc)
     return {"data": curate_generic(parts)}
 
 
