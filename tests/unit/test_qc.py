@@ -262,6 +262,14 @@ def test_step_flags_both_hours_of_a_jump_only_between_consecutive_hours(spec: qc
     assert staged(spec, table)[1] == {}
 
 
+def test_a_spike_flags_its_middle_hour_only(spec: qc.QcSpec) -> None:
+    # A relative humidity sensor reading 9 % for one hour of a humid night: out and straight back.
+    table = hours(NIGHT, 4, rel_humidity_pct=[74.0, 9.0, 74.0, 75.0], rel_humidity_min_pct=[8.0] * 4)
+    out, counts = qc.apply(table, spec, qc.CURATED)
+    assert [f for f, _ in flags(out, "rel_humidity_pct")] == ["ok", "suspect", "ok", "ok"]
+    assert counts == {"step": {"rel_humidity_pct": 1}}
+
+
 def test_steps_are_not_seen_across_stations(spec: qc.QcSpec) -> None:
     a = hours(NIGHT, 2, air_temp_c=[20.8, 20.9])
     b = hours(NIGHT + timedelta(hours=2), 2, air_temp_c=[35.0, 35.1])  # another station's next hour

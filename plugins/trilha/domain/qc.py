@@ -514,17 +514,24 @@ def _pressure_altitude(rule: Rule, frame: _Frame) -> dict[str, np.ndarray]:
 
 
 def _step(rule: Rule, frame: _Frame) -> dict[str, np.ndarray]:
-    """``step``: a change between consecutive hours of a station larger than ``limits.<col>``;
-    both hours of the jump are flagged (which one is wrong needs a human or a neighbour)."""
+    """``step``: a change between consecutive hours of a station larger than ``limits.<col>``. A
+    spike (a jump out and straight back, beyond the limit both ways) flags its middle hour only;
+    any other jump flags both of its hours (which one is wrong needs a human or a neighbour)."""
     follows = frame.follows()
     out = {}
     for column, limit in rule.params["limits"].items():
         v = frame.value(column)
-        jump = np.zeros(frame.n, dtype=bool)
-        if frame.n > 1:
-            jump[1:] = follows[1:] & (np.abs(v[1:] - v[:-1]) > float(limit))
-        fired = jump.copy()
-        fired[:-1] |= jump[1:]
+        change = np.zeros(frame.n)
+        change[1:] = v[1:] - v[:-1]
+        jump = follows & (np.abs(change) > float(limit))  # jump[i]: between hours i - 1 and i
+        back = np.zeros(frame.n, dtype=bool)  # back[i]: the jump after hour i returns the other way
+        back[:-1] = jump[1:] & (np.sign(change[1:]) != np.sign(change[:-1]))
+        spike = jump & back
+        returning = np.zeros(frame.n, dtype=bool)
+        returning[1:] = spike[:-1]  # the jump back from a spike: already accounted for
+        lone = jump & ~spike & ~returning
+        fired = spike | lone
+        fired[:-1] |= lone[1:]
         out[column] = fired
     return out
 
