@@ -215,8 +215,9 @@ def test_implausible_fields_are_flagged_and_nulled_and_only_unreadable_rows_quar
     lines[11] = b";".join(fields)
     load(stack, s, {"bad-ranges.csv": b"\n".join(lines)})
 
-    run(staging(s))
+    made = run(staging(s))
 
+    assert (made["rows_ok"], made["rows_rejected"], made["qc_flags"]) == (8759, 1, {"gross_limits": 2})
     (row,) = staged_rows(stack, s)
     assert (row["status"], row["rows_in"], row["rows_ok"], row["rows_rejected"]) == ("staged", 8760, 8759, 1)
     assert row["qc_counts"] == {"gross_limits": {"air_temp_c": 1, "rel_humidity_pct": 1}}

@@ -215,6 +215,7 @@ def test_staging_writes_outputs_and_quarantine_and_records_one_row_per_usable_fi
     }
     assert counters["bytes"] == len(minio.objects[STAGING, out_key])
     assert (summary["files"], summary["rows_ok"], summary["rows_rejected"]) == (3, 5, 1)
+    assert summary["qc_flags"] == {"gross_limits": 1}
     assert summary["code_version"] == version
     assert audit.audit_rows[-1]["problems"][-1] == {
         "kind": "failed",
