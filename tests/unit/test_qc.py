@@ -307,6 +307,22 @@ def test_curated_keeps_staging_flags_and_only_raises_them(spec: qc.QcSpec) -> No
     }
 
 
+def test_a_part_without_flags_is_judged_in_curated_and_stays_unflagged_where_nothing_fires(
+    spec: qc.QcSpec,
+) -> None:
+    """A staged part from before QC reaches curated with null flags (curate fills the columns it
+    lacks): its values were not judged hour by hour, so they stay unflagged, except where a
+    temporal rule fires."""
+    table = hours(NIGHT, 9, air_temp_c=[20.7] * 9)
+    unflagged = table
+    for column in HOURLY_MEASUREMENTS:
+        unflagged = unflagged.append_column(qc.flag_column(column), pa.nulls(9, qc.FLAG_TYPE))
+    out, counts = qc.apply(unflagged, spec, qc.CURATED)
+    assert flags(out, "air_temp_c") == [("suspect", "persistence")] * 9
+    assert flags(out, "dew_point_c") == [(None, None)] * 9
+    assert counts == {"persistence": {"air_temp_c": 9}}
+
+
 # --------------------------------------------------------------------------------------------------
 # The qc section of a contract
 # --------------------------------------------------------------------------------------------------
@@ -413,3 +429,24 @@ def test_the_fixture_is_staged_with_exactly_its_faults_flagged_and_every_other_f
     stuck = {(r, "air_temp_c"): ("suspect", "persistence") for r in range(25, 34)}
     assert not_ok(curated) == {**not_ok(out), **stuck}
     assert curated.column("air_temp_c").to_pylist()[25:34] == [20.7] * 9
+
+
+def test_temporal_rules_see_across_staged_parts_and_daily_leaves_bad_values_out() -> None:
+    """The stuck sensor's 9 hours split over two staged parts (a part-year file and the rest, given
+    in any order): curated still sees one run of 9 equal hours. The daily radiation sum of 1 January
+    is the sum of the hours not found bad."""
+    result = stage_file(FIXTURE.read_bytes(), FIXTURE.name, load_contract)
+    assert isinstance(result, StagedFile)
+    whole = curate_inmet_hourly_year([result.ok], 2024, load_contract("inmet_hourly").qc)
+    first, second = result.ok.slice(0, 29), result.ok.slice(29)
+    split = curate_inmet_hourly_year([second, first], 2024, load_contract("inmet_hourly").qc)
+    assert not_ok(split["hourly"]) == not_ok(whole["hourly"])
+    assert [f for f, _ in flags(split["hourly"], "air_temp_c")[25:34]] == ["suspect"] * 9
+    # Each part alone has a run of 4 and of 5 equal hours: below 8, nothing fires.
+    alone = curate_inmet_hourly_year([first], 2024, load_contract("inmet_hourly").qc)
+    assert "air_temp_c" not in {c for _, c in not_ok(alone["hourly"])}
+    radiation = result.ok.column("radiation_kj_m2").to_pylist()[:24]
+    daily = split["daily"].to_pylist()[0]
+    assert daily["radiation_sum_kj_m2"] == pytest.approx(sum(r for r in radiation if r is not None))
+    assert (radiation[9], radiation[13]) == (None, None)  # the two bad hours
+    assert daily["hours_with_radiation"] == sum(r is not None for r in radiation) == 12

@@ -63,7 +63,7 @@ FLAG_TYPE = pa.dictionary(pa.int8(), pa.string())
 RULE_TYPE = pa.dictionary(pa.int16(), pa.string())
 STAGING, CURATED = "staging", "curated"
 
-#: Solar constant (W/m²), the total solar irradiance of Kopp & Lean (2011), adopted by WMO/CIMO.
+#: Solar constant (W/m²): the total solar irradiance of Kopp & Lean (2011), the IAU 2015 nominal value.
 SOLAR_CONSTANT = 1361.0
 _HOUR_MICROS = 3_600_000_000
 _DAY_MICROS = 86_400_000_000
@@ -110,10 +110,6 @@ class QcSpec:
     @property
     def rule_names(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.rules)
-
-    def flag_columns(self) -> list[str]:
-        """The flag and rule column names, in the order they follow the measurements."""
-        return [name for c in self.columns for name in (flag_column(c), rule_column(c))]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,8 +270,12 @@ def apply(
     names = spec.rule_names
     flags: dict[str, np.ndarray] = {}
     rules: dict[str, np.ndarray] = {}
+    # Only a value the table holds can be flagged (not one missing, nor one already removed). A
+    # present value with no flag (a part staged before QC) is judged by the rules that run now.
+    present: dict[str, np.ndarray] = {}
     for column in columns:
         flags[column], rules[column] = _initial(table, column, frame.value(column), names)
+        present[column] = ~np.isnan(frame.value(column))
     for index, rule in enumerate(spec.rules):
         if rule.stage != stage:
             continue
@@ -283,7 +283,7 @@ def apply(
         for column, fired in _KINDS[rule.kind].check(rule, frame).items():
             if column not in flags:
                 continue
-            upgrade = fired & (flags[column] >= 0) & (flags[column] < level)
+            upgrade = fired & present[column] & (flags[column] < level)
             flags[column][upgrade] = level
             rules[column][upgrade] = index
             if level == FLAGS.index(BAD):
