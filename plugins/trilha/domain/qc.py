@@ -274,8 +274,10 @@ def apply(
     # present value with no flag (a part staged before QC) is judged by the rules that run now.
     present: dict[str, np.ndarray] = {}
     for column in columns:
-        flags[column], rules[column] = _initial(table, column, frame.value(column), names)
-        present[column] = ~np.isnan(frame.value(column))
+        # From the validity bitmap: a column no rule reads is never converted to floats (contract
+        # validation has already refused NaN, so null is the only way to be absent).
+        present[column] = np.asarray(table.column(column).is_valid().to_numpy(), dtype=bool)
+        flags[column], rules[column] = _initial(table, column, present[column], names)
     for index, rule in enumerate(spec.rules):
         if rule.stage != stage:
             continue
@@ -300,16 +302,16 @@ def apply(
 
 
 def _initial(
-    table: pa.Table, column: str, values: np.ndarray, names: tuple[str, ...]
+    table: pa.Table, column: str, present: np.ndarray, names: tuple[str, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """The flag codes (-1: no value) and rule indexes (-1: none) a column starts from: its flag
     columns when it has them (codes mapped by text, so a part flagged under other rules still
     reads right), else ``ok`` for every present value. A bad value is null, so its flag is what
     tells it from a missing one."""
-    n = len(values)
+    n = len(present)
     flag_name, rule_name = flag_column(column), rule_column(column)
     if flag_name not in table.column_names:
-        return np.where(np.isnan(values), -1, 0).astype(np.int8), np.full(n, -1, dtype=np.int16)
+        return np.where(present, 0, -1).astype(np.int8), np.full(n, -1, dtype=np.int16)
     flags = _codes(table.column(flag_name), FLAGS).astype(np.int8)
     if rule_name in table.column_names:
         rules = _codes(table.column(rule_name), names).astype(np.int16)
