@@ -6,7 +6,7 @@ Each file is one station's year in a yearly layout (by default the 2020+ one, as
 ``DATA DE FUNDACAO:`` as ``DD/MM/YY``), the ``Data;Hora UTC;...`` column line with its accents and
 ``Kj/m²``, then one ``;``-separated line per hour with a trailing ``;``: decimal commas without the
 leading zero (``,8``, ``-,2``), empty cells where a sensor did not report, whole empty hours, no
-night-time radiation, and now and then an implausible humidity that the contract quarantines.
+night-time radiation, and now and then an implausible humidity that quality control flags bad.
 
 The rows come from ``bench/transform.py``'s :func:`station_file` (diurnal cycles, altitude-dependent
 pressure, numpy-vectorised); this module adds what a pipeline run needs: several years per station

@@ -2,7 +2,7 @@
 
 Generates realistic INMET yearly station files in memory (latin-1 header with accents, ``;`` with a
 trailing ``;``, decimal commas with the leading zero dropped, empty or ``-9999`` missing values,
-whole empty hours, a few implausible humidity readings that the contract quarantines), then times,
+whole empty hours, a few implausible humidity readings that quality control flags bad), then times,
 in one run:
 
 * ``bare``: ``pyarrow.csv.read_csv`` of each file's bytes with the minimal options that read it
@@ -58,6 +58,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pv
 
+from trilha.domain import qc
 from trilha.domain.contracts import validate
 from trilha.domain.curate import curate
 from trilha.domain.formats import parse_file
@@ -205,7 +206,7 @@ def station_file(index: int, hours: int, layout: Layout, seed: int) -> tuple[str
     for values, decimals in columns:
         values = np.where(offline | (rng.random(hours) < 0.003), np.nan, values)
         rows.append(_inmet_numbers(values, decimals, layout.missing))
-    # A rare implausible humidity reading: the contract sends these rows to quarantine.
+    # A rare implausible humidity reading: quality control nulls it and flags it bad (the hour stays).
     faulty = np.flatnonzero(rng.random(hours) < 1e-5)
     if len(faulty):
         humidity_text = rows[13].to_pylist()
@@ -350,6 +351,8 @@ def stage_staging(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         name, data = item
         parsed = parse_file(data, name)
         ok, quarantine = validate(parsed.table, contract, name)
+        if contract.qc is not None:  # as staging does: field flags, bad values nulled
+            ok, _ = qc.apply(ok, contract.qc, qc.STAGING)
         if quarantine.num_rows:
             table_to_parquet_bytes(quarantine)
         if parsed.rejected.num_rows:
@@ -413,6 +416,7 @@ def _fastest(runs: list[Timer]) -> Timer:
 
 def stage_curated(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     staged = [path.read_bytes() for path in sorted(workdir.glob("staged-*.parquet"))]
+    contract = load_contract("inmet_hourly")  # its temporal QC rules run in curated
     # Warm-up on 48 rows: first-call costs (kernel lookups, lazy imports) are not what is measured.
     for table in curate("inmet_hourly", [parquet_bytes_to_table(staged[0]).slice(0, 48)]).values():
         table_to_parquet_bytes(table)
@@ -420,7 +424,7 @@ def stage_curated(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     timer = Timer()
     with timer.section(), ThreadPoolExecutor(args.workers) as pool:
         parts = list(pool.map(parquet_bytes_to_table, staged))
-        curated = curate("inmet_hourly", parts)
+        curated = curate("inmet_hourly", parts, contract.qc)
         del parts
         outputs = dict(zip(curated, pool.map(table_to_parquet_bytes, curated.values()), strict=True))
     for name, data in outputs.items():

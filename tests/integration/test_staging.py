@@ -199,36 +199,46 @@ def test_rerun_with_unchanged_input_creates_nothing(stack: Any, samples_staged: 
 # ------------------------------------------------------------------------------------ quarantine
 
 
-def test_contract_violations_go_to_quarantine_with_a_reason_per_row(stack: Any) -> None:
+def test_implausible_fields_are_flagged_and_nulled_and_only_unreadable_rows_quarantined(stack: Any) -> None:
     s = new_scope("stgq")
     lines = sample(NAME_2019).split(b"\n")
-    # line 10 is 2019/01/01 0000 UTC; 75,3 degC and 150 % are outside the contract's ranges
+    # line 10 is 2019/01/01 0000 UTC: 75,3 degC and (line 11) 150 % break the gross limits of their
+    # fields; line 12 gets an hour that does not exist, so that row cannot be placed at all.
     fields = lines[9].split(b";")
     fields[7] = b"75,3"
     lines[9] = b";".join(fields)
     fields = lines[10].split(b";")
     fields[15] = b"150"
     lines[10] = b";".join(fields)
+    fields = lines[11].split(b";")
+    fields[1] = b"2500 UTC"
+    lines[11] = b";".join(fields)
     load(stack, s, {"bad-ranges.csv": b"\n".join(lines)})
 
-    run(staging(s))
+    made = run(staging(s))
 
+    assert (made["rows_ok"], made["rows_rejected"], made["qc_flags"]) == (8759, 1, {"gross_limits": 2})
     (row,) = staged_rows(stack, s)
-    assert (row["status"], row["rows_in"], row["rows_ok"], row["rows_rejected"]) == ("staged", 8760, 8758, 2)
+    assert (row["status"], row["rows_in"], row["rows_ok"], row["rows_rejected"]) == ("staged", 8760, 8759, 1)
+    assert row["qc_counts"] == {"gross_limits": {"air_temp_c": 1, "rel_humidity_pct": 1}}
     q = parquet(stack, STAGING, row["quarantine_key"])
     assert object_sha(stack, STAGING, row["quarantine_key"]) == row["quarantine_sha256"]
-    got = {r["_line_number"]: r for r in q.to_pylist()}
-    assert sorted(got) == [10, 11]
-    assert "air_temp_c" in got[10]["_reason"]
-    assert "75.3" in got[10]["_reason"]
-    assert "rel_humidity_pct" in got[11]["_reason"]
-    assert "150" in got[11]["_reason"]
-    assert {r["_source_file"] for r in got.values()} == {"bad-ranges.csv"}
+    (only,) = q.to_pylist()
+    assert (only["_line_number"], only["_source_file"]) == (12, "bad-ranges.csv")
+    assert "2500 UTC" in only["_reason"]
     staged = parquet(stack, STAGING, row["output_key"])
-    assert not set(staged.column("_line_number").to_pylist()) & {10, 11}
-    # the audit names the file, the lines and why
-    assert "10" in row["reason"]
-    assert "air_temp_c" in row["reason"]
+    hours = {r["_line_number"]: r for r in staged.to_pylist() if r["_line_number"] in (10, 11)}
+    # The bad fields are null with their flag and rule; the rest of those hours is kept as read.
+    assert (hours[10]["air_temp_c"], hours[10]["air_temp_c_qc"], hours[10]["air_temp_c_qc_rule"]) == (
+        None,
+        "bad",
+        "gross_limits",
+    )
+    assert (hours[10]["rel_humidity_pct"], hours[10]["rel_humidity_pct_qc"]) == (78.0, "ok")
+    assert (hours[11]["rel_humidity_pct"], hours[11]["rel_humidity_pct_qc"]) == (None, "bad")
+    assert (hours[11]["air_temp_c"], hours[11]["air_temp_c_qc"]) == (20.8, "ok")
+    # the audit names the line and why
+    assert "line 12" in row["reason"]
 
 
 # ------------------------------------------------------------------------------------ CRLF

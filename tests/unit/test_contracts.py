@@ -4,6 +4,7 @@ and splitting tables into ok and quarantine."""
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,7 +25,16 @@ NEW = "INMET_SE_SP_A701_SAO PAULO - MIRANTE_01-01-2024_A_31-12-2024.CSV"
 
 @pytest.fixture(scope="module")
 def hourly() -> Contract:
-    return load_contract("inmet_hourly")
+    """inmet_hourly with row-level bounds on its measurements (inmet_bdmep_hourly's, the bounds
+    inmet_hourly v1 had) and no qc: the generic range validation these tests exercise. The bundled
+    inmet_hourly judges its measurements field by field instead (tests/unit/test_qc.py)."""
+    base = load_contract("inmet_hourly")
+    bounds = {c.name: c for c in load_contract("inmet_bdmep_hourly").columns}
+    columns = tuple(
+        replace(c, min=bounds[c.name].min, max=bounds[c.name].max) if c.name in HOURLY_MEASUREMENTS else c
+        for c in base.columns
+    )
+    return replace(base, columns=columns, qc=None)
 
 
 def hourly_rows(n: int = 3, **overrides: list[object]) -> pa.Table:
@@ -56,10 +66,16 @@ def hourly_rows(n: int = 3, **overrides: list[object]) -> pa.Table:
 
 def test_bundled_contracts_load() -> None:
     contract = load_contract("inmet_hourly")
-    assert (contract.dataset, contract.version) == ("inmet_hourly", 1)
+    # v2: measurements are judged field by field (qc), no longer by row-rejecting column bounds.
+    assert (contract.dataset, contract.version) == ("inmet_hourly", 2)
     assert contract.key_columns == ("wmo_code", "observed_at")
     humidity = contract.column("rel_humidity_pct")
-    assert (humidity.type, humidity.unit, humidity.min, humidity.max) == ("float64", "%", 0, 100)
+    assert (humidity.type, humidity.unit, humidity.min, humidity.max) == ("float64", "%", None, None)
+    assert contract.qc is not None
+    gross = next(r for r in contract.qc.rules if r.name == "gross_limits")
+    limits = gross.params["limits"]["rel_humidity_pct"]
+    assert (gross.kind, gross.severity, limits) == ("range", "bad", [0, 100])
+    assert "rel_humidity_pct" in contract.qc.columns
     assert contract.column("wmo_code").nullable is False
     assert contract.column("observed_at").nullable is False
     assert contract.schema.field("observed_at").type == pa.timestamp("us", tz="UTC")
@@ -152,6 +168,7 @@ def test_code_version_fingerprints_parsers_staging_decisions_and_contracts(
         domain / "contracts.py",
         domain / "staging.py",
         domain / "quarantine.py",
+        domain / "qc.py",
         *sorted(tmp_path.glob("*.yaml")),
     ]
     before = include.code_version()

@@ -188,18 +188,18 @@ def test_staging_writes_outputs_and_quarantine_and_records_one_row_per_usable_fi
     by_key = {r.source_key: r for r in audit.staged}
     assert sorted(by_key) == ["acme/a.csv", "acme/photo.csv"]  # the missing file has no row: retried
     row = by_key["acme/a.csv"]
-    assert (row.status, row.rows_in, row.rows_ok, row.rows_rejected) == ("staged", 6, 4, 2)
+    # The 99.5 °C line stays (its temperature nulled and flagged bad); the 2500 UTC line cannot be read.
+    assert (row.status, row.rows_in, row.rows_ok, row.rows_rejected) == ("staged", 6, 5, 1)
+    assert row.qc_counts == {"gross_limits": {"air_temp_c": 1}}
     assert (row.output_key, row.output_sha256) == (out_key, sha(minio.objects[STAGING, out_key]))
     assert (row.quarantine_key, row.quarantine_sha256) == (q_key, sha(minio.objects[STAGING, q_key]))
     assert row.reason is not None
-    assert row.reason.startswith(f"2 row(s) quarantined to {STAGING}/{q_key}: line 14: air_temp_c")
-    assert (
-        parquet_bytes_to_table(minio.objects[STAGING, out_key]).column("wmo_code").to_pylist() == ["A807"] * 4
-    )
-    assert parquet_bytes_to_table(minio.objects[STAGING, q_key]).column("_line_number").to_pylist() == [
-        15,
-        14,
-    ]
+    assert row.reason.startswith(f"1 row(s) quarantined to {STAGING}/{q_key}: line 15: expected an hour")
+    written = parquet_bytes_to_table(minio.objects[STAGING, out_key])
+    assert written.column("wmo_code").to_pylist() == ["A807"] * 5
+    assert written.column("air_temp_c_qc").to_pylist() == ["ok"] * 4 + ["bad"]
+    assert written.column("air_temp_c").to_pylist()[4] is None
+    assert parquet_bytes_to_table(minio.objects[STAGING, q_key]).column("_line_number").to_pylist() == [15]
     photo_row = by_key["acme/photo.csv"]
     assert (photo_row.status, photo_row.output_key, photo_row.rows_ok) == ("rejected", None, 0)
     assert "photo.csv" in str(photo_row.reason)
@@ -210,11 +210,12 @@ def test_staging_writes_outputs_and_quarantine_and_records_one_row_per_usable_fi
         "new": 1,
         "rejected": 1,
         "failed": 1,
-        "rows_ok": 4,
-        "rows_rejected": 2,
+        "rows_ok": 5,
+        "rows_rejected": 1,
     }
     assert counters["bytes"] == len(minio.objects[STAGING, out_key])
-    assert (summary["files"], summary["rows_ok"], summary["rows_rejected"]) == (3, 4, 2)
+    assert (summary["files"], summary["rows_ok"], summary["rows_rejected"]) == (3, 5, 1)
+    assert summary["qc_flags"] == {"gross_limits": 1}
     assert summary["code_version"] == version
     assert audit.audit_rows[-1]["problems"][-1] == {
         "kind": "failed",

@@ -29,7 +29,8 @@ BAD_HOUR = b"2019/01/01;2500 UTC;0;911,6;911,8;911,5;;21,3;17,4;22,3;21,3;17,7;1
 
 def inmet_file(good: int = 4, hot: bool = True, bad_hour: bool = True) -> bytes:
     """The sample's 9 header lines and ``good`` real data lines; then, optionally, a real line whose
-    air temperature is set to 99.5 °C (breaks the contract: -40..60) and a line at hour 2500."""
+    air temperature is set to 99.5 °C (beyond the gross limits, -40..60: that field is bad, the
+    hour stays) and a line at hour 2500 (unreadable: the row is quarantined)."""
     lines = SAMPLE.read_bytes().split(b"\n")
     body = lines[:9] + lines[9 : 9 + good]
     if hot:
@@ -39,6 +40,12 @@ def inmet_file(good: int = 4, hot: bool = True, bad_hour: bool = True) -> bytes:
     if bad_hour:
         body.append(BAD_HOUR)
     return b"\n".join(body) + b"\n"
+
+
+def lines_value(row: int, cell: int) -> float:
+    """The number in ``cell`` of data line ``row`` of the sample (decimal comma)."""
+    text = SAMPLE.read_bytes().split(b"\n")[9 + row].split(b";")[cell].decode()
+    return float(text.replace(",", "."))
 
 
 def src_row(**over: Any) -> dict[str, Any]:
@@ -62,8 +69,21 @@ def test_a_file_with_good_bad_and_unparseable_lines_is_staged_with_its_quarantin
     staged = staging.stage_file(inmet_file(), NAME, load_contract)
     assert isinstance(staged, staging.StagedFile)
     assert (staged.dataset, staged.layout) == ("inmet_hourly", "inmet_automatic_2019only")
-    assert (staged.rows_in, staged.rows_ok, staged.rows_rejected) == (6, 4, 2)
-    assert staged.ok.column("wmo_code").to_pylist() == ["A807"] * 4
+    assert (staged.rows_in, staged.rows_ok, staged.rows_rejected) == (6, 5, 1)
+    assert staged.ok.column("wmo_code").to_pylist() == ["A807"] * 5
+    # The 99.5 °C reading is nulled and flagged bad; the rest of its hour is kept as read.
+    hot = staged.ok.slice(4).to_pylist()[0]
+    assert (hot["air_temp_c"], hot["air_temp_c_qc"], hot["air_temp_c_qc_rule"]) == (
+        None,
+        "bad",
+        "gross_limits",
+    )
+    assert (hot["rel_humidity_pct"], hot["rel_humidity_pct_qc"], hot["rel_humidity_pct_qc_rule"]) == (
+        lines_value(4, 15),
+        "ok",
+        None,
+    )
+    assert staged.qc_counts == {"gross_limits": {"air_temp_c": 1}}
     assert staged.quarantine is not None
     by_line = dict(
         zip(
@@ -72,10 +92,7 @@ def test_a_file_with_good_bad_and_unparseable_lines_is_staged_with_its_quarantin
             strict=True,
         )
     )
-    assert by_line == {
-        14: "air_temp_c: expected -40..60 °C, got 99.5",
-        15: "expected an hour HH:MM or HHMM UTC, got '2500 UTC'",
-    }
+    assert by_line == {15: "expected an hour HH:MM or HHMM UTC, got '2500 UTC'"}
 
 
 def test_a_clean_file_has_no_quarantine() -> None:
@@ -126,7 +143,7 @@ def test_rows_that_do_not_add_up_fail_the_file_rather_than_record_a_wrong_count(
     staged = staging.stage_file(inmet_file(), NAME, load_contract)
     assert staged == staging.Refused(
         "failed",
-        "row accounting mismatch: 6 data lines, 3 ok + 2 quarantined",
+        "row accounting mismatch: 6 data lines, 4 ok + 1 quarantined",
         "inmet_hourly",
         "inmet_automatic_2019only",
         rows_in=6,
@@ -158,14 +175,14 @@ def test_the_inventory_row_of_a_staged_file_names_both_outputs_and_the_quarantin
         f"acme/{NAME}",
         "ab" * 32,
     )
-    assert (row.rows_in, row.rows_ok, row.rows_rejected) == (6, 4, 2)
+    assert (row.rows_in, row.rows_ok, row.rows_rejected) == (6, 5, 1)
+    assert row.qc_counts == {"gross_limits": {"air_temp_c": 1}}
     assert (row.output_bucket, row.output_key, row.output_sha256) == ("trilha-staging", out_key, "11" * 32)
     assert (row.quarantine_key, row.quarantine_sha256) == (q_key, "22" * 32)
     assert row.schema is not None
     assert row.schema["observed_at"] == "timestamp[us, tz=UTC]"
     assert row.reason == (
-        f"2 row(s) quarantined to trilha-staging/{q_key}: "
-        "line 14: air_temp_c: expected -40..60 °C, got 99.5; "
+        f"1 row(s) quarantined to trilha-staging/{q_key}: "
         "line 15: expected an hour HH:MM or HHMM UTC, got '2500 UTC'"
     )
 

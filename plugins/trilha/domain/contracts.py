@@ -26,6 +26,12 @@ YAML format::
         max: 60
         allowed: [N, NE, CO, SE, S]   # optional, strings
         pattern: "^[A-Z][0-9]{3}$"    # optional regular expression (RE2), strings
+    qc:                           # optional: per-field quality flags, see trilha.domain.qc
+      columns: [air_temp_c]
+      rules: [...]
+
+Column bounds reject whole rows (a row whose key or station is out of range cannot be placed);
+measurements are better judged by ``qc`` rules, which flag and null one field and keep the hour.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import pyarrow.compute as pc
 import yaml
 
 from trilha.domain.formats.parsed import LINE_NUMBER_COLUMN
+from trilha.domain.qc import QcError, QcSpec, parse_qc
 from trilha.exceptions import ParseError, TrilhaError
 
 #: Columns whose name starts with this prefix are bookkeeping (``_line_number``), not data.
@@ -72,7 +79,7 @@ _COLUMN_KEYS = {
     "pattern",
     "description",
 }
-_CONTRACT_KEYS = {"dataset", "version", "description", "key", "extra_columns", "columns"}
+_CONTRACT_KEYS = {"dataset", "version", "description", "key", "extra_columns", "columns", "qc"}
 _NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
@@ -129,6 +136,8 @@ class Contract:
     extra_columns: str = "allow"
     description: str = ""
     source: str = ""
+    #: Field-level quality control (:mod:`trilha.domain.qc`); ``None``: the dataset has none.
+    qc: QcSpec | None = None
 
     def column(self, name: str) -> ColumnSpec:
         for spec in self.columns:
@@ -211,6 +220,12 @@ def _contract_from_mapping(raw: Any, source: str) -> Contract:
     missing_key = [k for k in key if k not in names]
     if missing_key:
         raise ContractError(f"{source}: key columns {missing_key} are not declared under 'columns'")
+    qc = None
+    if raw.get("qc") is not None:
+        try:
+            qc = parse_qc(raw["qc"], source, set(names))
+        except QcError as exc:
+            raise ContractError(str(exc)) from None
     return Contract(
         dataset=str(raw["dataset"]),
         version=int(raw["version"]),
@@ -219,6 +234,7 @@ def _contract_from_mapping(raw: Any, source: str) -> Contract:
         extra_columns=str(extra),
         description=str(raw.get("description") or ""),
         source=source,
+        qc=qc,
     )
 
 

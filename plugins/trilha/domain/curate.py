@@ -3,7 +3,8 @@
 ``inmet_hourly`` gives four tables:
 
 * ``hourly``: one row per ``(wmo_code, observed_at)``, sorted by ``wmo_code`` then ``observed_at``:
-  ``observed_at``, ``wmo_code``, the 17 measurements, then any extra column. Station descriptions
+  ``observed_at``, ``wmo_code``, the 17 measurements, their quality flags (``<col>_qc``,
+  ``<col>_qc_rule``, see :mod:`trilha.domain.qc`), then any extra column. Station descriptions
   (name, UF, region, coordinates) are not repeated on every hour; they are in ``stations``.
   **Dedup rule**: when several rows share a key, the row from the part that comes *last* in the
   ``parts`` list wins, and within one part the *last* row wins. Callers must pass parts in a
@@ -50,6 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from trilha.domain import qc as quality
 from trilha.domain.formats.cells import constant
 from trilha.domain.formats.measurements import (
     HOURLY_MEASUREMENTS,
@@ -63,17 +65,22 @@ from trilha.domain.tables import MIN_HOURS_FOR_DAILY
 INTERNAL_PREFIX = "_"
 _MICROS_PER_DAY = 86_400_000_000
 
+#: The quality flag and deciding rule of each measurement (:mod:`trilha.domain.qc`), after them.
+QC_COLUMNS: tuple[str, ...] = tuple(
+    name for c in HOURLY_MEASUREMENTS for name in (quality.flag_column(c), quality.rule_column(c))
+)
 _HOURLY_TYPES: dict[str, pa.DataType] = {
     "observed_at": TIMESTAMP_TYPE,
     "wmo_code": pa.string(),
     **{c: pa.float64() for c in HOURLY_MEASUREMENTS},
+    **{c: quality.FLAG_TYPE if c.endswith(quality.FLAG_SUFFIX) else quality.RULE_TYPE for c in QC_COLUMNS},
 }
 _DESCRIPTIVE_TYPES: dict[str, pa.DataType] = {k: v for k, v in STATION_TYPES.items() if k != "wmo_code"}
 
 #: Station descriptions: in the staged rows (one file = one station-year), in curated "stations" only.
 _DESCRIPTIVE = frozenset(STATION_COLUMNS) - {"wmo_code"}
 #: Columns of the curated ``hourly`` table before any extra column.
-CURATED_HOURLY_COLUMNS: tuple[str, ...] = ("observed_at", "wmo_code", *HOURLY_MEASUREMENTS)
+CURATED_HOURLY_COLUMNS: tuple[str, ...] = ("observed_at", "wmo_code", *HOURLY_MEASUREMENTS, *QC_COLUMNS)
 
 #: Columns of the ``daily`` table, in order.
 DAILY_COLUMNS: tuple[str, ...] = (
@@ -114,15 +121,16 @@ STATIONS_COLUMNS: tuple[str, ...] = (
 )
 
 
-def curate(dataset: str, parts: list[pa.Table]) -> dict[str, pa.Table]:
+def curate(dataset: str, parts: list[pa.Table], qc: quality.QcSpec | None = None) -> dict[str, pa.Table]:
     """Combine the staged parts of ``dataset`` into its curated tables.
 
     :param dataset: ``inmet_hourly`` gives ``hourly``, ``daily`` and ``stations``; any other
         dataset gives ``data``.
     :param parts: staged tables in a deterministic order; later parts win on duplicate keys.
+    :param qc: ``inmet_hourly``: the contract's quality control, whose temporal rules run here.
     """
     if dataset == "inmet_hourly":
-        return curate_inmet_hourly(parts)
+        return curate_inmet_hourly(parts, qc=qc)
     return {"data": curate_generic(parts)}
 
 
@@ -191,6 +199,8 @@ def _conform(parts: list[pa.Table]) -> tuple[list[tuple[pa.Table, str | None]], 
                 column = part.column(name)
                 if column.type == type_:
                     columns.append(column)
+                elif name in QC_COLUMNS:  # flags read back as plain strings, or other index widths
+                    columns.append(pc.cast(column, type_))
                 elif pa.types.is_dictionary(type_) and column.type == type_.value_type:
                     columns.append(pc.dictionary_encode(column))
                 else:
@@ -419,15 +429,21 @@ def _station_sorted(parts: list[pa.Table]) -> tuple[pa.Table, pa.Schema, list[st
     return combined, schema, codes, station_starts
 
 
-def curate_inmet_hourly(parts: list[pa.Table], min_hours: int = MIN_HOURS_FOR_DAILY) -> dict[str, pa.Table]:
+def curate_inmet_hourly(
+    parts: list[pa.Table], min_hours: int = MIN_HOURS_FOR_DAILY, qc: quality.QcSpec | None = None
+) -> dict[str, pa.Table]:
     """``hourly``, ``daily``, ``daily_utc`` and ``stations`` tables (see the module docstring).
 
     :param min_hours: the daily completeness rule (see :func:`_daily`).
+    :param qc: the dataset contract's quality control: its temporal rules (step, persistence) run
+        over each station's deduplicated hours, across the staged parts, before the daily
+        aggregates (which therefore leave out the values they find bad). ``None``: the parts'
+        staging flags are kept as they are.
     """
     combined, schema, codes, station_starts = _station_sorted(parts)
     # The curated hourly table is normalized: station descriptions live once in "stations", so
     # hourly rows carry only the key and the measurements (and memory holds 30% less per row).
-    hourly = combined.select([n for n in schema.names if n not in _DESCRIPTIVE])
+    hourly = _checked(combined.select([n for n in schema.names if n not in _DESCRIPTIVE]), qc, station_starts)
     return {
         "hourly": hourly,
         "daily": _local_daily(combined, hourly, station_starts, codes, min_hours),
@@ -667,8 +683,16 @@ def _restrict(
     return combined.filter(pa.array(keep)), [codes[i] for i in present], starts
 
 
+def _checked(hourly: pa.Table, qc: quality.QcSpec | None, station_starts: np.ndarray) -> pa.Table:
+    """``hourly`` (station-sorted) after ``qc``'s curated (temporal) rules; as it is without ``qc``."""
+    if qc is None or not hourly.num_rows:
+        return hourly
+    checked, _ = quality.apply(hourly, qc, quality.CURATED, station_starts)
+    return checked
+
+
 def curate_inmet_hourly_year(
-    parts: list[pa.Table], year: int, min_hours: int = MIN_HOURS_FOR_DAILY
+    parts: list[pa.Table], year: int, min_hours: int = MIN_HOURS_FOR_DAILY, qc: quality.QcSpec | None = None
 ) -> dict[str, pa.Table]:
     """One year's partitions: ``hourly``, ``daily_utc`` and ``station_years`` of UTC ``year``, and
     ``daily`` of the local days of ``year``, from ``parts`` (in their order: later parts win).
@@ -677,20 +701,23 @@ def curate_inmet_hourly_year(
     ``daily`` of ``year`` also takes the first hours of the next UTC year: ``parts`` are those of
     :func:`part_years` ``year`` (which counts those hours), and each hour of a local day is in
     exactly one year's ``daily`` (the year of its local date), as in :func:`curate_inmet_hourly`.
+    ``qc``'s temporal rules see a station's hours of that window (its first hour has no previous
+    hour: they do not look across the start of the year).
     """
     start, end = _year_bounds(year)
     # UTC year `year` and the hours of next year's 1 January that are still 31 December locally.
     window = [_rows_between(p, start, end - MIN_OFFSET * _MICROS_PER_HOUR, i) for i, p in enumerate(parts)]
     combined, schema, codes, station_starts = _station_sorted(window)
     micros = combined.column("observed_at").cast(pa.int64()).to_numpy()
-    every = combined.select([n for n in schema.names if n not in _DESCRIPTIVE])
+    every = _checked(combined.select([n for n in schema.names if n not in _DESCRIPTIVE]), qc, station_starts)
     local = _local_daily(combined, every, station_starts, codes, min_hours)
     local_years = _years_of(
         np.asarray(local.column("date").cast(pa.int32()).to_numpy(), dtype=np.int64) * _MICROS_PER_DAY
     )
     daily = local.filter(pa.array(local_years == year)) if local.num_rows else local
-    combined, codes, station_starts = _restrict(combined, codes, station_starts, micros < end)
-    hourly = combined.select([n for n in schema.names if n not in _DESCRIPTIVE])
+    in_year = micros < end
+    combined, codes, station_starts = _restrict(combined, codes, station_starts, in_year)
+    hourly = every if bool(in_year.all()) else every.filter(pa.array(in_year))
     daily_utc = _utc_daily(hourly, station_starts, codes, min_hours)
     station_years = _station_runs(combined, station_starts, codes)
     return {"hourly": hourly, "daily": daily, "daily_utc": daily_utc, "station_years": station_years}

@@ -42,6 +42,9 @@ class StagedFile:
     rows_rejected: int
     ok: pa.Table
     quarantine: pa.Table | None
+    #: Field flags per rule and column (``{rule: {column: n}}``), ``None`` when the dataset's
+    #: contract declares no quality control.
+    qc_counts: dict[str, dict[str, int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class StagingRow:
     output_sha256: str | None
     quarantine_key: str | None
     quarantine_sha256: str | None
+    qc_counts: dict[str, dict[str, int]] | None = None
 
 
 def no_data_reason(logical_name: str, metadata: Mapping[str, str]) -> str:
@@ -98,24 +102,34 @@ def no_data_reason(logical_name: str, metadata: Mapping[str, str]) -> str:
 def stage_file(
     data: bytes, logical_name: str, contract_for: Callable[[str], Contract]
 ) -> StagedFile | Refused:
-    """Parse, validate and account for every data line of one file.
+    """Parse, validate, quality-control and account for every data line of one file.
 
     :param data: the stored raw bytes.
     :param logical_name: the file's name as delivered (layouts are detected from the content).
     :param contract_for: the contract of a dataset (:func:`trilha.hooks.include.load_contract`);
         a dataset without a usable contract refuses the file like unparseable input does.
 
+    Rows are quarantined only when they cannot be used at all (unreadable line, unparseable
+    timestamp, missing or invalid key, station out of range); measurements are judged one field at
+    a time by the contract's ``qc`` rules (:mod:`trilha.domain.qc`), so a bad value is nulled and
+    flagged without losing its hour.
+
     A file that matches no layout, breaks its contract as a whole, or has no data lines is
     ``rejected``. Rows that do not add up (``rows_in != ok + quarantined``) refuse the file as
     ``failed``: never silently drop or invent a row, rather than record a wrong count.
     """
+    from trilha.domain import qc
     from trilha.domain.contracts import validate
     from trilha.domain.formats import parse_file
 
+    qc_counts = None
     try:
         parsed = parse_file(data, logical_name)
         contract = contract_for(parsed.dataset)
         ok, bad = validate(parsed.table, contract, logical_name)
+        if contract.qc is not None:
+            # Field by field: a bad value is nulled and flagged, the rest of its hour stays.
+            ok, qc_counts = qc.apply(ok, contract.qc, qc.STAGING)
     except (ParseError, TrilhaError, ValueError, UnicodeError) as err:
         return Refused(REJECTED, str(err)[:MAX_REASON])
     dataset, layout = parsed.dataset, parsed.layout
@@ -136,6 +150,7 @@ def stage_file(
         rows_rejected=rejected,
         ok=ok,
         quarantine=quarantine,
+        qc_counts=qc_counts,
     )
 
 
@@ -191,6 +206,7 @@ def staging_row(
         output_sha256=output[1] if output else None,
         quarantine_key=quarantine[0] if quarantine else None,
         quarantine_sha256=quarantine[1] if quarantine else None,
+        qc_counts=None if isinstance(staged, Refused) else staged.qc_counts,
     )
 
 

@@ -356,6 +356,7 @@ class AuditHook(PostgresHook):
                 "quarantine_keys": col("quarantine_key"),
                 "quarantine_sha256": col("quarantine_sha256"),
                 "run_ids": [run_id] * len(rows),
+                "qc_counts": [None if r.qc_counts is None else json.dumps(r.qc_counts) for r in rows],
             },
         )
 

@@ -57,7 +57,7 @@ def code_version() -> str:
     A stored file is staged once per code version: change a parser or a contract and the next
     staging run re-stages everything, without anyone tracking versions by hand. It covers the
     parsers (``trilha/domain/formats/*.py``), the staging decisions (``trilha/domain/contracts.py``,
-    ``staging.py``, ``quarantine.py``) and the contracts validation reads (:func:`contracts_dir`).
+    ``staging.py``, ``quarantine.py``, ``qc.py``) and the contracts validation reads (:func:`contracts_dir`).
     Computed once per process and contracts directory.
     """
     return _code_version(contracts_dir())
@@ -67,6 +67,6 @@ def code_version() -> str:
 def _code_version(directory: Path) -> str:
     domain = Path(__file__).resolve().parents[1] / "domain"
     files = sorted((domain / "formats").glob("*.py"))
-    files += [domain / name for name in ("contracts.py", "staging.py", "quarantine.py")]
+    files += [domain / name for name in ("contracts.py", "staging.py", "quarantine.py", "qc.py")]
     files += sorted(directory.glob("*.yaml"))
     return code_fingerprint((path.name, path.read_bytes()) for path in files if path.exists())

@@ -507,7 +507,10 @@ def write_unit(op: _CuratedBase, unit: Mapping[str, Any], counters: Counters) ->
     if year is None:
         made = {"data": curate_generic(parts)}
     else:
-        made = curate_inmet_hourly_year(parts, int(year), int(unit.get("min_hours", MIN_HOURS_FOR_DAILY)))
+        # The contract's temporal QC rules (step, persistence) need a station's hours together.
+        qc = include.load_contract(str(target["dataset"])).qc
+        min_hours = int(unit.get("min_hours", MIN_HOURS_FOR_DAILY))
+        made = curate_inmet_hourly_year(parts, int(year), min_hours, qc)
     del parts
     rows = 0
     for name, table in made.items():

@@ -34,9 +34,11 @@ class StagingOperator(TrilhaBaseOperator):
     """Parse, clean and validate each stored raw file not yet staged by the current code version.
 
     Writes ``<staging bucket>/<project>/<dataset>/<name>__<sha12>.<code version>.parquet`` and, for
-    rows that break the dataset's contract or cannot be parsed, a quarantine Parquet with a reason per
-    row. A file that matches no layout, or has no data lines, is recorded as rejected with the reason;
-    the batch goes on.
+    rows that cannot be parsed or placed (bad key or station), a quarantine Parquet with a reason per
+    row. Measurements are flagged field by field by the contract's quality control (a bad value
+    nulled, its hour kept); the flags per rule are in each file's inventory row (``qc_counts``) and,
+    summed over the run, in the summary (``qc_flags``). A file that matches no layout, or has no
+    data lines, is recorded as rejected with the reason; the batch goes on.
 
     In a run triggered by ``trilha_stored_raw`` events (and no ``project`` or ``key_prefix``), only
     the stored keys the events list are considered (a whole project when an event left keys out).
@@ -94,11 +96,16 @@ class StagingOperator(TrilhaBaseOperator):
             todo, why = self._batch(version), f"mapped batch of {len(self.storage_ids)} stored files"
         progress = Progress(self.log, "staging", total=len(todo))
         rows_ok = rows_rejected = 0
+        flags: dict[str, int] = {}  # field flags per QC rule, over every file staged
         for batch in chunked(todo, BATCH):
             for row in self._stage_batch(batch, version, run_id, counters, progress):
                 rows_ok += row.rows_ok
                 rows_rejected += row.rows_rejected
+                for rule, columns in (row.qc_counts or {}).items():
+                    flags[rule] = flags.get(rule, 0) + sum(columns.values())
         progress.finish()
+        if flags:
+            self.log.info("quality flags per rule: %s", flags)
         counters.add("rows_ok", rows_ok)
         counters.add("rows_rejected", rows_rejected)
         if self.announce_changes:
@@ -109,6 +116,7 @@ class StagingOperator(TrilhaBaseOperator):
             "files": len(todo),
             "rows_ok": rows_ok,
             "rows_rejected": rows_rejected,
+            "qc_flags": dict(sorted(flags.items())),
             "scope": why,
         }
 
