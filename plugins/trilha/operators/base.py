@@ -20,9 +20,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
@@ -35,7 +35,10 @@ from trilha import config
 from trilha.assets import changes
 from trilha.domain import events
 from trilha.domain.keys import printable
+from trilha.domain.touched import Dataset, Touched
+from trilha.domain.touched import obj as object_dataset
 from trilha.exceptions import InvalidKeyError, InvalidProjectError
+from trilha.operators.links import TrilhaOutputLink, TrilhaTraceLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -122,6 +125,8 @@ class Counters:
         self.values: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self.problems: list[dict[str, str]] = []
         self.keys_touched: list[str] = []
+        #: What the run read and wrote, for its OpenLineage events (bounded: see trilha.domain.touched).
+        self.lineage = Touched()
         # Operators count from worker threads too; a read-modify-write needs the lock.
         self._lock = threading.Lock()
 
@@ -154,6 +159,47 @@ class Counters:
         with self._lock:
             if len(self.keys_touched) < MAX_ITEMS_IN_LOG:
                 self.keys_touched.append(key)
+
+    def read(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        sha256: str | None = None,
+        rows: int | None = None,
+        size: int | None = None,
+        schema: Mapping[str, str] | None = None,
+    ) -> None:
+        """Declare an object this run read (an input of its lineage)."""
+        d = object_dataset(bucket, key, sha256=sha256, rows=rows, size=size, schema=schema)
+        with self._lock:
+            self.lineage.read(d)
+
+    def wrote(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        sha256: str | None = None,
+        rows: int | None = None,
+        size: int | None = None,
+        schema: Mapping[str, str] | None = None,
+    ) -> None:
+        """Declare an object this run wrote (an output of its lineage)."""
+        d = object_dataset(bucket, key, sha256=sha256, rows=rows, size=size, schema=schema)
+        with self._lock:
+            self.lineage.wrote(d)
+
+    def deleted(self, bucket: str, key: str) -> None:
+        """Declare an object this run deleted (an output whose lifecycle state changes to ``DROP``)."""
+        d = replace(object_dataset(bucket, key), dropped=True)
+        with self._lock:
+            self.lineage.wrote(d)
+
+    def lineage_of(self, inputs: Iterable[Dataset], outputs: Iterable[Dataset]) -> None:
+        """Declare datasets already built (tables, a curated version: see :mod:`trilha.domain.touched`)."""
+        with self._lock:
+            self.lineage.extend(inputs, outputs)
 
     def as_dict(self) -> dict[str, int]:
         """Every :data:`COUNTER_NAMES` counter, then the optional ones this run counted."""
@@ -323,6 +369,8 @@ class TrilhaBaseOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("postgres_conn_id", "aws_conn_id", "mongo_conn_id")
     ui_color = "#e8f4ea"
+    #: From a task instance to what it wrote, on the Trilha page (see :mod:`trilha.operators.links`).
+    operator_extra_links = (TrilhaOutputLink(), TrilhaTraceLink())
 
     def __init__(
         self,
@@ -368,6 +416,8 @@ class TrilhaBaseOperator(BaseOperator):
         record = TaskRecord(task_ids(context["ti"]))
         record.audit_id = self.audit.write_audit_log(record.audit_row())
         counters = Counters()
+        # Kept for this task's OpenLineage event and extra links, read after execute returns or fails.
+        self.lineage_run: tuple[TaskRecord, Counters] | None = (record, counters)
         _reset_peak_rss()
         try:
             record.extra = self.run(context, counters) or {}

@@ -25,6 +25,7 @@ from trilha.assets import CURATED, DATASETS
 from trilha.domain import lineage, manifest, tables
 from trilha.domain.cuts import CutError, cut_params, cut_table
 from trilha.domain.keys import join_key
+from trilha.domain.touched import dataset_cut as cut_lineage
 from trilha.exceptions import IntegrityError, ObjectMissingError
 from trilha.operators.base import Counters, TrilhaBaseOperator, all_or_raise, parallel
 
@@ -206,6 +207,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
             return self._existing_cut(cut, drive_folder, counters)
         counters.add("new")
         counters.touched(f"{self.datasets_bucket}/{cut.manifest_key}")
+        counters.lineage_of(*cut_lineage(cur, source, params["table"], cut))
         self.log.info("dataset version %s: %s", version, cut.rows)
         if drive_folder:
             # After the inventory row: a failed export leaves a complete, recorded version in the lake,
