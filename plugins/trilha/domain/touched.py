@@ -137,7 +137,9 @@ def merge(into: Dataset | None, d: Dataset, name: str) -> Dataset:
 def shorten(groups: Mapping[tuple[str, str], Dataset], limit: int) -> dict[tuple[str, str], Dataset]:
     """Per-prefix aggregates merged into their parent directories, level by level, until at most
     ``limit`` remain (or each bucket is down to its root)."""
-    out = dict(groups)
+    # Tables are kept as they are: there are few, and each is its own dataset.
+    kept = {k: d for k, d in groups.items() if d.table}
+    out = {k: d for k, d in groups.items() if not d.table}
     while len(out) > limit:
         deepest = max(name.count("/") for _, name in out)
         if deepest == 0:  # every aggregate is a bucket root: as short as names get
@@ -147,7 +149,7 @@ def shorten(groups: Mapping[tuple[str, str], Dataset], limit: int) -> dict[tuple
             up = parent(name) if name.count("/") == deepest else name
             shorter[(ns, up)] = merge(shorter.get((ns, up)), d, up)
         out = shorter
-    return out
+    return {**out, **kept}
 
 
 class Side:
@@ -183,7 +185,7 @@ class Side:
         self._group(d)
 
     def _group(self, d: Dataset) -> None:
-        # A table is never folded into a prefix: there are few, and each is its own dataset.
+        # A table is never folded into a prefix (see shorten).
         key = (d.namespace, d.name) if d.table else (d.namespace, parent(d.name))
         self.groups[key] = d if d.table else merge(self.groups.get(key), d, key[1])
         if len(self.groups) > MAX_GROUPS:

@@ -469,6 +469,20 @@ class TrilhaBaseOperator(BaseOperator):
         first = next((f"{p['item']}: {p['reason']}" for p in counters.problems if p["kind"] == "failed"), "?")
         return f"{counters['failed']} item(s) failed (first: {first})"
 
+    # lineage ---------------------------------------------------------------------------------------
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The OpenLineage provider's hook after success (and after failure too: the provider falls
+        back here when there is no ``..._on_failure``): the inputs and outputs this run declared, with
+        their facets, and its counters. Called only when OpenLineage is enabled; the OpenLineage
+        client is imported here, never when a DAG file is parsed."""
+        from trilha.operators.ol_facets import operator_lineage
+
+        ran = getattr(self, "lineage_run", None)
+        if ran is None:
+            return operator_lineage(None, None)
+        record, counters = ran
+        return operator_lineage(counters.lineage, record.summary())
+
     # asset events --------------------------------------------------------------------------------
     #: The layer whose asset events may scope a run of this operator (``None``: never scoped).
     consumes: ClassVar[Asset | None] = None
