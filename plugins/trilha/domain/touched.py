@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from trilha.domain.tables import table_location
 
@@ -78,22 +78,24 @@ def s3_namespace(bucket: str) -> str:
     return f"s3://{bucket}"
 
 
-def obj(
-    bucket: str,
-    key: str,
-    *,
-    sha256: str | None = None,
-    rows: int | None = None,
-    size: int | None = None,
-    schema: Mapping[str, str] | None = None,
-) -> Dataset:
+class ObjectFacts(TypedDict, total=False):
+    """What may be known of an object read or written (each optional)."""
+
+    sha256: str | None
+    rows: int | None
+    size: int | None
+    schema: Mapping[str, str] | None
+
+
+def obj(bucket: str, key: str, **facts: Unpack[ObjectFacts]) -> Dataset:
     """The dataset of one object ``s3://bucket/key``."""
     if not key or key.startswith("/"):
         raise ValueError(f"key: expected an object key (no leading '/'), got {key!r}")
+    rows, size, schema = facts.get("rows"), facts.get("size"), facts.get("schema")
     return Dataset(
         s3_namespace(bucket),
         key,
-        sha256=sha256,
+        sha256=facts.get("sha256"),
         rows=None if rows is None else int(rows),
         size=None if size is None else int(size),
         schema=None if schema is None else tuple((str(k), str(v)) for k, v in schema.items()),

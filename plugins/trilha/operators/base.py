@@ -20,13 +20,13 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Unpack
 
 from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -35,7 +35,7 @@ from trilha import config
 from trilha.assets import changes
 from trilha.domain import events
 from trilha.domain.keys import printable
-from trilha.domain.touched import Dataset, Touched
+from trilha.domain.touched import Dataset, ObjectFacts, Touched
 from trilha.domain.touched import obj as object_dataset
 from trilha.exceptions import InvalidKeyError, InvalidProjectError
 from trilha.operators.links import TrilhaOutputLink, TrilhaTraceLink
@@ -160,41 +160,18 @@ class Counters:
             if len(self.keys_touched) < MAX_ITEMS_IN_LOG:
                 self.keys_touched.append(key)
 
-    def read(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        sha256: str | None = None,
-        rows: int | None = None,
-        size: int | None = None,
-        schema: Mapping[str, str] | None = None,
-    ) -> None:
-        """Declare an object this run read (an input of its lineage)."""
-        d = object_dataset(bucket, key, sha256=sha256, rows=rows, size=size, schema=schema)
-        with self._lock:
-            self.lineage.read(d)
+    def read(self, bucket: str, key: str, **facts: Unpack[ObjectFacts]) -> None:
+        """Declare an object this run read (an input of its lineage): ``sha256``, ``rows``, ``size``,
+        ``schema`` as far as known."""
+        self.lineage_of([object_dataset(bucket, key, **facts)], [])
 
-    def wrote(
-        self,
-        bucket: str,
-        key: str,
-        *,
-        sha256: str | None = None,
-        rows: int | None = None,
-        size: int | None = None,
-        schema: Mapping[str, str] | None = None,
-    ) -> None:
-        """Declare an object this run wrote (an output of its lineage)."""
-        d = object_dataset(bucket, key, sha256=sha256, rows=rows, size=size, schema=schema)
-        with self._lock:
-            self.lineage.wrote(d)
+    def wrote(self, bucket: str, key: str, **facts: Unpack[ObjectFacts]) -> None:
+        """Declare an object this run wrote (an output of its lineage); ``facts`` as :meth:`read`."""
+        self.lineage_of([], [object_dataset(bucket, key, **facts)])
 
     def deleted(self, bucket: str, key: str) -> None:
         """Declare an object this run deleted (an output whose lifecycle state changes to ``DROP``)."""
-        d = replace(object_dataset(bucket, key), dropped=True)
-        with self._lock:
-            self.lineage.wrote(d)
+        self.lineage_of([], [replace(object_dataset(bucket, key), dropped=True)])
 
     def lineage_of(self, inputs: Iterable[Dataset], outputs: Iterable[Dataset]) -> None:
         """Declare datasets already built (tables, a curated version: see :mod:`trilha.domain.touched`)."""
