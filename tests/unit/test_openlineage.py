@@ -51,6 +51,26 @@ def test_an_object_is_named_by_its_bucket_and_key() -> None:
         touched.obj("a/b", "k")
 
 
+def test_a_data_file_is_named_by_its_uri() -> None:
+    docs = [
+        {
+            "file_path": "s3://curated-data/p/d/_iceberg/t/data/x.parquet",
+            "record_count": 3,
+            "file_size_in_bytes": 9,
+        },
+        {"file_path": "file:///tmp/wh/p/d/x.parquet", "record_count": 1, "file_size_in_bytes": 2},
+        {"file_path": "gs://bucket/k.parquet", "record_count": None, "file_size_in_bytes": None},
+    ]
+    got = [(d.namespace, d.name, d.rows, d.size) for d in touched.data_files(docs)]
+    assert got == [
+        ("s3://curated-data", "p/d/_iceberg/t/data/x.parquet", 3, 9),
+        ("file", "/tmp/wh/p/d/x.parquet", 1, 2),
+        ("gs://bucket", "k.parquet", None, None),
+    ]
+    with pytest.raises(ValueError, match="expected a URI"):
+        touched.located("/no/scheme")
+
+
 def test_a_table_is_named_by_its_location_and_versioned_by_its_snapshot() -> None:
     t = touched.table(
         "s3://curated-data/inmet/inmet_hourly/_iceberg/hourly/", "inmet.inmet_hourly__hourly", snapshot_id=42
@@ -341,4 +361,20 @@ def test_openlineage_is_off_without_a_transport_and_on_with_one(tmp_path: Any) -
     assert provider_state({"AIRFLOW__OPENLINEAGE__TRANSPORT": transport}) == {
         "disabled": False,
         "listeners": 1,
+        "noise": False,
     }
+
+
+def test_the_links_survive_dag_serialization_with_no_plugin_registering_them() -> None:
+    """Airflow 3 stores an operator's own links as ``{name: xcom key}`` and the API server reads the URL
+    the worker pushed under that key: no plugin registration is needed (DAG files of every Trilha DAG)."""
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from tests.dags.test_dag_integrity import DAGS_DIR
+
+    bag = DagBag(dag_folder=str(DAGS_DIR / "reception_promote.py"))
+    dag = bag.dags["reception_promote"]
+    back = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    links = {link.name: link.xcom_key for link in back.get_task("promote").operator_extra_links}
+    assert links == {"Trilha: output": "_link_TrilhaOutputLink", "Trilha: trace": "_link_TrilhaTraceLink"}

@@ -91,10 +91,14 @@ def obj(bucket: str, key: str, **facts: Unpack[ObjectFacts]) -> Dataset:
     """The dataset of one object ``s3://bucket/key``."""
     if not key or key.startswith("/"):
         raise ValueError(f"key: expected an object key (no leading '/'), got {key!r}")
+    return _dataset(s3_namespace(bucket), key, facts)
+
+
+def _dataset(namespace: str, name: str, facts: ObjectFacts) -> Dataset:
     rows, size, schema = facts.get("rows"), facts.get("size"), facts.get("schema")
     return Dataset(
-        s3_namespace(bucket),
-        key,
+        namespace,
+        name,
         sha256=facts.get("sha256"),
         rows=None if rows is None else int(rows),
         size=None if size is None else int(size),
@@ -321,14 +325,23 @@ def dataset_cut(
     return ins, outs
 
 
+def located(path: str, **facts: Unpack[ObjectFacts]) -> Dataset:
+    """The dataset of a file named by its URI: ``s3://bucket/key``; ``file:///path`` (a local warehouse,
+    as the unit tests use) in OpenLineage's ``file`` namespace; any other ``scheme://authority/path``
+    as ``scheme://authority`` and ``path`` (the OpenLineage convention for remote file systems)."""
+    scheme, sep, rest = path.partition("://")
+    if not sep or not scheme:
+        raise ValueError(f"file location: expected a URI such as s3://<bucket>/<key>, got {path!r}")
+    if scheme == "file":
+        return _dataset("file", rest, facts)
+    authority, _, name = rest.partition("/")
+    return _dataset(f"{scheme}://{authority}", name or ROOT, facts)
+
+
 def data_files(documents: Iterable[Mapping[str, Any]]) -> list[Dataset]:
-    """Iceberg data files a curated write task wrote (uncommitted: the commit names them): each an
-    object ``s3://bucket/key`` with its record count and size."""
-    out = []
-    for doc in documents:
-        path = str(doc["file_path"])
-        if not path.startswith("s3://") or "/" not in path[5:]:
-            raise ValueError(f"data file path: expected s3://<bucket>/<key>, got {path!r}")
-        bucket, key = path[5:].split("/", 1)
-        out.append(obj(bucket, key, rows=doc.get("record_count"), size=doc.get("file_size_in_bytes")))
-    return out
+    """Iceberg data files a curated write task wrote (uncommitted: the commit names them), each with
+    its record count and size."""
+    return [
+        located(str(doc["file_path"]), rows=doc.get("record_count"), size=doc.get("file_size_in_bytes"))
+        for doc in documents
+    ]
