@@ -29,13 +29,15 @@ from typing import Any
 import pytest
 
 from tests.integration.ingest_support import REPO, query
-from tests.integration.process_support import INMET_YEARLY, SAMPLES
+from tests.integration.process_support import INMET_YEARLY, NAME_2019, SAMPLES, sample
 from trilha.ops.run import PIPELINE
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 DAGS = PIPELINE  # what scripts/demo.sh runs
 NOT_A_TABLE = "leia-me.csv"
+#: The 2019 file with one line's date made impossible: staged, with that one row quarantined.
+BAD_DATE = "data-impossivel.csv"
 NAMESPACE = "trilha-ol-test"
 
 Side = set[tuple[str, str]]
@@ -56,6 +58,9 @@ def demo(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]
         if path.suffix.lower() == ".csv":
             shutil.copy(path, inbox / path.name)
     (inbox / NOT_A_TABLE).write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    lines = sample(NAME_2019).split(b"\n")
+    lines[108] = lines[108].replace(b"2019/01/05", b"2019/13/45")
+    (inbox / BAD_DATE).write_bytes(b"\n".join(lines))
     project = f"OpenLineage {uuid.uuid4().hex[:8]}"
     prefix = re.sub(r"[^a-z0-9_-]+", "-", project.lower()).strip("-_")  # as scripts/demo.sh derives it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TRILHA_", "OPENLINEAGE"))}
@@ -253,6 +258,8 @@ def test_each_stage_task_reads_its_stored_files_and_writes_their_staged_and_quar
         if r["quarantine_key"]:
             expected_out.add((f"s3://{r['output_bucket']}", r["quarantine_key"]))
     assert set().union(*outputs) == expected_out
+    (bad,) = [r for r in staged if Path(r["source_key"]).name == BAD_DATE]
+    assert (bad["rows_rejected"], bool(bad["quarantine_key"])) == (1, True)  # the quarantine is covered
     for r in staged:
         (e,) = [
             e
