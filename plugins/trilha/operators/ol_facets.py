@@ -38,7 +38,8 @@ from openlineage.client.facet_v2 import (
 
 from trilha.domain import tables, touched
 
-#: Trilha's own facets are described by this schema (``include/openlineage/trilha-facets.json``).
+#: The schema URL of Trilha's own facets: a URN, as no JSON schema is published for them (their fields
+#: are the attributes below, documented in docs/operations.md, "OpenLineage").
 SCHEMA = "urn:trilha:openlineage:facets:1-0-0"
 
 
