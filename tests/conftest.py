@@ -19,8 +19,10 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_AIRFLOW_HOME}/airflow.db"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-for _key in [k for k in os.environ if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_"))]:
+for _key in [k for k in os.environ if k.startswith(("AIRFLOW_CONN_", "AIRFLOW_VAR_", "OPENLINEAGE"))]:
     del os.environ[_key]
+# No test sends lineage anywhere unless it sets a transport itself (tests/integration/test_openlineage.py).
+os.environ["AIRFLOW__OPENLINEAGE__DISABLED"] = "True"
 
 import pytest  # noqa: E402
 

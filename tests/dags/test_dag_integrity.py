@@ -49,6 +49,8 @@ HEAVY_MODULES = (
     "pyiceberg",
     "googleapiclient",
     "snowflake.connector",
+    # The OpenLineage client: loaded only when the listener asks a task for its lineage.
+    "openlineage.client",
 )
 #: The DAGs that change a lake layer (and emit its event); all but the first are scoped by events.
 LAYER_PRODUCERS = {"drive_capture", "raw_ingest", "reception_promote", "staging", "curated", "dataset_split"}

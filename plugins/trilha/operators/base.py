@@ -22,11 +22,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Unpack
 
 from airflow.sdk import AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
@@ -35,8 +35,10 @@ from trilha import config
 from trilha.assets import changes
 from trilha.domain import events
 from trilha.domain.keys import printable
+from trilha.domain.touched import Dataset, ObjectFacts, Touched
+from trilha.domain.touched import obj as object_dataset
 from trilha.exceptions import InvalidKeyError, InvalidProjectError
-from trilha.operators.links import TrilhaRunLink
+from trilha.operators.links import TrilhaOutputLink, TrilhaRunLink, TrilhaTraceLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -123,6 +125,8 @@ class Counters:
         self.values: dict[str, int] = dict.fromkeys(COUNTER_NAMES, 0)
         self.problems: list[dict[str, str]] = []
         self.keys_touched: list[str] = []
+        #: What the run read and wrote, for its OpenLineage events (bounded: see trilha.domain.touched).
+        self.lineage = Touched()
         # Operators count from worker threads too; a read-modify-write needs the lock.
         self._lock = threading.Lock()
 
@@ -155,6 +159,24 @@ class Counters:
         with self._lock:
             if len(self.keys_touched) < MAX_ITEMS_IN_LOG:
                 self.keys_touched.append(key)
+
+    def read(self, bucket: str, key: str, **facts: Unpack[ObjectFacts]) -> None:
+        """Declare an object this run read (an input of its lineage): ``sha256``, ``rows``, ``size``,
+        ``schema`` as far as known."""
+        self.lineage_of([object_dataset(bucket, key, **facts)], [])
+
+    def wrote(self, bucket: str, key: str, **facts: Unpack[ObjectFacts]) -> None:
+        """Declare an object this run wrote (an output of its lineage); ``facts`` as :meth:`read`."""
+        self.lineage_of([], [object_dataset(bucket, key, **facts)])
+
+    def deleted(self, bucket: str, key: str) -> None:
+        """Declare an object this run deleted (an output whose lifecycle state changes to ``DROP``)."""
+        self.lineage_of([], [replace(object_dataset(bucket, key), dropped=True)])
+
+    def lineage_of(self, inputs: Iterable[Dataset], outputs: Iterable[Dataset]) -> None:
+        """Declare datasets already built (tables, a curated version: see :mod:`trilha.domain.touched`)."""
+        with self._lock:
+            self.lineage.extend(inputs, outputs)
 
     def as_dict(self) -> dict[str, int]:
         """Every :data:`COUNTER_NAMES` counter, then the optional ones this run counted."""
@@ -324,7 +346,8 @@ class TrilhaBaseOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("postgres_conn_id", "aws_conn_id", "mongo_conn_id")
     ui_color = "#e8f4ea"
-    operator_extra_links = (TrilhaRunLink(),)
+    #: From a task instance to what it wrote, on the Trilha page (see :mod:`trilha.operators.links`).
+    operator_extra_links = (TrilhaRunLink(), TrilhaOutputLink(), TrilhaTraceLink())
 
     def __init__(
         self,
@@ -370,6 +393,8 @@ class TrilhaBaseOperator(BaseOperator):
         record = TaskRecord(task_ids(context["ti"]))
         record.audit_id = self.audit.write_audit_log(record.audit_row())
         counters = Counters()
+        # Kept for this task's OpenLineage event and extra links, read after execute returns or fails.
+        self.lineage_run: tuple[TaskRecord, Counters] | None = (record, counters)
         _reset_peak_rss()
         try:
             record.extra = self.run(context, counters) or {}
@@ -420,6 +445,20 @@ class TrilhaBaseOperator(BaseOperator):
             return None
         first = next((f"{p['item']}: {p['reason']}" for p in counters.problems if p["kind"] == "failed"), "?")
         return f"{counters['failed']} item(s) failed (first: {first})"
+
+    # lineage ---------------------------------------------------------------------------------------
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The OpenLineage provider's hook after success (and after failure too: the provider falls
+        back here when there is no ``..._on_failure``): the inputs and outputs this run declared, with
+        their facets, and its counters. Called only when OpenLineage is enabled; the OpenLineage
+        client is imported here, never when a DAG file is parsed."""
+        from trilha.operators.ol_facets import operator_lineage
+
+        ran = getattr(self, "lineage_run", None)
+        if ran is None:
+            return operator_lineage(None, None)
+        record, counters = ran
+        return operator_lineage(counters.lineage, record.summary())
 
     # asset events --------------------------------------------------------------------------------
     #: The layer whose asset events may scope a run of this operator (``None``: never scoped).

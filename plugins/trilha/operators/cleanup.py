@@ -124,6 +124,7 @@ class CleanupOperator(TrilhaBaseOperator):
         for key in keys:
             if key in confirmed:
                 counters.touched(f"{bucket}/{key}")
+                counters.deleted(bucket, key)
             else:
                 counters.problem("failed", f"{bucket}/{key}", "the server did not confirm the deletion")
         return len(confirmed)

@@ -41,6 +41,8 @@ from trilha import config
 from trilha.assets import CURATED, STAGED
 from trilha.domain import events, lineage, manifest, tables
 from trilha.domain.keys import join_key
+from trilha.domain.touched import curated_version as curated_lineage
+from trilha.domain.touched import data_files as data_file_lineage
 from trilha.exceptions import IntegrityError, ObjectMissingError
 from trilha.hooks import include
 from trilha.operators.base import Counters, TaskRecord, TrilhaBaseOperator, parallel
@@ -122,6 +124,9 @@ class _CuratedBase(TrilhaBaseOperator):
         except ObjectMissingError:
             why = f"staged file is missing from bucket {inp['bucket']}"
         else:
+            counters.read(
+                inp["bucket"], inp["key"], sha256=inp["sha256"], rows=inp.get("rows"), size=len(data)
+            )
             return parquet_bytes_to_table(data)
         counters.problem("failed", inp["key"], why)
         raise _Unusable(inp["key"])
@@ -518,6 +523,7 @@ def write_unit(op: _CuratedBase, unit: Mapping[str, Any], counters: Counters) ->
             op.iceberg.load(op.ident(target, name)), table, shard=shard, widen=False
         )
         out["files"][name] = [op.iceberg.data_file_document(f) for f in written]
+        counters.lineage_of([], data_file_lineage(out["files"][name]))
         if name in ("hourly", "data"):
             rows = table.num_rows
     op.log.info(
@@ -656,6 +662,7 @@ class _Committer:
             return None
         self.counters.add("new")
         self.counters.touched(f"{op.curated_bucket}/{made.manifest_key}")
+        self.counters.lineage_of(*curated_lineage(made, self.prefix, self.dataset))
         op.log.info(
             "%s: new curated version %s from %s inputs: %s",
             where,

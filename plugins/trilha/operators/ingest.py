@@ -113,6 +113,8 @@ class RawIngestOperator(ReceptionOperator):
                     counters.add("bytes", obj.size)
                     progress.update(1, obj.size)
             register_entries(self.audit, bucket, entries, run_id, counters)
+            for e in entries:  # lineage: what it read (it writes audit rows only)
+                counters.read(bucket, e.key, sha256=e.sha256, size=e.size)
             registered += len(entries)
         progress.finish()
         return registered

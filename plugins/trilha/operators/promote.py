@@ -223,9 +223,15 @@ class PromoteOperator(TrilhaBaseOperator):
                     counters.add("copied")
                     counters.add("bytes", i.size)
                     counters.touched(f"{self.storage_bucket}/{i.dest_key}")
+                    self._lineage(i, counters)
                     if i.version > 1:
                         self.log.info("new version %s of %s: %s", i.version, i.name, i.dest_key)
         return repaired
+
+    def _lineage(self, item: lake.PromotionItem, counters: Counters) -> None:
+        """Lineage of a verified copy: the reception object in, the stored object out (same sha256)."""
+        counters.read(self.reception_bucket, item.source_key, sha256=item.sha256, size=item.size)
+        counters.wrote(self.storage_bucket, item.dest_key, sha256=item.sha256, size=item.size)
 
     def _copy(
         self, project: dict[str, Any], work: list[lake.PromotionItem], counters: Counters
@@ -264,6 +270,7 @@ class PromoteOperator(TrilhaBaseOperator):
                 counters.add("copied")
                 counters.add("bytes", item.size)
                 counters.touched(f"{self.storage_bucket}/{item.dest_key}")
+                self._lineage(item, counters)
                 repaired.append(item.dest_key)
             else:
                 done.append(item)

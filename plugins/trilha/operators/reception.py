@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from trilha.domain import lake, reception
+from trilha.domain import lake, reception, touched
 from trilha.domain.digest import ChunkStream, Digest
 from trilha.domain.keys import validate_project_name, validate_project_prefix
 from trilha.domain.reception import Entry
@@ -111,6 +111,11 @@ class ReceptionOperator(TrilhaBaseOperator):
             progress.update(len(batch) - len(todo))
             entries = self._upload_all(source, todo, counters, workers, progress)
             register_entries(self.audit, self.reception_bucket, entries, run_id, counters)
+            for e in entries:  # lineage: each source file in, its reception object out
+                counters.lineage_of(
+                    [touched.source_file(e.source_kind, str(e.source_ref), sha256=e.sha256, size=e.size)], []
+                )
+                counters.wrote(self.reception_bucket, e.key, sha256=e.sha256, size=e.size)
         progress.finish()
 
     @staticmethod

@@ -117,6 +117,7 @@ class ReconcileOperator(TrilhaBaseOperator):
         counters.add("abandoned", len(outcome.abandoned))
         counters.add("bytes", outcome.bytes_read)
         counters.touched(f"{outcome.report_bucket}/{outcome.report_key}")
+        counters.wrote(outcome.report_bucket, outcome.report_key)
         for line in rc.format_table(outcome).splitlines():
             self.log.info("%s", line)
         summary = outcome.summary()

@@ -32,6 +32,7 @@ from trilha.domain.cuts import (
     resolve_cutoffs,
 )
 from trilha.domain.keys import join_key
+from trilha.domain.touched import dataset_cut as cut_lineage
 from trilha.exceptions import IntegrityError, ObjectMissingError
 from trilha.operators.base import Counters, TrilhaBaseOperator, all_or_raise, parallel
 
@@ -235,6 +236,7 @@ class DatasetSplitOperator(TrilhaBaseOperator):
         counters.add("new")
         counters.touched(f"{self.datasets_bucket}/{cut.manifest_key}")
         version = cut.version
+        counters.lineage_of(*cut_lineage(cur, source, params["table"], cut))
         self.log.info("dataset version %s: %s", version, cut.rows)
         if drive_folder:
             # After the inventory row: a failed export leaves a complete, recorded version in the lake,

@@ -20,6 +20,7 @@ from trilha import config
 from trilha.assets import STAGED, STORED_RAW
 from trilha.domain import events, staging
 from trilha.domain.keys import validate_key_prefix
+from trilha.domain.touched import staged as staged_lineage
 from trilha.exceptions import IntegrityError, ObjectMissingError, ObjectWriteError
 from trilha.hooks import include
 from trilha.operators.base import Counters, Progress, TaskRecord, TrilhaBaseOperator, chunked, parallel
@@ -169,6 +170,7 @@ class StagingOperator(TrilhaBaseOperator):
             progress.update(1, int(src["size_bytes"]))
             if outcome is not None:  # None: a failed item, counted, and retried by the next run
                 rows.append(outcome)
+                counters.lineage_of(*staged_lineage(outcome))
         self.audit.record_staging(rows, run_id)
         return rows
 
