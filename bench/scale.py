@@ -82,6 +82,7 @@ class Measured:
     operators: dict[str, float]  # dag_id -> sum of its tasks' execute seconds
     written: int
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_bucket: dict[str, int] = field(default_factory=dict)
     task_rss: dict[str, int] = field(default_factory=dict)  # dag_id -> its tasks' largest own peak
 
     @property
@@ -99,12 +100,13 @@ def ops_run(
     return wall, int(rss_mib * 1024 * 1024), output
 
 
-def bytes_under(st: Any, prefix: str) -> int:
+def bytes_under(st: Any, prefix: str) -> dict[str, int]:
+    """Bytes of the objects under ``prefix/`` in each output bucket."""
     client = st.s3_client()
-    total = 0
+    total = dict.fromkeys(OUTPUT_BUCKETS, 0)
     for bucket in OUTPUT_BUCKETS:
         for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
-            total += sum(int(o["Size"]) for o in page.get("Contents", []))
+            total[bucket] += sum(int(o["Size"]) for o in page.get("Contents", []))
     return total
 
 
@@ -163,13 +165,19 @@ class Bench:
         before = bytes_under(self.st, project)
         wall, rss, _ = ops_run(dag_ids, {"project": project}, self.env, self.logs / f"{label}.log")
         seconds, counters, peaks = operator_seconds(self.st, self.seen)
+        after = bytes_under(self.st, project)
+        staged = counters.get("staging", {})
+        if "staging" in dag_ids and staged.get("rows_ok", 0) + staged.get("rows_rejected", 0) != rows:
+            # A figure over less than the whole input would flatter the run: refuse it.
+            raise RuntimeError(f"{label}: staging read {staged} of {rows:,} input rows; see {self.logs}")
         return Measured(
             label=label,
             rows=rows,
             wall=wall,
             rss=rss,
             operators=seconds,
-            written=bytes_under(self.st, project) - before,
+            written=sum(after.values()) - sum(before.values()),
+            by_bucket={b: after[b] - before[b] for b in OUTPUT_BUCKETS},
             counters=counters,
             task_rss=peaks,
         )
@@ -204,6 +212,9 @@ def report(
             f"{ops.get('curated', 0):8.1f} {ops.get('dataset_split', 0):7.1f} {m.rows / m.cost:10,.0f} "
             f"{m.rss / GIB:8.2f}G {m.written / 1e6:9.1f}M"
         )
+    print("bytes written per bucket, MB:")
+    for m in [*results, *([incremental] if incremental else [])]:
+        print(f"  {m.label:12s} " + "  ".join(f"{b} {v / 1e6:.1f}" for b, v in m.by_bucket.items()))
     print("peak RSS of each DAG's largest task (run log, reset at each task's start), GiB:")
     for m in [*results, *([incremental] if incremental else [])]:
         print(f"  {m.label:12s} " + "  ".join(f"{d} {v / GIB:.2f}" for d, v in m.task_rss.items()))
