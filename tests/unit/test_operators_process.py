@@ -704,3 +704,27 @@ def test_a_bad_completeness_rule_fails_the_plan_saying_what_was_expected(value: 
         op.min_hours()
     assert str(err.value) == message
     assert CuratedPlanOperator(task_id="plan", min_hours_for_daily="12").min_hours() == 12
+
+
+def test_two_runs_creating_a_projects_namespace_at_once_both_get_the_table() -> None:
+    """The SQL catalog checks that a namespace is missing, then inserts it: a run that checked before
+    another inserted hits the key (IntegrityError). The hook takes that as "already exists", as
+    pyiceberg does for a table, and opens the table."""
+    import pyarrow as pa
+
+    hook = LocalIceberg()
+    hook.catalog.create_namespace("acme")  # the other run won
+    real = hook.catalog.namespace_exists
+    calls: list[bool] = []
+
+    def stale(namespace: Any) -> bool:
+        """The first answer is what this run saw before the other run's insert; then the truth."""
+        calls.append(real(namespace) if calls else False)
+        return calls[-1]
+
+    hook.catalog.namespace_exists = stale  # type: ignore[method-assign]
+    schema = pa.schema([("observed_at", pa.timestamp("us", tz="UTC")), ("wmo_code", pa.string())])
+    location = hook.location("c", "acme", "inmet_hourly", "hourly")
+    table = hook.open_or_create(("acme", "inmet_hourly__hourly"), "hourly", schema, location)
+    assert table.name() == ("acme", "inmet_hourly__hourly")
+    assert calls[:2] == [False, True]  # the insert lost the race, then the namespace was found

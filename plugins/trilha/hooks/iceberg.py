@@ -173,6 +173,7 @@ class IcebergHook:
         """The table, created (with its partition spec from :func:`trilha.domain.tables.partition_of`)
         when missing, its schema widened to ``schema``'s columns when it lacks some."""
         from pyiceberg.exceptions import NamespaceAlreadyExistsError, TableAlreadyExistsError
+        from sqlalchemy.exc import IntegrityError
 
         if self.exists(identifier):
             table = self.catalog.load_table(identifier)
@@ -181,6 +182,12 @@ class IcebergHook:
                 self.catalog.create_namespace(identifier[0])
             except NamespaceAlreadyExistsError:
                 pass
+            except IntegrityError:
+                # Two runs creating the project's namespace at once: the SQL catalog checks, then
+                # inserts, so the loser's insert hits the key the winner just wrote. Iceberg says
+                # "already exists" for a table in that case (create_table); do the same here.
+                if not self.catalog.namespace_exists(identifier[0]):
+                    raise
             iceberg_schema, spec = self._schema_and_spec(name, _plain(schema.empty_table()).schema)
             try:
                 table = self.catalog.create_table(
