@@ -374,17 +374,39 @@ def test_a_concurrent_runs_data_files_are_not_claimed() -> None:
     same prefixes (it deletes them when it finds this version): only this run's data files, and a
     dead run's it took over, are claimed; metadata is this run's commits'."""
     after = [
-        ("t/hourly/data/mine.parquet", 5, '"a"'),
-        ("t/hourly/data/racer.parquet", 6, '"b"'),
-        ("t/hourly/data/dead-committed.parquet", 7, '"c"'),
-        ("t/hourly/metadata/00001.metadata.json", 8, '"d"'),
+        ("p/inmet_hourly/_iceberg/hourly/data/mine.parquet", 5, '"a"'),
+        ("p/inmet_hourly/_iceberg/hourly/data/racer.parquet", 6, '"b"'),
+        ("p/inmet_hourly/_iceberg/hourly/data/dead-committed.parquet", 7, '"c"'),
+        ("p/inmet_hourly/_iceberg/hourly/metadata/00001.metadata.json", 8, '"d"'),
     ]
     got = tables.written_objects(
-        set(), after, {"t/hourly/data/mine.parquet", "t/hourly/data/dead-committed.parquet"}
+        set(),
+        after,
+        {
+            "p/inmet_hourly/_iceberg/hourly/data/mine.parquet",
+            "p/inmet_hourly/_iceberg/hourly/data/dead-committed.parquet",
+        },
     )
     assert [o["key"] for o in got] == [
-        "t/hourly/data/dead-committed.parquet",
-        "t/hourly/data/mine.parquet",
-        "t/hourly/metadata/00001.metadata.json",
+        "p/inmet_hourly/_iceberg/hourly/data/dead-committed.parquet",
+        "p/inmet_hourly/_iceberg/hourly/data/mine.parquet",
+        "p/inmet_hourly/_iceberg/hourly/metadata/00001.metadata.json",
     ]
     assert len(tables.written_objects(set(), after)) == 4  # without `ours`: everything unclaimed
+
+
+def test_data_files_are_told_from_metadata_even_in_a_table_named_data() -> None:
+    """The generic datasets' table is named ``data``: its metadata files are not data files, so a
+    version claims them whoever's data files it leaves to a concurrent run."""
+    assert tables.is_data_file("p/generic/_iceberg/data/data/00000-1-x.parquet")
+    assert not tables.is_data_file("p/generic/_iceberg/data/metadata/00002-x.metadata.json")
+    assert tables.is_data_file("p/inmet_hourly/_iceberg/hourly/data/observed_at_year=2024/f.parquet")
+    assert not tables.is_data_file("p/inmet_hourly/_iceberg/hourly/metadata/snap-1.avro")
+    assert not tables.is_data_file("p/inmet_hourly/v0001/manifest.json")
+    after = [
+        ("p/generic/_iceberg/data/metadata/00002-x.metadata.json", 10, '"e1"'),
+        ("p/generic/_iceberg/data/data/mine.parquet", 20, '"e2"'),
+        ("p/generic/_iceberg/data/data/theirs.parquet", 30, '"e3"'),
+    ]
+    got = tables.written_objects([], after, ours=["p/generic/_iceberg/data/data/mine.parquet"])
+    assert [o["key"] for o in got] == [after[1][0], after[0][0]]

@@ -320,7 +320,7 @@ def written_objects(
     what this version's commits wrote, and what the commits of a run that died before publishing
     wrote (part of the tables' history now; see :func:`leftovers`).
 
-    :param ours: when given, the data files (keys with a ``/data/`` segment) this run wrote or took
+    :param ours: when given, the data files (:func:`is_data_file`) this run wrote or took
         over (a dead run's committed ones): any other data file is a concurrent run's, still writing
         the same inputs; it is not claimed (that run deletes it when it finds this version, or a later
         run's clean-up does).
@@ -330,8 +330,16 @@ def written_objects(
     return [
         {"key": key, "bytes": int(size), "etag": etag.strip('"')}
         for key, size, etag in sorted(after)
-        if key not in seen and (mine is None or "/data/" not in key or key in mine)
+        if key not in seen and (mine is None or not is_data_file(key) or key in mine)
     ]
+
+
+def is_data_file(key: str) -> bool:
+    """Whether ``key`` is a table's data file (``.../_iceberg/<table>/data/...``) rather than its
+    metadata (``.../_iceberg/<table>/metadata/...``); a table may itself be named ``data``."""
+    _, found, rest = key.partition("/_iceberg/")
+    parts = rest.split("/")
+    return bool(found) and len(parts) > 2 and parts[1] == "data"
 
 
 def leftovers(
