@@ -59,7 +59,14 @@ def cut(**kwargs: Any) -> Any:
     from trilha.operators.split import DatasetSplitOperator
 
     return DatasetSplitOperator(
-        task_id="split", project="inmet", dataset="generic", table="data", key_columns=["station"], **kwargs
+        task_id="split",
+        project="inmet",
+        dataset="generic",
+        table="data",
+        key_columns=["station"],
+        strategy="hash",  # the generic table has no time column (temporal, the default, needs one)
+        group_by="row",
+        **kwargs,
     )
 
 

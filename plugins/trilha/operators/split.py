@@ -395,7 +395,11 @@ class DatasetSplitOperator(TrilhaBaseOperator):
 
         def add(batch: pa.Table | pa.RecordBatch) -> None:
             if column not in batch.schema.names:
-                raise CutError(f"time_column: expected a column of the table, got {column!r}")
+                raise CutError(
+                    f"time_column: expected a column of the table, got {column!r} (columns: "
+                    f"{', '.join(batch.schema.names[:12])}); a table with no time column is cut with "
+                    "strategy 'hash'"
+                )
             try:
                 counts.update(day_counts(batch.column(column), column))
             except ValueError as err:
