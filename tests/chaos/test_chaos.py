@@ -170,7 +170,15 @@ def kwargs_for(step: str, s: Scope) -> dict[str, Any]:
         "cleanup": {"key_prefix": s.keys, "retention_days": 0, "dry_run": False},
         "staging": {"project": s.name},
         "curated": {"project": s.name, "dataset": "generic"},
-        "split": {"project": s.name, "dataset": "generic", "table": "data", "key_columns": ["id"]},
+        # The generic table has no time column: a hash cut by row (temporal is the default).
+        "split": {
+            "project": s.name,
+            "dataset": "generic",
+            "table": "data",
+            "key_columns": ["id"],
+            "strategy": "hash",
+            "group_by": "row",
+        },
     }[step]
 
 
