@@ -346,9 +346,10 @@ def live_paths(row: dict[str, Any], name: str) -> set[str]:
 def test_a_corrected_station_rewrites_only_its_files_and_matches_a_lake_built_at_once(stack: Any) -> None:
     """v0001: seven stations in shards of 3, 3 and 1 (one data file each per table). Then station
     A005's file is corrected (same name, other content) and a new station A008 arrives. The next run
-    recomputes only the shard that holds A005 and writes A008 beside it: each table replaces one
-    data file and keeps the other two. The four tables read back byte for byte as a lake that
-    staged all nine parts and curated them at once (the corrected part wins, hour by hour)."""
+    recomputes only the shard that holds A005 and writes A008 beside it: in each year partition
+    of each table one data file is replaced and the other two are kept. The five tables read back
+    byte for byte as a lake that staged all nine parts and curated them at once (the corrected part
+    wins, hour by hour)."""
     first = station_files()
     corrected = synth.one_file(4, YEAR, 99, hours=HOURS)
     new = synth.one_file(STATIONS, YEAR, 7, hours=HOURS)
@@ -363,11 +364,14 @@ def test_a_corrected_station_rewrites_only_its_files_and_matches_a_lake_built_at
     _, made = mapped_run(s, 3)
     assert [v["version"] for v in made["versions"]] == ["v0002"]
     v1, v2 = curated_rows(stack, s)
-    for name in ("hourly", "daily", "station_years"):
+    # Files of three shards per year and table: 2024's, and for `daily` also 2023's (the local
+    # 31 December that ends on 1 January UTC). One shard's file is replaced in each, two are kept.
+    years = {"hourly": [YEAR], "daily": [YEAR - 1, YEAR], "daily_utc": [YEAR], "station_years": [YEAR]}
+    for name, touched in years.items():
         t = v2["tables"][name]
-        assert (t["files_removed"], t["partitions_rewritten"]) == (1, [YEAR]), name
+        assert (t["files_removed"], t["partitions_rewritten"]) == (len(touched), [YEAR - 1, YEAR]), name
         kept = live_paths(v1, name) & live_paths(v2, name)
-        assert len(kept) == 2, name  # the shards of A001-A003 and A007 are not rewritten
+        assert len(kept) == 2 * len(touched), name  # the shards of A001-A003 and A007 are not rewritten
 
     scratch = new_scope("narrowscratch")
     load(stack, scratch, first)
@@ -375,7 +379,7 @@ def test_a_corrected_station_rewrites_only_its_files_and_matches_a_lake_built_at
     assert run(staging(scratch))["files"] == STATIONS + 2
     mapped_run(scratch, 3)
     (whole,) = curated_rows(stack, scratch)
-    for name in ("hourly", "daily", "station_years", "stations"):
+    for name in ("hourly", "daily", "daily_utc", "station_years", "stations"):
         assert digest(curated_table(v2, name)) == digest(curated_table(whole, name)), name
     hourly = curated_table(v2, "hourly")
     assert hourly.num_rows == v2["tables"]["hourly"]["rows"] == whole["tables"]["hourly"]["rows"]
