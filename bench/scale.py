@@ -287,7 +287,9 @@ def run(args: argparse.Namespace) -> int:
         for size in args.sizes:
             project = f"scale{size}x"
             folder = work / f"input-{size}x"
-            done = write(folder, args.stations, size, seed=args.seed, hours=args.hours, workers=2)
+            # A seed per size: the lake is content-addressed across projects, so the same station-
+            # year generated twice would be a duplicate the larger size never stages.
+            done = write(folder, args.stations, size, seed=args.seed + size, hours=args.hours, workers=2)
             bench.log(f"{project}: {done.files} files, {done.rows:,} rows, {done.bytes / 1e6:.0f} MB")
             load_s = bench.load(project, folder)
             shutil.rmtree(folder, ignore_errors=True)
