@@ -42,14 +42,25 @@ def sample(name: str) -> bytes:
     return (SAMPLES / name).read_bytes()
 
 
-def bad_ranges() -> bytes:
-    """The 2019 sample with three rows outside the contract: lines 10 and 11 at 75,3 degC (one
-    reason, twice), line 12 at 150 % humidity."""
+def unreadable_rows() -> bytes:
+    """The 2019 sample with three rows staging cannot place in time, so it quarantines them (an
+    implausible value only flags its field since issue 16): lines 10 and 11 at hour "2500 UTC" (one
+    reason, twice), line 12 on day "2019/13/45"."""
     lines = sample(NAME_2019).split(b"\n")
-    for index, column, value in ((9, 7, b"75,3"), (10, 7, b"75,3"), (11, 15, b"150")):
+    for index, column, value in ((9, 1, b"2500 UTC"), (10, 1, b"2500 UTC"), (11, 0, b"2019/13/45")):
         fields = lines[index].split(b";")
         fields[column] = value
         lines[index] = b";".join(fields)
+    return b"\n".join(lines)
+
+
+def tagged(data: bytes, tag: str) -> bytes:
+    """A sample file whose station name line (INMET ``ESTACAO:;``, BDMEP ``Nome:``) ends with ``tag``."""
+    lines = data.split(b"\n")
+    index = next(i for i, line in enumerate(lines[:12]) if line.startswith((b"ESTA", b"Nome:")))
+    lines[index] = (
+        lines[index].rstrip(b"\r") + b" " + tag.encode() + (b"\r" if lines[index].endswith(b"\r") else b"")
+    )
     return b"\n".join(lines)
 
 

@@ -32,7 +32,15 @@ from tests.integration.ingest_support import (
     read,
     sha,
 )
-from tests.integration.process_support import NAME_2003, bad_ranges, curated, sample, split, staging
+from tests.integration.process_support import (
+    NAME_2003,
+    curated,
+    sample,
+    split,
+    staging,
+    tagged,
+    unreadable_rows,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -89,7 +97,8 @@ def client(stack: Any, token: str) -> Iterator[Any]:
 def lake(stack: Any) -> dict[str, Any]:
     """Two files through every layer, each operator run under its DAG's id."""
     s = new_scope("ui")
-    files = {SCRIPT_NAME: sample(NAME_2003), BAD_NAME: bad_ranges()}
+    # Tagged: the session's stack has seen the sample (other tests), and the lake dedups by content.
+    files = {SCRIPT_NAME: tagged(sample(NAME_2003), s.name), BAD_NAME: unreadable_rows()}
     for rel, data in files.items():
         put(stack, s.key(rel), data)
     runs = {}
@@ -260,8 +269,8 @@ def test_a_staged_file_shows_rows_and_its_quarantine_reasons_counted(
     assert q["rows"] == 3
     counts = [n for _reason, n in q["reasons"]]
     assert counts == [2, 1]
-    assert "air_temp_c" in q["reasons"][0][0]
-    assert "rel_humidity_pct" in q["reasons"][1][0]
+    assert "2500 UTC" in q["reasons"][0][0]
+    assert "2019/13/45" in q["reasons"][1][0]
     assert [r["_line_number"] for r in q["first"]] == [10, 11, 12]
 
 

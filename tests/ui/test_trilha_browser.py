@@ -29,7 +29,7 @@ import psycopg2
 import pytest
 
 from tests.helpers import environ, run_operator
-from tests.integration.process_support import SAMPLES, bad_ranges
+from tests.integration.process_support import SAMPLES, unreadable_rows
 from tests.ui.support import REPO, RunningUI, Shots, log_in, running_ui
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -58,7 +58,7 @@ def fill_lake(st: Any, project: str, prefix: str) -> dict[str, str]:
     from trilha.operators.staging import StagingOperator
 
     s3 = st.s3_client()
-    s3.put_object(Bucket="recepcao-raw", Key=f"{prefix}/{SCRIPT_NAME}", Body=bad_ranges())
+    s3.put_object(Bucket="recepcao-raw", Key=f"{prefix}/{SCRIPT_NAME}", Body=unreadable_rows())
     s3.put_object(Bucket="recepcao-raw", Key=f"{prefix}/plain.csv", Body=SAMPLE.read_bytes())
     ops = {
         "raw_ingest": RawIngestOperator(task_id="register", key_prefix=f"{prefix}/"),
@@ -133,7 +133,7 @@ def test_the_trilha_page_shows_the_lake_traces_a_file_and_takes_an_upload(
             link = timeline.get_by_role("link", name=f"staging / {runs['staging']}")
             expect(link).to_have_attribute("href", f"/dags/staging/runs/{runs['staging']}")
             reasons = page.locator(".quarantine .reasons tr")
-            expect(reasons).to_have_count(3)  # header, the 75.3 degC reason (2 rows), the 150 % one (1)
+            expect(reasons).to_have_count(3)  # header, the "2500 UTC" reason (2 rows), the bad day (1)
             expect(reasons.nth(1).locator("td").nth(1)).to_have_text("2")
             expect(page.locator(".quarantine .first-rows tr")).to_have_count(4)
             assert page.locator("script", has_text="alert(1)").count() == 0
