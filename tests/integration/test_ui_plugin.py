@@ -115,10 +115,31 @@ def lake(stack: Any) -> dict[str, Any]:
 
 
 def project_row(client: Any, s: Scope) -> dict[str, Any]:
-    resp = client.get("/trilha/api/overview")
+    # By name: the session's stack holds every test's projects, more than one page of them.
+    resp = client.get("/trilha/api/overview", params={"project": s.name})
     assert resp.status_code == 200, resp.text
-    (row,) = [p for p in resp.json()["projects"] if p["project"] == s.name]
+    (row,) = resp.json()["projects"]
+    assert row["project"] == s.name
     return dict(row)
+
+
+def test_the_overview_pages_projects_by_name(
+    stack: Any, client: Any, lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of projects in name order (a page of one here): each page says whether more follow, the
+    next starts where it ended, and together they list every registered project once."""
+    import trilha.ui.app as app
+
+    monkeypatch.setattr(app, "PROJECTS_PAGE", 1)
+    registered = sorted(r["name"] for r in query(stack, "SELECT name FROM projects_registry", ()))
+    seen: list[str] = []
+    for offset in range(len(registered)):
+        page = client.get("/trilha/api/overview", params={"projects_offset": offset}).json()
+        assert (len(page["projects"]), page["more_projects"]) == (1, offset < len(registered) - 1)
+        seen.append(page["projects"][0]["project"])
+    assert seen == registered
+    assert client.get("/trilha/api/overview", params={"project": "no such project"}).json()["projects"] == []
+    assert client.get("/trilha/api/overview", params={"project": "a\nb"}).status_code == 422
 
 
 def sha_of(lake: dict[str, Any], name: str) -> str:

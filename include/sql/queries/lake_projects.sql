@@ -59,5 +59,6 @@ LEFT JOIN sto ON sto.project_id = p.id
 LEFT JOIN stg ON stg.project_id = p.id
 LEFT JOIN cur ON cur.project_id = p.id
 LEFT JOIN dst ON dst.project_id = p.id
+WHERE (%(name)s::text IS NULL OR p.name = %(name)s)
 ORDER BY p.name
 LIMIT %(limit)s OFFSET %(offset)s

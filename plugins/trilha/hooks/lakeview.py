@@ -54,12 +54,16 @@ class LakeViewHook(AuditHook):
 
     hook_name = "Trilha lake view (PostgreSQL)"
 
-    def projects(self, reception_bucket: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-        """Each project with files and bytes per layer, rows quarantined and newest versions.
+    def projects(
+        self, reception_bucket: str, limit: int = 100, offset: int = 0, name: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Each project with files and bytes per layer, rows quarantined and newest versions, by name,
+        one page at a time.
 
         :param reception_bucket: the reception bucket (its live objects are counted per project prefix).
+        :param name: only the project of this name.
         """
-        params = {"reception_bucket": reception_bucket, "limit": limit, "offset": offset}
+        params = {"reception_bucket": reception_bucket, "limit": limit, "offset": offset, "name": name}
         return self.query("lake_projects", params)
 
     def last_runs(self) -> list[dict[str, Any]]:

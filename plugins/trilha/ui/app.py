@@ -139,15 +139,26 @@ def check_sha256(sha256: str) -> str:
 # reads (each opens one audit connection, runs its few indexed statements and closes it)
 
 
-def overview() -> dict[str, Any]:
+#: Projects per page of the overview (by name).
+PROJECTS_PAGE = 100
+
+
+def overview(project: str | None = None, offset: int = 0) -> dict[str, Any]:
+    """The projects (a page of them by name, or the one named), the last runs and the drift."""
     hook = LakeViewHook()
     try:
-        projects = hook.projects(buckets()["bucket_reception"])
+        projects = hook.projects(buckets()["bucket_reception"], PROJECTS_PAGE + 1, offset, project or None)
         runs = run_summaries(hook.last_runs())
         drift = hook.latest_reconcile_reports(None)
     finally:
         hook.close()
-    return {"projects": projects, "runs": [vars(r) for r in runs], "drift": drift}
+    return {
+        "projects": projects[:PROJECTS_PAGE],
+        "projects_offset": offset,
+        "more_projects": len(projects) > PROJECTS_PAGE,
+        "runs": [vars(r) for r in runs],
+        "drift": drift,
+    }
 
 
 def search(q: str, offset: int) -> dict[str, Any]:
@@ -265,8 +276,11 @@ def create_app() -> FastAPI:
         return HTMLResponse(html)
 
     @app.get("/api/overview")
-    def api_overview(user: User) -> Any:
-        return jsonable(overview())
+    def api_overview(user: User, project: str = "", projects_offset: Annotated[int, Query(ge=0)] = 0) -> Any:
+        """The overview; ``project``: that project only; ``projects_offset``: the next page of them."""
+        if len(project) > 200 or any(ord(ch) < 32 for ch in project):
+            raise HTTPException(422, detail=f"project: expected a project name, got {project[:80]!r}")
+        return jsonable(overview(project.strip() or None, projects_offset))
 
     @app.get("/api/search")
     def api_search(user: User, q: str, offset: Annotated[int, Query(ge=0)] = 0) -> Any:
