@@ -461,14 +461,18 @@ class Narrowed:
     barriers: tuple[str, ...] = ()
 
 
-def _touched_stations(
-    year: int, plan: Plan, inputs: Sequence[Mapping[str, Any]], published: Sequence[Mapping[str, Any]]
-) -> set[str] | None:
-    """The stations of the parts added or removed in ``year``; ``None`` when one's are unknown."""
+def _changed_parts(
+    plan: Plan, inputs: Sequence[Mapping[str, Any]], published: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
+    """The parts the run adds (from ``inputs``) or removes (from ``published``)."""
     current = {input_id(i): i for i in inputs}
     before = {input_id(i): i for i in published}
+    return [current[k] for k in plan.added] + [before[k] for k in plan.removed]
+
+
+def _touched_stations(year: int, changed: Sequence[Mapping[str, Any]]) -> set[str] | None:
+    """The stations of the ``changed`` parts with rows in ``year``; ``None`` when one's are unknown."""
     touched: set[str] = set()
-    changed = [current[k] for k in plan.added] + [before[k] for k in plan.removed]
     for inp in changed:
         if year not in {int(y) for y in inp.get("years", ())}:
             continue
@@ -502,8 +506,9 @@ def narrow(
         return {}
     out: dict[int, Narrowed] = {}
     unpublished = set(plan.unpublished)
+    changed = _changed_parts(plan, inputs, published)
     for year in plan.touched:
-        touched = None if year in unpublished else _touched_stations(year, plan, inputs, published)
+        touched = None if year in unpublished else _touched_stations(year, changed)
         contributors = plan.contributors.get(year, ())
         in_year = [f for f in files if f.year == year]
         if touched is None or any(not inputs[i].get("stations") for i in contributors):
