@@ -27,6 +27,7 @@ from tests.integration.process_support import (
     curated,
     curated_rows,
     curated_table,
+    data_files,
     load,
     staged_rows,
     staging,
@@ -328,19 +329,8 @@ def test_a_commit_after_an_outside_writer_builds_on_the_new_state(stack: Any) ->
         hook.close()
 
 
-def live_paths(row: dict[str, Any], name: str) -> set[str]:
-    """The data files of table ``name`` at its version's snapshot."""
-    from trilha.hooks.iceberg import IcebergHook
-
-    hook = IcebergHook()
-    try:
-        table = hook.load(tuple(row["tables"][name]["identifier"].split(".", 1)))  # type: ignore[arg-type]
-        return {
-            str(t.file.file_path)
-            for t in table.scan(snapshot_id=row["tables"][name]["snapshot_id"]).plan_files()
-        }
-    finally:
-        hook.close()
+def paths(row: dict[str, Any], name: str) -> set[str]:
+    return {f["path"] for f in data_files(row, name)}
 
 
 def test_a_corrected_station_rewrites_only_its_files_and_matches_a_lake_built_at_once(stack: Any) -> None:
@@ -370,7 +360,7 @@ def test_a_corrected_station_rewrites_only_its_files_and_matches_a_lake_built_at
     for name, touched in years.items():
         t = v2["tables"][name]
         assert (t["files_removed"], t["partitions_rewritten"]) == (len(touched), [YEAR - 1, YEAR]), name
-        kept = live_paths(v1, name) & live_paths(v2, name)
+        kept = paths(v1, name) & paths(v2, name)
         assert len(kept) == 2 * len(touched), name  # the shards of A001-A003 and A007 are not rewritten
 
     scratch = new_scope("narrowscratch")
